@@ -1,0 +1,1 @@
+"""Talk to a running guest: its serial console (pexpect) and QMP."""

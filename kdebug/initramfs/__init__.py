@@ -1,0 +1,1 @@
+"""Build initramfs archives and root images from recipes in ``launch/initramfs``."""

@@ -1,0 +1,66 @@
+"""Resolve kernel module names to ``.ko`` files in load order (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def modname(s: str) -> str:
+    """The kernel treats '-' and '_' in module names alike."""
+    base = s.rsplit("/", 1)[-1]
+    for ext in (".ko.xz", ".ko.zst", ".ko.gz", ".ko"):
+        if base.endswith(ext):
+            base = base[: -len(ext)]
+            break
+    return base.replace("-", "_")
+
+
+def parse_modules_dep(text: str) -> dict[str, tuple[str, list[str]]]:
+    """``modules.dep``: name -> (relative path, relative paths of its deps)."""
+    table: dict[str, tuple[str, list[str]]] = {}
+    for line in text.splitlines():
+        if ":" not in line:
+            continue
+        path, deps = line.split(":", 1)
+        table[modname(path)] = (path.strip(), deps.split())
+    return table
+
+
+def parse_builtin(text: str) -> set[str]:
+    return {modname(line.strip()) for line in text.splitlines() if line.strip()}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    ordered: list[str]  # relative .ko paths, dependencies first
+    builtin: list[str]
+    missing: list[str]
+
+
+def resolve(names: list[str], dep: dict[str, tuple[str, list[str]]], builtin: set[str]) -> Resolution:
+    by_path = {p: n for n, (p, _) in dep.items()}
+    ordered: list[str] = []
+    seen: set[str] = set()
+    missing: list[str] = []
+    built: list[str] = []
+
+    def visit(path: str) -> None:
+        if path in seen:
+            return
+        seen.add(path)
+        name = by_path.get(path)
+        deps = dep[name][1] if name else []
+        # modules.dep lists dependencies so that the last must load first
+        for d in reversed(deps):
+            visit(d)
+        ordered.append(path)
+
+    for n in names:
+        key = modname(n)
+        if key in dep:
+            visit(dep[key][0])
+        elif key in builtin:
+            built.append(key)
+        else:
+            missing.append(n)
+    return Resolution(ordered, built, missing)

@@ -1,0 +1,1 @@
+"""Boot a kernel under QEMU: plan -> kernel cmdline -> QEMU argv (pure) -> guest."""

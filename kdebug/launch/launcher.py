@@ -1,0 +1,118 @@
+"""From user options to a plan and a running guest: the foundation every
+command (run, boot, attach, capture) boots through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdebug.errors import UsageError
+from kdebug.initramfs.build import Initramfs, build_initramfs
+from kdebug.initramfs.recipe import load_recipe
+from kdebug.kernel import Kernel, find_kernel
+from kdebug.launch.accel import AccelChoice, choose_accel
+from kdebug.launch.cmdline import CRASHKERNEL_DEFAULT, build_cmdline, check_crashkernel
+from kdebug.launch.plan import Drive, LaunchPlan, SerialPort
+from kdebug.launch.profile import load_profile, parse_size_mb
+from kdebug.launch.qemu import check_port, free_port
+from kdebug.session import Session
+
+
+@dataclass
+class LaunchOptions:
+    kernel: Path | None = None
+    vmlinux: Path | None = None
+    tree: Path | None = None
+    initrd: Path | None = None  # a ready-made initramfs instead of a recipe
+    recipe: str = "busybox"
+    profile: str = "default"
+    memory: str | None = None
+    cpus: int | None = None
+    accel: str = "auto"
+    crashkernel: str | None = None  # "auto" -> the default size
+    nokaslr: bool = False
+    freeze: bool = False
+    gdb_port: int | None = None  # None: a free port; 0: no gdbstub
+    append: list[str] = field(default_factory=list)
+    rootfs: Path | None = None  # ext4 image for root=/dev/vda
+    drives: list[Path] = field(default_factory=list)
+    serial_ports: list[SerialPort] = field(default_factory=list)
+    pvpanic: bool = False
+    interactive: bool = False
+    extra_files: dict[str, Path] = field(default_factory=dict)
+    extra_modules: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Prepared:
+    kernel: Kernel
+    initramfs: Initramfs | None
+    accel: AccelChoice
+    plan: LaunchPlan
+
+
+def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find_kernel) -> Prepared:
+    """Resolve kernel, initramfs, accelerator and ports into a plan."""
+    kernel = resolve_kernel(opts.kernel, opts.vmlinux, opts.tree)
+    profile = load_profile(opts.profile)
+    memory = parse_size_mb(opts.memory, "memory") if opts.memory else profile.memory_mb
+    if memory < 128:
+        raise UsageError(f"--memory {opts.memory} is too small to boot a kernel (use 256M or more)")
+    cpus = opts.cpus or profile.cpus
+    if cpus < 1 or cpus > 64:
+        raise UsageError(f"--cpus {cpus} is out of range (1-64)")
+    crash = None
+    if opts.crashkernel:
+        crash = CRASHKERNEL_DEFAULT if opts.crashkernel == "auto" else opts.crashkernel
+        check_crashkernel(crash, memory)
+    initramfs = None
+    initrd = opts.initrd
+    if initrd is not None:
+        if not initrd.is_file():
+            raise UsageError(f"initrd {initrd} does not exist")
+    elif opts.recipe:
+        initramfs = build_initramfs(load_recipe(opts.recipe), kernel,
+                                    extra_files=opts.extra_files, extra_modules=opts.extra_modules)
+        initrd = initramfs.path
+    drives = [Drive(p, f"disk{i}") for i, p in enumerate(opts.drives)]
+    root = None
+    if opts.rootfs is not None:
+        if not opts.rootfs.is_file():
+            raise UsageError(f"root image {opts.rootfs} does not exist")
+        drives.insert(0, Drive(opts.rootfs, "root"))
+        root = "/dev/vda"
+    for d in drives:
+        if not d.path.is_file():
+            raise UsageError(f"disk image {d.path} does not exist")
+    cmdline = build_cmdline(profile.cmdline, crashkernel=crash, nokaslr=opts.nokaslr, root=root,
+                            extra=opts.append)
+    accel = choose_accel(opts.accel)
+    if opts.gdb_port is None:
+        port = free_port()
+    elif opts.gdb_port == 0:
+        port = None
+    else:
+        check_port(opts.gdb_port)
+        port = opts.gdb_port
+    plan = LaunchPlan(
+        name=f"kdebug-{session.name}" if session else "kdebug",
+        image=kernel.image,
+        initrd=initrd,
+        cmdline=cmdline,
+        memory_mb=memory,
+        cpus=cpus,
+        machine=profile.machine,
+        accel=accel.name,
+        gdb_port=port,
+        qmp_socket=session.qmp_socket if session else Path("QMP.sock"),
+        console_log=session.console_log if session else Path("console.log"),
+        interactive=opts.interactive,
+        freeze=opts.freeze,
+        drives=tuple(drives),
+        serial_ports=tuple(opts.serial_ports),
+        pvpanic=opts.pvpanic,
+    )
+    if session is not None:
+        session.kernel = kernel.to_dict()
+        session.initrd = str(initrd) if initrd else None
+    return Prepared(kernel, initramfs, accel, plan)

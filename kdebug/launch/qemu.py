@@ -1,0 +1,261 @@
+"""Run QEMU from a plan and drive the guest's serial console (pexpect).
+
+The one place that owns a QEMU process. It dies with us: the child gets
+PR_SET_PDEATHSIG(SIGKILL), and :meth:`Guest.close` (called on every exit
+path, Ctrl-C included) terminates it and waits.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import os
+import re
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pexpect
+
+from kdebug.errors import BootError, GuestError, LaunchError, ToolMissing, UsageError
+from kdebug.launch.argv import build_argv
+from kdebug.launch.diagnose import diagnose
+from kdebug.launch.plan import LaunchPlan
+from kdebug.session import Session
+
+#: Printed by kdebug's busybox init once the shell is about to start.
+READY = re.compile(r"kdebug-init: ready role=(\w+)")
+PANIC = re.compile(r"Kernel panic - not syncing:|\brebooting\b|Attempted to kill init")
+QEMU_ERROR = re.compile(r"qemu-system-\w+: (.*)")
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except Exception:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise UsageError(f"port {port} is out of range")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise UsageError(f"port {port} on 127.0.0.1 is busy", hint="pick another --gdb-port or omit it") from None
+
+
+class _Tee(io.StringIO):
+    """Keeps everything pexpect read, for diagnosis and for callers."""
+
+
+@dataclass
+class CommandResult:
+    command: str
+    output: str
+    status: int
+    seconds: float
+
+
+class Guest:
+    """A QEMU process with its console, owned by this Python process."""
+
+    def __init__(self, plan: LaunchPlan, session: Session, child: pexpect.spawn, argv: list[str]):
+        self.plan = plan
+        self.session = session
+        self.child = child
+        self.argv = argv
+        self.started = time.monotonic()
+        self.boot_seconds: float | None = None
+        self.role: str | None = None
+        self._shell_ready = False
+        self._seq = 0
+
+    # --- life cycle -----------------------------------------------------------
+
+    @classmethod
+    def start(cls, plan: LaunchPlan, session: Session) -> Guest:
+        argv = build_argv(plan)
+        if not _which(plan.qemu):
+            raise ToolMissing(f"{plan.qemu} not found", hint="apt-get install qemu-system-x86 (scripts/setup.sh)")
+        try:
+            child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", codec_errors="replace",
+                                  timeout=30, echo=False, preexec_fn=_die_with_parent,
+                                  dimensions=(50, 1000))
+        except pexpect.ExceptionPexpect as e:
+            raise LaunchError(f"cannot start {plan.qemu}: {e}") from None
+        child.logfile_read = _Tee()
+        session.qemu_pid = child.pid
+        session.argv = argv
+        session.cmdline = plan.cmdline
+        session.gdb_port = plan.gdb_port
+        session.accel = plan.accel
+        session.save()
+        return cls(plan, session, child, argv)
+
+    @property
+    def transcript(self) -> str:
+        return self.child.logfile_read.getvalue()
+
+    def alive(self) -> bool:
+        return self.child.isalive()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop QEMU (terminate, then kill) and reap it. Safe to call twice."""
+        c = self.child
+        if c.isalive():
+            try:
+                c.kill(signal.SIGTERM)
+            except OSError:
+                pass
+            deadline = time.monotonic() + timeout
+            while c.isalive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if c.isalive():
+                c.kill(signal.SIGKILL)
+        try:
+            c.close(force=True)
+        except Exception:
+            pass
+
+    def __enter__(self) -> Guest:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- boot -------------------------------------------------------------------
+
+    def wait_for(self, pattern: re.Pattern | str, timeout: float) -> re.Match:
+        """Wait for ``pattern`` on the console; diagnose a panic, exit or timeout."""
+        pat = re.compile(pattern) if isinstance(pattern, str) else pattern
+        try:
+            i = self.child.expect([pat, PANIC, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+        except OSError as e:
+            raise GuestError(f"console read failed: {e}") from None
+        if i == 0:
+            return self.child.match
+        if i == 1:
+            # Let the panic finish printing (QEMU exits on the reboot that follows).
+            try:
+                self.child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=3)
+            except OSError:
+                pass
+        self._fail(timed_out=(i == 3), exited=(i == 2), timeout=timeout)
+        raise AssertionError("unreachable")
+
+    def _fail(self, *, timed_out: bool, exited: bool, timeout: float) -> None:
+        text = self.transcript
+        qemu_msgs = "\n".join(QEMU_ERROR.findall(text))
+        diags = diagnose(text, qemu_stderr=qemu_msgs, timed_out=timed_out,
+                         expect_crashkernel="crashkernel=" in self.plan.cmdline)
+        if exited and qemu_msgs and not diags:
+            raise LaunchError(f"QEMU failed: {qemu_msgs.splitlines()[0]}")
+        if timed_out:
+            msg = f"guest not ready after {timeout:g} s"
+        elif exited:
+            msg = "QEMU exited before the guest was ready"
+        else:
+            msg = "the guest panicked during boot"
+        if diags:
+            msg += ": " + diags[0].cause
+        raise BootError(msg, hint=diags[0].fix if diags else None, diagnoses=diags,
+                        log_path=self.session.console_log)
+
+    def wait_ready(self, timeout: float = 60.0) -> str:
+        """Wait for kdebug's init to be up; return its role (main or capture)."""
+        m = self.wait_for(READY, timeout)
+        self.boot_seconds = time.monotonic() - self.started
+        self.role = m.group(1)
+        return self.role
+
+    # --- shell ------------------------------------------------------------------
+
+    def _setup_shell(self, timeout: float) -> None:
+        # No echo, no prompt, no line editing surprises; kernel messages below
+        # emergency level stay in the log buffer, out of command output.
+        self._raw_run("stty -echo cols 1000 2>/dev/null; export TERM=dumb PS1='' PS2=''; "
+                      "dmesg -n 1 2>/dev/null; true", timeout)
+        self._shell_ready = True
+
+    def _raw_run(self, command: str, timeout: float) -> CommandResult:
+        self._seq += 1
+        tag = f"{os.getpid()}x{self._seq}"
+        begin = f"__KD_B_{tag}__"
+        end = re.compile(rf"__KD_E_{tag}_(\d+)__")
+        t0 = time.monotonic()
+        self.child.sendline(f"echo {begin}; {{ {command}\n}} </dev/null; echo __KD_E_{tag}_$?__")
+        try:
+            # The begin marker as printed (not as echoed back, which follows "echo ").
+            self.child.expect(re.compile(rf"(?:^|[\r\n]){begin}\r*\n"), timeout=timeout)
+            i = self.child.expect([end, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+        except pexpect.TIMEOUT:
+            raise GuestError(f"guest shell did not answer within {timeout:g} s") from None
+        except pexpect.EOF:
+            raise GuestError("QEMU exited while a command was running",
+                             hint=f"see {self.session.console_log}") from None
+        if i == 1:
+            raise GuestError(f"QEMU exited while running {command!r}",
+                             hint=f"see {self.session.console_log}")
+        if i == 2:
+            raise GuestError(f"command {command!r} did not finish within {timeout:g} s")
+        out = self.child.before.replace("\r\n", "\n").replace("\r", "")
+        return CommandResult(command, out, int(self.child.match.group(1)), time.monotonic() - t0)
+
+    def run(self, command: str, timeout: float = 30.0) -> CommandResult:
+        """Run a shell command in the guest; return its output and exit status."""
+        if not self.alive():
+            raise GuestError("the guest is not running")
+        if not self._shell_ready:
+            self._setup_shell(timeout)
+        return self._raw_run(command, timeout)
+
+    def poweroff(self, timeout: float = 10.0) -> None:
+        if self.alive():
+            try:
+                self.child.sendline("poweroff -f")
+                self.child.expect(pexpect.EOF, timeout=timeout)
+            except (pexpect.TIMEOUT, OSError):
+                pass
+        self.close()
+
+
+def _which(cmd: str) -> bool:
+    import shutil
+
+    return shutil.which(cmd) is not None
+
+
+def boot(plan: LaunchPlan, session: Session, *, ready: re.Pattern | str | None = READY,
+         timeout: float = 60.0) -> Guest:
+    """Start QEMU and wait until the guest is ready (or diagnose why not)."""
+    guest = Guest.start(plan, session)
+    try:
+        if ready is not None:
+            if ready is READY:
+                guest.wait_ready(timeout)
+            else:
+                guest.wait_for(ready, timeout)
+                guest.boot_seconds = time.monotonic() - guest.started
+    except BaseException:
+        guest.close()
+        raise
+    return guest
+
+
+
+__all__ = ["READY", "CommandResult", "Guest", "boot", "check_port", "free_port"]
+
+

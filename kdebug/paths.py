@@ -1,0 +1,28 @@
+"""Where kdebug keeps caches and per-guest session directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def cache_dir(*parts: str) -> Path:
+    base = Path(os.environ.get("KDEBUG_CACHE") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kdebug")
+    d = base.joinpath(*parts)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def runtime_dir() -> Path:
+    """Private (0700) directory for sessions: sockets and logs of running guests."""
+    base = os.environ.get("KDEBUG_RUNTIME_DIR")
+    if base:
+        d = Path(base)
+    elif os.environ.get("XDG_RUNTIME_DIR"):
+        d = Path(os.environ["XDG_RUNTIME_DIR"]) / "kdebug"
+    else:
+        d = Path(f"/tmp/kdebug-{os.getuid()}")
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    return d
