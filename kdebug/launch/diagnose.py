@@ -87,7 +87,7 @@ def _unpack(m: re.Match) -> Diagnosis:
 
 def _root_open(m: re.Match) -> Diagnosis:
     dev = m.group(1)
-    if not dev:
+    if dev in ("", "(null)"):
         return Diagnosis(
             "no-init",
             "the kernel found no /init in the initramfs (or got no initramfs) and no root= "

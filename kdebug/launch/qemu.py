@@ -27,7 +27,8 @@ from kdebug.session import Session
 
 #: Printed by kdebug's busybox init once the shell is about to start.
 READY = re.compile(r"kdebug-init: ready role=(\w+)")
-PANIC = re.compile(r"Kernel panic - not syncing:|\brebooting\b|Attempted to kill init")
+#: Boot failures worth stopping for at once instead of waiting for the timeout.
+PANIC = re.compile(r"Kernel panic - not syncing:|Attempted to kill init|Failed to execute \S+ \(error")
 QEMU_ERROR = re.compile(r"qemu-system-\w+: (.*)")
 
 PR_SET_PDEATHSIG = 1

@@ -1,0 +1,125 @@
+"""`kdebug doctor`: what this host and kernel can do, as records then text."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from kdebug.errors import KdebugError
+from kdebug.kconfig import check_features, load_features
+from kdebug.kernel import Kernel, image_build_id, vmlinux_build_id
+from kdebug.launch.accel import AccelChoice, choose_accel
+
+#: (tool, package, version argument, what it is for)
+TOOLS = [
+    ("qemu-system-x86_64", "qemu-system-x86", "--version", "boots every guest"),
+    ("gdb", "gdb", "--version", "kdebug attach"),
+    ("crash", "crash", "--version", "postmortem (second engine)"),
+    ("kexec", "kexec-tools", "--version", "capture kernel inside the guest"),
+    ("makedumpfile", "makedumpfile", "-v", "filtered vmcores"),
+    ("busybox", "busybox-static", "--help", "the guest's shell"),
+    ("mke2fs", "e2fsprogs", "-V", "ext4 root images"),
+    ("debugfs", "e2fsprogs", "-V", "read vmcores out of disk images"),
+    ("gcc", "gcc", "--version", "the hello init, trigger modules"),
+]
+
+
+@dataclass(frozen=True)
+class ToolRow:
+    tool: str
+    package: str
+    path: str | None
+    version: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    feature: str
+    ok: bool
+    missing: str
+    cost: str
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    tools: list[ToolRow]
+    accel: AccelChoice
+    kernel: Kernel | None
+    kernel_error: str | None
+    image_build_id: str | None
+    vmlinux_build_id: str | None
+    features: list[FeatureRow]
+
+    @property
+    def ok(self) -> bool:
+        return all(t.path for t in self.tools) and self.kernel is not None
+
+
+def _version(path: str, arg: str) -> str:
+    try:
+        r = subprocess.run([path, arg], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    for line in (r.stdout + r.stderr).splitlines():
+        if line.strip():
+            return line.strip()[:70]
+    return "?"
+
+
+def collect_doctor(find_kernel) -> DoctorReport:
+    tools = []
+    for tool, pkg, arg, purpose in TOOLS:
+        path = shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin")
+        tools.append(ToolRow(tool, pkg, path, _version(path, arg) if path else "missing", purpose))
+    accel = choose_accel("auto")
+    kernel = err = None
+    iid = vid = None
+    feats: list[FeatureRow] = []
+    try:
+        kernel = find_kernel()
+    except KdebugError as e:
+        err = str(e)
+    if kernel is not None:
+        iid = image_build_id(kernel.image)
+        vid = vmlinux_build_id(kernel.vmlinux) if kernel.vmlinux else None
+        for chk in check_features(kernel.config, load_features()):
+            feats.append(FeatureRow(
+                chk.feature.name, chk.ok,
+                ", ".join("CONFIG_" + r.option for r in chk.missing),
+                "; ".join(r.why for r in chk.missing)))
+    return DoctorReport(tools, accel, kernel, err, iid, vid, feats)
+
+
+def format_doctor(r: DoctorReport) -> str:
+    from tabulate import tabulate
+
+    out = ["Host tools"]
+    out.append(tabulate([(t.tool, "ok" if t.path else f"MISSING (apt-get install {t.package})",
+                          t.version if t.path else "", t.purpose) for t in r.tools],
+                        headers=["tool", "status", "version", "for"]))
+    out += ["", f"Accelerator: {r.accel.name} ({r.accel.reason})", ""]
+    if r.kernel is None:
+        out.append(f"Kernel: NOT FOUND: {r.kernel_error}")
+        return "\n".join(out)
+    k = r.kernel
+    match = ("match" if r.image_build_id == r.vmlinux_build_id else "MISMATCH") \
+        if r.image_build_id and r.vmlinux_build_id else "unknown"
+    out.append("Kernel")
+    out.append(tabulate([
+        ("release", k.release),
+        ("source", k.source),
+        ("image", f"{k.image}  build-id {r.image_build_id or '?'}"),
+        ("vmlinux", f"{k.vmlinux or 'none'}  build-id {r.vmlinux_build_id or '?'}"),
+        ("pairing", match),
+        ("config", k.config.source or "not found"),
+        ("modules", str(k.modules_dir or "none")),
+        ("module debug info", str(k.module_debug_dir or "none")),
+    ], tablefmt="plain"))
+    out += ["", "Kernel features"]
+    out.append(tabulate([(f.feature, "yes" if f.ok else "no", f.missing or "-", f.cost or "-")
+                         for f in r.features], headers=["feature", "ready", "missing", "what it costs"]))
+    for n in k.notes:
+        out.append(f"note: {n}")
+    return "\n".join(out)

@@ -1,0 +1,54 @@
+"""Golden tests of the QEMU command line: any change to it shows up here."""
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from kdebug.launch.argv import build_argv
+from kdebug.launch.plan import Drive, LaunchPlan, SerialPort
+
+GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
+
+PLANS = {
+    "default": LaunchPlan(
+        name="kdebug-t", image=Path("/boot/vmlinuz"), initrd=Path("/c/initrd.img"),
+        cmdline="console=ttyS0,115200 panic=-1 crashkernel=128M", gdb_port=1234,
+        qmp_socket=Path("/run/s/qmp.sock"), console_log=Path("/run/s/console.log")),
+    "interactive-freeze-kvm": LaunchPlan(
+        name="kdebug-i", image=Path("/b/bzImage"), initrd=None, cmdline="console=ttyS0 nokaslr",
+        accel="kvm", cpus=4, memory_mb=2048, interactive=True, freeze=True, gdb_port=4321,
+        qmp_socket=Path("/run/s/qmp.sock"), console_log=Path("/run/s/console.log")),
+    "capture-devices": LaunchPlan(
+        name="kdebug-c", image=Path("/boot/vmlinuz"), initrd=Path("/c/i.img"), cmdline="console=ttyS0",
+        gdb_port=None, qmp_socket=Path("/run/s/qmp.sock"), console_log=None, pvpanic=True,
+        drives=(Drive(Path("/d/root.img"), "root"),),
+        serial_ports=(SerialPort("org.kdebug.dump", Path("/run/s/dump.bin")),
+                      SerialPort("org.kdebug.ctl", Path("/run/s/ctl.sock"), "socket"))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_argv_golden(name):
+    got = shlex.join(build_argv(PLANS[name])) + "\n"
+    path = GOLDEN / f"argv-{name}.txt"
+    if not path.exists():  # first run writes the golden file; review it in the diff
+        path.write_text(got)
+    assert got == path.read_text()
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_gdbstub_only_on_loopback(name):
+    argv = build_argv(PLANS[name])
+    assert "-s" not in argv
+    for i, a in enumerate(argv):
+        if a == "-gdb":
+            assert argv[i + 1].startswith("tcp:127.0.0.1:")
+        if a == "-qmp":
+            assert argv[i + 1].startswith("unix:")
+
+
+def test_always_no_reboot_and_vmcoreinfo():
+    argv = build_argv(PLANS["default"])
+    assert "-no-reboot" in argv
+    assert argv[argv.index("-device") + 1] == "vmcoreinfo"

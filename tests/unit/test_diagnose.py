@@ -1,0 +1,66 @@
+"""Diagnoses on console logs recorded from real boots of the Debian kernel
+(tests/fixtures/console/*.log, provoked with hand-made broken initramfs)."""
+
+from pathlib import Path
+
+import pytest
+
+from kdebug.launch.diagnose import diagnose
+
+LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "console"
+
+
+@pytest.mark.parametrize("log,code,words", [
+    ("noinit", "no-init", "no /init"),
+    ("exits", "init-exited", "exited with status 3"),
+    ("interp", "init-exec-failed", "interpreter"),
+    ("noexec", "init-exec-failed", "not executable"),
+    ("noshebang", "init-exec-failed", "#! line"),
+    ("misaligned", "initramfs-unpack", "4-byte boundary"),
+    ("truncated", "initramfs-unpack", "truncated"),
+])
+def test_recorded_failures(log, code, words):
+    d = diagnose((LOGS / f"{log}.log").read_text(errors="replace"))
+    assert d, "no diagnosis"
+    assert d[0].code == code
+    assert words in d[0].cause
+
+
+def test_signal_exit_code_decoded():
+    d = diagnose("Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b")
+    assert "killed by signal 11" in d[0].cause
+
+
+def test_elf_kernel_from_qemu_stderr():
+    d = diagnose("", qemu_stderr="linux kernel too old to load a ram disk")
+    assert d[0].code == "elf-kernel" and "bzImage" in d[0].fix
+
+
+def test_root_device_without_driver():
+    d = diagnose('VFS: Cannot open root device "vda" or unknown-block(0,0): error -6\n'
+                 "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)")
+    assert d[0].code == "root-device-missing" and "virtio_blk" in d[0].cause
+
+
+def test_crashkernel_missing_only_when_asked():
+    log = "[0.0] Linux version 6.1\n[0.1] Run /init as init process\n"
+    assert diagnose(log) == []
+    d = diagnose(log, expect_crashkernel=True)
+    assert d[0].code == "crashkernel-not-reserved"
+    ok = log + "Reserving 128MB of memory at 848MB for crashkernel (System RAM: 1023MB)\n"
+    assert diagnose(ok, expect_crashkernel=True) == []
+
+
+def test_hang_and_silence():
+    d = diagnose("line one\nline two\n", timed_out=True)
+    assert d[0].code == "hang" and "line two" in d[0].evidence
+    assert diagnose("", timed_out=True)[0].code == "no-output"
+
+
+def test_capture_kernel_oom():
+    d = diagnose("Kernel panic - not syncing: System is deadlocked on memory")
+    assert d[0].code == "out-of-memory" and "crashkernel" in d[0].fix
+
+
+def test_healthy_boot_has_no_diagnosis():
+    assert diagnose("[0.0] Linux version\nkdebug-init: ready role=main\n") == []

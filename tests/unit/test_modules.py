@@ -1,0 +1,32 @@
+from kdebug.initramfs.modules import modname, parse_builtin, parse_modules_dep, resolve
+
+DEP = """\
+kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/virtio/virtio_pci_modern_dev.ko:
+kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko
+kernel/drivers/misc/pvpanic/pvpanic-mmio.ko.xz: kernel/drivers/misc/pvpanic/pvpanic.ko.xz
+kernel/drivers/misc/pvpanic/pvpanic.ko.xz:
+"""
+
+
+def test_names_normalised():
+    assert modname("kernel/drivers/misc/pvpanic/pvpanic-mmio.ko.xz") == "pvpanic_mmio"
+
+
+def test_dependencies_load_first_once():
+    res = resolve(["virtio_pci", "virtio-console", "pvpanic-mmio"], parse_modules_dep(DEP), set())
+    o = [p.rsplit("/", 1)[-1] for p in res.ordered]
+    assert o.index("virtio_ring.ko") < o.index("virtio.ko") < o.index("virtio_pci.ko")
+    assert o.index("virtio_pci_legacy_dev.ko") < o.index("virtio_pci.ko")
+    assert o.index("pvpanic.ko.xz") < o.index("pvpanic-mmio.ko.xz")
+    assert len(o) == len(set(o)) == 8
+    assert res.missing == []
+
+
+def test_builtin_and_missing():
+    res = resolve(["ext4", "nonexistent"], parse_modules_dep(DEP), parse_builtin("kernel/fs/ext4/ext4.ko\n"))
+    assert res.builtin == ["ext4"]
+    assert res.missing == ["nonexistent"]
