@@ -38,3 +38,9 @@ def test_blocker_really_blocks():
     r = subprocess.run([sys.executable, "-c", PROG % (BLOCKED, ["kdebug.launch.qemu"])],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "blocked adapter import: pexpect" in r.stderr
+
+
+def test_shared_records_are_core():
+    r = subprocess.run([sys.executable, "-c", PROG % (BLOCKED, ["kdebug.model", "kdebug.format"])],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
