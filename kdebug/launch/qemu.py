@@ -15,7 +15,6 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pexpect
 

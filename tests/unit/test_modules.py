@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (modules.dep lines are data)
 from kdebug.initramfs.modules import modname, parse_builtin, parse_modules_dep, resolve
 
 DEP = """\
