@@ -67,6 +67,8 @@ def run(kw):
         _announce(prep, None)
         with boot(prep.plan, session, timeout=timeout) as guest:
             click.echo(f"kdebug: guest ready in {guest.boot_seconds:.1f} s", err=True)
+            for w in guest.warnings:
+                click.echo(f"kdebug: warning: {w.cause} (fix: {w.fix})", err=True)
             res = guest.run(command, timeout=cmd_timeout)
             sys.stdout.write(res.output)
             sys.stdout.flush()

@@ -3,10 +3,11 @@ command (run, boot, attach, capture) boots through."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdebug.errors import UsageError
+from kdebug.errors import ToolMissing, UsageError
 from kdebug.initramfs.build import Initramfs, build_initramfs
 from kdebug.initramfs.recipe import load_recipe
 from kdebug.kernel import Kernel, find_kernel
@@ -16,6 +17,8 @@ from kdebug.launch.plan import Drive, LaunchPlan, SerialPort
 from kdebug.launch.profile import load_profile, parse_size_mb
 from kdebug.launch.qemu import check_port, free_port
 from kdebug.session import Session
+
+QEMU = "qemu-system-x86_64"
 
 
 @dataclass
@@ -53,6 +56,8 @@ class Prepared:
 
 def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find_kernel) -> Prepared:
     """Resolve kernel, initramfs, accelerator and ports into a plan."""
+    if shutil.which(QEMU) is None:
+        raise ToolMissing(f"{QEMU} not found", hint="apt-get install qemu-system-x86 (scripts/setup.sh)")
     kernel = resolve_kernel(opts.kernel, opts.vmlinux, opts.tree)
     profile = load_profile(opts.profile)
     memory = parse_size_mb(opts.memory, "memory") if opts.memory else profile.memory_mb
@@ -96,6 +101,7 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
         port = opts.gdb_port
     plan = LaunchPlan(
         name=f"kdebug-{session.name}" if session else "kdebug",
+        qemu=QEMU,
         image=kernel.image,
         initrd=initrd,
         cmdline=cmdline,

@@ -20,7 +20,7 @@ import pexpect
 
 from kdebug.errors import BootError, GuestError, LaunchError, ToolMissing, UsageError
 from kdebug.launch.argv import build_argv
-from kdebug.launch.diagnose import diagnose
+from kdebug.launch.diagnose import Diagnosis, diagnose
 from kdebug.launch.plan import LaunchPlan
 from kdebug.session import Session
 
@@ -82,6 +82,8 @@ class Guest:
         self.role: str | None = None
         self._shell_ready = False
         self._seq = 0
+        #: Problems that did not stop the boot (e.g. crashkernel= not reserved).
+        self.warnings: list[Diagnosis] = []
 
     # --- life cycle -----------------------------------------------------------
 
@@ -179,6 +181,9 @@ class Guest:
         m = self.wait_for(READY, timeout)
         self.boot_seconds = time.monotonic() - self.started
         self.role = m.group(1)
+        self.warnings = [d for d in diagnose(self.transcript,
+                                             expect_crashkernel="crashkernel=" in self.plan.cmdline)
+                         if d.code in ("crashkernel-not-reserved", "initramfs-unpack")]
         return self.role
 
     # --- shell ------------------------------------------------------------------

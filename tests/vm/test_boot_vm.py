@@ -1,0 +1,143 @@
+"""Boot the real default kernel under QEMU and check what the guest itself says."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from kdebug.errors import BootError
+from kdebug.launch.launcher import LaunchOptions, prepare
+from kdebug.launch.qemu import READY, boot
+from kdebug.session import new_session
+from tests.conftest import need_tool, qemu_pids_for
+
+
+def test_uname_matches_kernel(shared_guest, default_kernel):
+    r = shared_guest.run("uname -r")
+    assert r.status == 0
+    assert r.output.strip() == default_kernel.release
+
+
+def test_exit_status_and_multiline_output(shared_guest):
+    r = shared_guest.run("printf 'a\\nb\\n'; (exit 7)")
+    assert r.output == "a\nb\n"
+    assert r.status == 7
+    assert shared_guest.run("true").status == 0
+    assert shared_guest.run("false").status == 1
+
+
+def test_crashkernel_reserved_as_asked(shared_guest):
+    assert "crashkernel=128M" in shared_guest.run("cat /proc/cmdline").output.split()
+    out = shared_guest.run("grep 'Crash kernel' /proc/iomem").output
+    m = re.search(r"([0-9a-f]+)-([0-9a-f]+) : Crash kernel", out)
+    assert m, out
+    assert int(m.group(2), 16) - int(m.group(1), 16) + 1 == 128 << 20
+    assert shared_guest.warnings == []
+
+
+def test_recipe_modules_loaded_in_guest(shared_guest):
+    mods = {line.split()[0] for line in shared_guest.run("cat /proc/modules").output.splitlines()}
+    # Loaded from modules.dep with their dependencies, by kdebug's /init.
+    assert {"virtio_pci", "virtio_console", "virtio_blk", "qemu_fw_cfg", "virtio_pci_modern_dev"} <= mods
+
+
+def test_capture_kernel_files_in_initramfs(shared_guest, default_kernel):
+    out = shared_guest.run("ls -l /kdump/vmlinuz && wc -c < /kdump/vmlinuz").output.split()
+    assert int(out[-1]) == default_kernel.image.stat().st_size
+
+
+def test_memory_and_cpus_as_planned(shared_guest):
+    plan = shared_guest.prepared.plan
+    assert int(shared_guest.run("nproc").output) == plan.cpus
+    total_kb = int(shared_guest.run("awk '/MemTotal/ {print $2}' /proc/meminfo").output)
+    assert plan.memory_mb * 1024 * 0.7 < total_kb <= plan.memory_mb * 1024
+
+
+def _boot_expecting_failure(opts: LaunchOptions, timeout: float = 90) -> BootError:
+    session = new_session()
+    try:
+        prep = prepare(opts, session)
+        with pytest.raises(BootError) as ei:
+            boot(prep.plan, session, timeout=timeout)
+        assert qemu_pids_for(session.name) == [], "QEMU left running after a failed boot"
+        return ei.value
+    finally:
+        session.remove()
+
+
+def test_hello_recipe_prints_hello_then_hang_is_diagnosed():
+    need_tool("qemu-system-x86_64", "gcc")
+    session = new_session()
+    try:
+        prep = prepare(LaunchOptions(recipe="hello", gdb_port=0), session)
+        with boot(prep.plan, session, ready=r"Hello world!", timeout=90) as guest:
+            assert guest.alive()
+            # hello never prints kdebug's ready line: waiting for it is a hang,
+            # and the diagnosis quotes the last console lines.
+            with pytest.raises(BootError) as ei:
+                guest.wait_for(READY, timeout=3)
+            assert ei.value.diagnoses[0].code == "hang"
+            assert "Hello world!" in ei.value.diagnoses[0].evidence
+        assert qemu_pids_for(session.name) == []
+    finally:
+        session.remove()
+
+
+@pytest.mark.parametrize("init,code", [
+    (None, "no-init"),
+    (b"#!/bin/sh\necho bye\nexit 3\n", "init-exited"),
+    (b"#!/no/such/shell\necho hi\n", "init-exec-failed"),
+])
+def test_broken_initramfs_is_diagnosed(tmp_path, init, code):
+    need_tool("qemu-system-x86_64")
+    from pathlib import Path
+
+    from kdebug.initramfs.cpio import Archive
+
+    arc = Archive()
+    arc.add_node("dev/console", "c", 5, 1)
+    arc.add_file("bin/busybox", Path("/bin/busybox").read_bytes(), 0o755)
+    arc.add_symlink("bin/sh", "busybox")
+    if init is not None:
+        arc.add_file("init", init, 0o755)
+    img = tmp_path / "broken.img"
+    img.write_bytes(arc.to_cpio_gz())
+    err = _boot_expecting_failure(LaunchOptions(initrd=img, gdb_port=0, memory="512M"))
+    assert err.diagnoses[0].code == code, err.diagnoses
+    assert err.log_path is not None
+
+
+def test_crashkernel_that_does_not_fit_is_reported():
+    need_tool("qemu-system-x86_64")
+    session = new_session()
+    try:
+        # --append bypasses kdebug's own size check: the kernel itself refuses.
+        prep = prepare(LaunchOptions(memory="512M", append=["crashkernel=2G"], gdb_port=0), session)
+        with boot(prep.plan, session, timeout=90) as guest:
+            assert [w.code for w in guest.warnings] == ["crashkernel-not-reserved"]
+            assert "Crash kernel" not in guest.run("cat /proc/iomem").output
+    finally:
+        session.remove()
+
+
+def test_ext4_root_image_boots_as_root(tmp_path, default_kernel):
+    need_tool("qemu-system-x86_64", "mke2fs")
+    from kdebug.initramfs.build import build_ext4
+    from kdebug.initramfs.recipe import load_recipe
+
+    img = tmp_path / "root.img"
+    res = build_ext4(load_recipe("busybox"), default_kernel, img, 64)
+    assert "init" in res.files
+    session = new_session()
+    try:
+        prep = prepare(LaunchOptions(rootfs=img, gdb_port=0), session)
+        with boot(prep.plan, session, timeout=90) as guest:
+            mounts = guest.run("cat /proc/mounts").output
+            assert re.search(r"^/dev/vda / ext4 rw", mounts, re.M), mounts
+            # the root really is the disk: a file written now lands in the image
+            assert guest.run("echo persisted > /marker && sync").status == 0
+    finally:
+        session.remove()
+    r = __import__("subprocess").run(["debugfs", "-R", "cat /marker", str(img)], capture_output=True, text=True)
+    assert r.stdout.strip() == "persisted"
