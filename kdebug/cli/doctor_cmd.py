@@ -15,7 +15,12 @@ def doctor(kw):
 
     Example: kdebug doctor --tree ~/linux
     """
-    report = collect_doctor(lambda: find_kernel(kw["kernel"], kw["vmlinux"], kw["tree"]))
+    if kw["kernel"] or kw["vmlinux"] or kw["tree"]:
+        # A kernel the user named must exist: that is an error, not a table row.
+        kernel = find_kernel(kw["kernel"], kw["vmlinux"], kw["tree"])
+        report = collect_doctor(lambda: kernel)
+    else:
+        report = collect_doctor(find_kernel)
     click.echo(format_doctor(report))
     if not report.ok:
         raise click.exceptions.Exit(1)

@@ -87,7 +87,7 @@ def _register() -> None:
 _register()
 
 
-def main() -> None:
+def main() -> None:  # noqa: D103
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     cli(prog_name="kdebug")

@@ -201,7 +201,8 @@ class Guest:
         begin = f"__KD_B_{tag}__"
         end = re.compile(rf"__KD_E_{tag}_(\d+)__")
         t0 = time.monotonic()
-        self.child.sendline(f"echo {begin}; {{ {command}\n}} </dev/null; echo __KD_E_{tag}_$?__")
+        # A subshell: `exit N` in the command ends it, not the guest's shell.
+        self.child.sendline(f"echo {begin}; ( {command}\n) </dev/null; echo __KD_E_{tag}_$?__")
         try:
             # The begin marker as printed (not as echoed back, which follows "echo ").
             self.child.expect(re.compile(rf"(?:^|[\r\n]){begin}\r*\n"), timeout=timeout)

@@ -1,0 +1,116 @@
+"""The CLI against real guests: output, exit status, sessions, and no QEMU left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+
+from tests.conftest import need_tool
+
+KDEBUG = [sys.executable, "-m", "kdebug.cli.main"]
+
+
+def children_qemu(pid: int) -> list[int]:
+    """QEMU processes whose parent is ``pid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"qemu-system" in cmd:
+            out.append(int(d.name))
+    return out
+
+
+def gone(pids: list[int], within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{p}").exists() for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_run_prints_output_and_returns_status():
+    need_tool("qemu-system-x86_64")
+    r = subprocess.run([*KDEBUG, "run", "--", "echo hello from $(uname -s); exit 3"],
+                       capture_output=True, text=True, timeout=180)
+    assert r.stdout == "hello from Linux\n", r.stderr
+    assert r.returncode == 3
+    assert "exit status 3" in r.stderr
+
+
+def _start_and_wait_ready(args: list[str]) -> subprocess.Popen:
+    p = subprocess.Popen([*KDEBUG, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    for line in p.stderr:
+        if "guest ready" in line or time.monotonic() > deadline:
+            break
+    return p
+
+
+def test_ctrl_c_stops_qemu():
+    need_tool("qemu-system-x86_64")
+    p = _start_and_wait_ready(["run", "--", "sleep 300"])
+    try:
+        qemus = children_qemu(p.pid)
+        assert qemus, "no QEMU child found"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=30) == 130
+        assert gone(qemus)
+    finally:
+        p.kill()
+
+
+def test_sigkill_of_kdebug_still_stops_qemu():
+    need_tool("qemu-system-x86_64")
+    p = _start_and_wait_ready(["run", "--", "sleep 300"])
+    try:
+        qemus = children_qemu(p.pid)
+        assert qemus
+        p.kill()  # no handler runs: the child's PDEATHSIG must take QEMU down
+        p.wait(timeout=10)
+        assert gone(qemus)
+    finally:
+        p.kill()
+
+
+def test_boot_is_interactive_and_recorded_as_session():
+    need_tool("qemu-system-x86_64")
+    name = f"t{os.getpid()}"
+    child = pexpect.spawn(KDEBUG[0], [*KDEBUG[1:], "boot", "--name", name], encoding="utf-8",
+                          timeout=180, dimensions=(40, 200))
+    try:
+        child.expect("kdebug-init: ready role=main")
+        child.sendline("echo $((6 * 7))XY")
+        child.expect("42XY")
+        listed = subprocess.run([*KDEBUG, "sessions", "--json"], capture_output=True, text=True, timeout=30)
+        sessions = {s["name"]: s for s in json.loads(listed.stdout)}
+        assert name in sessions
+        s = sessions[name]
+        assert s["gdb_port"] and Path(s["qmp"]).exists()
+        # The gdbstub answers on loopback only.
+        import socket
+
+        with socket.create_connection(("127.0.0.1", s["gdb_port"]), timeout=5):
+            pass
+        qemu = s["qemu_pid"]
+        child.send("\x01x")  # Ctrl-A x: QEMU quits
+        child.expect(pexpect.EOF, timeout=30)
+        assert gone([qemu])
+        listed = subprocess.run([*KDEBUG, "sessions", "--json"], capture_output=True, text=True, timeout=30)
+        assert name not in {s["name"] for s in json.loads(listed.stdout)}
+    finally:
+        child.close(force=True)
