@@ -72,3 +72,27 @@ class SessionError(KdebugError):
     """No such running guest session."""
 
     stage = "session"
+
+
+class BuildError(KdebugError):
+    """Configuring or compiling a kernel failed."""
+
+    stage = "build"
+
+
+class DebuggerError(KdebugError):
+    """Starting gdb or attaching it to the guest failed."""
+
+    stage = "gdb"
+
+
+class VmcoreError(KdebugError):
+    """The file is not a usable vmcore (format, truncation, no VMCOREINFO)."""
+
+    stage = "vmcore"
+
+
+class PostmortemError(KdebugError):
+    """Analysing a vmcore failed (debug info, drgn or crash)."""
+
+    stage = "postmortem"

@@ -1,0 +1,1 @@
+"""vmcore -> Report -> text | json | md | html (the post-mortem pipeline)."""

@@ -1,0 +1,103 @@
+"""Open a dump for analysis: identify it, reassemble a flattened stream, and
+pair it with the vmlinux whose build-id VMCOREINFO names."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from kdebug import kernel
+from kdebug.errors import KernelError, ToolMissing, VmcoreError
+from kdebug.paths import cache_dir
+from kdebug.vmcore import VmcoreInfo, identify
+
+
+@dataclass
+class Dump:
+    """A vmcore ready for drgn and crash."""
+
+    info: VmcoreInfo
+    vmlinux: Path
+    module_debug_dir: Path | None
+    original: Path  # what the user named (a flattened stream is reassembled elsewhere)
+
+    @property
+    def path(self) -> Path:
+        return self.info.path
+
+
+def open_dump(path: Path, vmlinux: Path | None = None, tree: Path | None = None,
+              timeout: float = 300.0) -> Dump:
+    info = identify(path)
+    original = info.path
+    if info.format == "flattened":
+        info = identify(reassemble(info.path, timeout=timeout))
+    vm, mods = find_vmlinux(info, vmlinux=vmlinux, tree=tree)
+    return Dump(info, vm, mods, original)
+
+
+def reassemble(path: Path, timeout: float = 300.0) -> Path:
+    """``makedumpfile -R`` a flattened stream into the cache (once per file)."""
+    if shutil.which("makedumpfile") is None:
+        raise ToolMissing("makedumpfile is needed to reassemble a flattened vmcore",
+                          hint="apt-get install makedumpfile")
+    st = path.stat()
+    key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    out = cache_dir() / "vmcores" / f"{key}.kdump"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part")
+    tmp.unlink(missing_ok=True)
+    try:
+        with open(path, "rb") as src:
+            res = subprocess.run(["makedumpfile", "-R", str(tmp)], stdin=src, capture_output=True,
+                                 text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        tmp.unlink(missing_ok=True)
+        raise VmcoreError(f"makedumpfile -R did not finish within {timeout:g} s on {path}") from None
+    if res.returncode != 0 or not tmp.is_file():
+        tmp.unlink(missing_ok=True)
+        last = (res.stderr or res.stdout).strip().splitlines()
+        raise VmcoreError(f"cannot reassemble flattened vmcore {path}: {last[-1] if last else res.returncode}")
+    tmp.replace(out)
+    return out
+
+
+def find_vmlinux(info: VmcoreInfo, vmlinux: Path | None = None,
+                 tree: Path | None = None) -> tuple[Path, Path | None]:
+    """The vmlinux (and module debug dir) built with the dump's build-id."""
+    want = info.build_id
+    if vmlinux is not None or tree is not None:
+        cand = vmlinux if vmlinux is not None else tree / "vmlinux"
+        have = kernel.vmlinux_build_id(cand)
+        if want and have != want:
+            raise KernelError(f"vmlinux {cand} (build-id {have}) does not match the vmcore "
+                              f"(build-id {want})", hint="pass the vmlinux of the kernel that crashed")
+        mods = tree if tree is not None else _module_dir(info.release)
+        return cand, mods
+    candidates = []
+    if info.release:
+        candidates.append(kernel.DEBUG_BOOT / f"vmlinux-{info.release}")
+    candidates += sorted(kernel.DEBUG_BOOT.glob("vmlinux-*"))
+    seen = set()
+    for cand in candidates:
+        if cand in seen or not cand.is_file():
+            continue
+        seen.add(cand)
+        have = kernel.vmlinux_build_id(cand)
+        if want is None and cand.name == f"vmlinux-{info.release}":
+            return cand, _module_dir(info.release)  # before v5.8 only the release can pair them
+        if want and have == want:
+            return cand, _module_dir(info.release)
+    rel = info.release or "unknown release"
+    raise KernelError(f"no debug vmlinux with build-id {want} ({rel}) in {kernel.DEBUG_BOOT}",
+                      hint=f"install linux-image-{rel}-dbg or pass --vmlinux")
+
+
+def _module_dir(release: str | None) -> Path | None:
+    d = kernel.DEBUG_MODULES / release if release else None
+    return d if d is not None and d.is_dir() else None

@@ -1,0 +1,115 @@
+"""The Report record (pure): what ``kdebug postmortem`` found in one vmcore.
+
+Its JSON form is versioned (SCHEMA_VERSION) and described by
+kdebug/report/schema/report-v1.json; bump the major version when a field
+changes meaning or disappears, the minor one when fields are added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
+
+SCHEMA_VERSION = "1.0"
+
+#: Classified panic reasons, in the order the classifier tries them.
+REASONS = ("sysrq", "null-deref", "bug", "warn", "hung-task", "soft-lockup", "hard-lockup",
+           "oom", "nmi", "oops", "other")
+
+
+@dataclass
+class SystemInfo:
+    release: str
+    version: str = ""
+    build_id: str | None = None
+    arch: str = ""
+    hostname: str = ""
+    cpus: int = 0  # possible CPUs
+    memory_kb: int = 0
+    uptime_s: float | None = None
+    crash_time: str | None = None  # ISO 8601 UTC, from the kernel's wall clock
+    taint: str = ""  # letters, "" when not tainted
+    cmdline: str = ""
+    kaslr_offset: int | None = None
+    vmcore: str = ""
+    vmcore_format: str = ""
+    vmlinux: str = ""
+
+
+@dataclass
+class PanicInfo:
+    message: str
+    reason: str  # one of REASONS
+    cpu: int | None
+    task: TaskRecord | None
+    backtrace: list[FrameRecord] = field(default_factory=list)
+
+
+@dataclass
+class CpuBacktrace:
+    cpu: int
+    task: TaskRecord | None
+    backtrace: list[FrameRecord] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class BlockedTask:
+    task: TaskRecord
+    backtrace: list[FrameRecord] = field(default_factory=list)
+
+
+@dataclass
+class TaskSummary:
+    total: int
+    by_state: dict[str, int]
+    blocked: list[BlockedTask] = field(default_factory=list)  # D state, with stacks
+    top_memory: list[TaskRecord] = field(default_factory=list)
+
+
+@dataclass
+class MemorySummary:
+    total_kb: int
+    free_kb: int
+    cached_kb: int | None = None
+    slab_kb: int | None = None
+    anon_kb: int | None = None
+
+
+@dataclass
+class CrossCheck:
+    item: str
+    drgn: str
+    crash: str
+    verdict: str  # "agree" | "disagree" | "crash-limitation" | "unavailable"
+    note: str = ""
+
+
+@dataclass
+class EngineRun:
+    name: str  # "drgn" | "crash"
+    ok: bool
+    seconds: float
+    error: str = ""
+    version: str = ""
+
+
+@dataclass
+class Report:
+    signature: str
+    system: SystemInfo
+    panic: PanicInfo
+    other_cpus: list[CpuBacktrace] = field(default_factory=list)
+    tasks: TaskSummary | None = None
+    log_tail: list[PrintkRecord] = field(default_factory=list)
+    modules: list[ModuleRecord] = field(default_factory=list)
+    memory: MemorySummary | None = None
+    crosscheck: list[CrossCheck] = field(default_factory=list)
+    engines: list[EngineRun] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    schema_version: str = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {"schema_version": d.pop("schema_version"), "generator": "kdebug postmortem", **d}

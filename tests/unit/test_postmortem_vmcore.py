@@ -1,0 +1,114 @@
+"""vmcore identification on synthetic files: every format and every bad input."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from kdebug.errors import VmcoreError
+from kdebug.vmcore import identify, parse_vmcoreinfo
+
+BUILD_ID = "3b43fad5034874490492495d552c0af6a5fab235"
+VMCI = f"OSRELEASE=6.1.0-56-cloud-amd64\nBUILD-ID={BUILD_ID}\nPAGESIZE=4096\nKERNELOFFSET=a000000\n"
+
+
+def _note(name: bytes, ntype: int, desc: bytes) -> bytes:
+    pad = lambda b: b + b"\0" * (-len(b) % 4)  # noqa: E731
+    return struct.pack("<III", len(name) + 1, len(desc), ntype) + pad(name + b"\0") + pad(desc)
+
+
+def make_elf_core(notes: bytes, load_size: int = 8192, etype: int = 4, cut: int = 0) -> bytes:
+    """ELF64 core: header, PT_NOTE, one PT_LOAD of ``load_size`` bytes."""
+    phoff, phnum = 64, 2
+    note_off = phoff + 56 * phnum
+    load_off = note_off + len(notes)
+    ehdr = b"\x7fELF\x02\x01\x01" + b"\0" * 9 + struct.pack(
+        "<HHIQQQIHHHHHH", etype, 62, 1, 0, phoff, 0, 0, 64, 56, phnum, 0, 0, 0)
+    ph = struct.pack("<IIQQQQQQ", 4, 0, note_off, 0, 0, len(notes), len(notes), 4)
+    ph += struct.pack("<IIQQQQQQ", 1, 7, load_off, 0xffff888000000000, 0, load_size, load_size, 4096)
+    data = ehdr + ph + notes + b"\0" * load_size
+    return data[: len(data) - cut] if cut else data
+
+
+def make_kdump(vmcoreinfo: str, pages: int = 3, cut: int = 0, status: int = 0) -> bytes:
+    """A minimal kdump-compressed file (header v6, 4 KiB blocks, ``pages`` pages)."""
+    block = 4096
+    hdr = bytearray(block)
+    hdr[0:8] = b"KDUMP   "
+    struct.pack_into("<i", hdr, 8, 6)
+    for i, s in enumerate([b"Linux", b"kdebug", b"6.1.0-56-cloud-amd64", b"#1 SMP", b"x86_64", b""]):
+        hdr[12 + 65 * i: 12 + 65 * i + len(s)] = s
+    bitmap_blocks = 2
+    struct.pack_into("<IiiIIIIIIi", hdr, 424, status, block, 1, bitmap_blocks, 64, 0, 0, 0, 0, 1)
+    sub = bytearray(block)
+    vmci = vmcoreinfo.encode()
+    bitmaps = bytearray(bitmap_blocks * block)
+    bitmaps[block] = (1 << pages) - 1  # the second bitmap: pages 0..pages-1 dumped
+    desc_off = block * 2 + len(bitmaps)
+    data_off = desc_off + 24 * pages
+    vmci_off = block + 112  # makedumpfile writes it inside the sub-header blocks
+    sub[112:112 + len(vmci)] = vmci
+    struct.pack_into("<QiiQQqQ", sub, 0, 0, 31, 0, 0, 0, vmci_off, len(vmci))
+    descs = b"".join(struct.pack("<qIIQ", data_off + 100 * i, 100, 1, 0) for i in range(pages))
+    data = bytes(hdr) + bytes(sub) + bytes(bitmaps) + descs + b"z" * (100 * pages)
+    return data[: len(data) - cut] if cut else data
+
+
+def _write(tmp_path: Path, data: bytes, name: str = "vmcore") -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def test_elf_vmcore(tmp_path):
+    info = identify(_write(tmp_path, make_elf_core(_note(b"VMCOREINFO", 0, VMCI.encode()))))
+    assert (info.format, info.build_id, info.release) == ("elf", BUILD_ID, "6.1.0-56-cloud-amd64")
+    assert info.machine == "x86_64" and not info.truncated
+
+
+def test_capture_directory_means_its_vmcore(tmp_path):
+    _write(tmp_path, make_elf_core(_note(b"VMCOREINFO", 0, VMCI.encode())))
+    assert identify(tmp_path).path == tmp_path / "vmcore"
+
+
+def test_kdump_compressed(tmp_path):
+    info = identify(_write(tmp_path, make_kdump(VMCI)))
+    assert (info.format, info.build_id, info.machine) == ("kdump", BUILD_ID, "x86_64")
+    assert info.expected_size == info.size
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "is empty"),
+    (bytes(range(256)) * 64, "is not a vmcore"),
+    (make_elf_core(b"", etype=2), "an executable"),
+    (make_elf_core(_note(b"CORE", 3, b"\0" * 40 + b"bash".ljust(16, b"\0") + b"\0" * 80)),
+     "user-space core dump (of 'bash')"),
+    (make_elf_core(_note(b"CORE", 1, b"\0" * 336)), "has no VMCOREINFO"),
+    (make_elf_core(_note(b"VMCOREINFO", 0, VMCI.encode()), cut=4096), "is truncated"),
+    (make_kdump(VMCI, cut=50), "is truncated"),
+    (b"\x7fELF\x02\x01" + b"\0" * 10, "damaged ELF"),
+    (b"KDUMP   " + b"\0" * 20, "truncated inside its kdump header"),
+])
+def test_bad_inputs_are_one_line_errors(tmp_path, data, message):
+    with pytest.raises(VmcoreError) as e:
+        identify(_write(tmp_path, data))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_directory_and_missing(tmp_path):
+    with pytest.raises(VmcoreError, match="directory without a vmcore"):
+        identify(tmp_path)
+    with pytest.raises(VmcoreError, match="does not exist"):
+        identify(tmp_path / "nope")
+
+
+def test_flattened_is_recognised(tmp_path):
+    info = identify(_write(tmp_path, b"makedumpfile\0\0\0\0" + b"\0" * 4080))
+    assert info.format == "flattened"
+
+
+def test_parse_vmcoreinfo_keeps_symbol_keys():
+    d = parse_vmcoreinfo("SYMBOL(_stext)=ffffffff8b000000\nCRASHTIME=1700000000\nnoise\n")
+    assert d == {"SYMBOL(_stext)": "ffffffff8b000000", "CRASHTIME": "1700000000"}
