@@ -1,0 +1,64 @@
+"""Building the shipped recipes for the real default kernel (no boot)."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import zlib
+
+from kdebug.initramfs.build import build_initramfs, library_closure, which
+from kdebug.initramfs.cpio import list_cpio
+from kdebug.initramfs.recipe import load_recipe
+from tests.conftest import need_tool
+
+
+def test_busybox_recipe_contents(default_kernel, tmp_path):
+    need_tool("busybox", "kexec", "makedumpfile", "ldd")
+    out = tmp_path / "initrd.img"
+    extra = tmp_path / "repro.sh"
+    extra.write_text("#!/bin/sh\necho repro\n")
+    res = build_initramfs(load_recipe("busybox"), default_kernel, out, extra_files={"bin/repro": extra},
+                          extra_modules=["virtio_net"])
+    data = out.read_bytes()
+    # The first member is gzip; the capture part follows on a 4-byte boundary.
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    raw = d.decompress(data)
+    base = data[: len(data) - len(d.unused_data)]
+    names = {n for n, _, _ in list_cpio(raw)}
+    assert {"init", "bin/busybox", "bin/sh", "bin/repro", "etc/kdebug/modules"} <= names
+    # every library ldd names for kexec is there (independent truth: ldd itself)
+    for lib in library_closure(which("kexec")):
+        assert str(lib).lstrip("/") in names, lib
+    order = [ln for ln in _member(raw, "etc/kdebug/modules").decode().split("\n") if ln]
+    short = [p.rsplit("/", 1)[-1] for p in order]
+    assert short.index("virtio_ring.ko") < short.index("virtio.ko") < short.index("virtio_pci.ko")
+    assert "virtio_net.ko" in short and "failover.ko" in short  # extra module with its deps
+    assert "kdump/vmlinuz" in res.files and "kdump/initrd.img" in res.files
+    tail = data[len(base):]
+    start = len(data) - len(tail.lstrip(b"\0"))
+    assert start % 4 == 0
+    capture = {n: s for n, _, s in list_cpio(data[start:])}
+    assert capture["kdump/vmlinuz"] == default_kernel.image.stat().st_size
+
+
+def _member(raw: bytes, name: str) -> bytes:
+    off = 0
+    while True:
+        f = [int(raw[off + 6 + 8 * i: off + 14 + 8 * i], 16) for i in range(13)]
+        size, namesize = f[6], f[11]
+        n = raw[off + 110: off + 110 + namesize - 1].decode()
+        off += 110 + namesize
+        off += (4 - off % 4) % 4
+        if n == name:
+            return raw[off: off + size]
+        off += size + (4 - size % 4) % 4
+
+
+def test_hello_recipe_is_static_and_cached(default_kernel, tmp_path):
+    need_tool("gcc", "cpio", "file")
+    a = build_initramfs(load_recipe("hello"), default_kernel)
+    b = build_initramfs(load_recipe("hello"), default_kernel)
+    assert b.cached and a.path == b.path
+    subprocess.run(["cpio", "-id", "--quiet"], cwd=tmp_path, input=gzip.decompress(a.path.read_bytes()), check=True)
+    desc = subprocess.run(["file", str(tmp_path / "init")], capture_output=True, text=True).stdout
+    assert "statically linked" in desc and "x86-64" in desc
