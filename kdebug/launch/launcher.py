@@ -109,6 +109,7 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
         cpus=cpus,
         machine=profile.machine,
         accel=accel.name,
+        accel_fallback=opts.accel == "auto" and accel.name == "kvm",
         gdb_port=port,
         qmp_socket=session.qmp_socket if session else Path("SESSION/qmp.sock"),
         console_log=session.console_log if session else Path("SESSION/console.log"),

@@ -33,6 +33,7 @@ class LaunchPlan:
     cpus: int = 2
     machine: str = "pc"
     accel: str = "tcg"
+    accel_fallback: bool = False  # KVM chosen by "auto": retry under TCG if it stays silent
     qemu: str = "qemu-system-x86_64"
     gdb_port: int | None = None  # gdbstub on 127.0.0.1 only
     qmp_socket: Path | None = None

@@ -8,6 +8,7 @@ path, Ctrl-C included) terminates it and waits.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import io
 import os
 import re
@@ -181,7 +182,7 @@ class Guest:
         m = self.wait_for(READY, timeout)
         self.boot_seconds = time.monotonic() - self.started
         self.role = m.group(1)
-        self.warnings = [d for d in diagnose(self.transcript,
+        self.warnings += [d for d in diagnose(self.transcript,
                                              expect_crashkernel="crashkernel=" in self.plan.cmdline)
                          if d.code in ("crashkernel-not-reserved", "initramfs-unpack")]
         return self.role
@@ -248,6 +249,8 @@ def boot(plan: LaunchPlan, session: Session, *, ready: re.Pattern | str | None =
          timeout: float = 60.0) -> Guest:
     """Start QEMU and wait until the guest is ready (or diagnose why not)."""
     guest = Guest.start(plan, session)
+    if plan.accel_fallback and not plan.freeze:
+        guest = _tcg_if_kvm_silent(guest, session)
     try:
         if ready is not None:
             if ready is READY:
@@ -260,6 +263,38 @@ def boot(plan: LaunchPlan, session: Session, *, ready: re.Pattern | str | None =
         raise
     return guest
 
+
+#: A working KVM guest prints its first kernel line well within this.
+KVM_SILENCE_SECONDS = 8.0
+
+
+def _tcg_if_kvm_silent(guest: Guest, session: Session) -> Guest:
+    """KVM that opens but hangs (broken nested virtualisation) prints nothing,
+    or QEMU refuses it at once: restart the same plan under TCG rather than
+    wait for the boot timeout."""
+    try:
+        i = guest.child.expect([re.compile(r"\S[^\n]*\n"), pexpect.EOF, pexpect.TIMEOUT],
+                               timeout=KVM_SILENCE_SECONDS)
+    except OSError:
+        i = 2
+    if i == 0 and not QEMU_ERROR.search(guest.child.after):
+        return guest
+    if i == 2:
+        why = f"KVM guest printed nothing in {KVM_SILENCE_SECONDS:g} s"
+    else:
+        # e.g. "failed to set MSR 0x10a": QEMU gives up on KVM at once
+        try:
+            guest.child.expect(pexpect.EOF, timeout=5)
+        except (pexpect.TIMEOUT, OSError):
+            pass
+        msgs = QEMU_ERROR.findall(guest.transcript)
+        why = "QEMU failed under KVM" + (f" ({msgs[0].strip()})" if msgs else "")
+    guest.close()
+    plan = dataclasses.replace(guest.plan, accel="tcg", accel_fallback=False)
+    retry = Guest.start(plan, session)
+    retry.warnings.append(Diagnosis("kvm-failed", f"{why}: restarted under TCG",
+                                    "use --accel tcg to skip the KVM try"))
+    return retry
 
 
 __all__ = ["READY", "CommandResult", "Guest", "boot", "check_port", "free_port"]

@@ -141,3 +141,30 @@ def test_ext4_root_image_boots_as_root(tmp_path, default_kernel):
         session.remove()
     r = __import__("subprocess").run(["debugfs", "-R", "cat /marker", str(img)], capture_output=True, text=True)
     assert r.stdout.strip() == "persisted"
+
+
+def test_silent_kvm_falls_back_to_tcg():
+    """On these machines /dev/kvm opens but a KVM guest hangs: a plan that chose
+    KVM through "auto" must come up anyway, under TCG, and say so."""
+    need_tool("qemu-system-x86_64")
+    import dataclasses
+    from pathlib import Path
+
+    from kdebug.launch.accel import kvm_status
+
+    if not Path("/dev/kvm").exists():
+        pytest.skip("no /dev/kvm: QEMU would refuse KVM at once, nothing to fall back from")
+    kvm_ok, _ = kvm_status()
+    session = new_session()
+    try:
+        prep = prepare(LaunchOptions(gdb_port=0), session)
+        plan = dataclasses.replace(prep.plan, accel="kvm", accel_fallback=True)
+        with boot(plan, session, timeout=120) as guest:
+            codes = [w.code for w in guest.warnings]
+            if kvm_ok:
+                assert guest.plan.accel == "kvm" and "kvm-failed" not in codes
+            else:
+                assert guest.plan.accel == "tcg" and "kvm-failed" in codes
+            assert guest.run("true").status == 0
+    finally:
+        session.remove()
