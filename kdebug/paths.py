@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+
+from kdebug.errors import UsageError
 
 
 def cache_dir(*parts: str) -> Path:
@@ -24,5 +27,10 @@ def runtime_dir() -> Path:
     else:
         d = Path(f"/tmp/kdebug-{os.getuid()}")
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = d.lstat()
+    if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode):
+        # someone else made it first (in a shared /tmp): never put sockets there
+        raise UsageError(f"runtime directory {d} is not a directory owned by you",
+                         hint="set KDEBUG_RUNTIME_DIR to a private directory")
     os.chmod(d, 0o700)
     return d
