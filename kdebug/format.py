@@ -49,7 +49,9 @@ def format_modules(mods: Iterable[ModuleRecord], fmt: str = "table") -> str:
 
 def format_frame(f: FrameRecord) -> str:
     where = f.function or "??"
-    if f.function:
+    if f.inline:
+        where += " (inlined)"
+    elif f.function:
         where += f"+{f.offset:#x}" + (f"/{f.size:#x}" if f.size else "")
     if f.module:
         where += f" [{f.module}]"

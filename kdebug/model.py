@@ -73,6 +73,7 @@ class FrameRecord:
     module: str = ""  # "" for vmlinux
     file: str = ""
     line: int = 0
+    inline: bool = False  # a function inlined into the next frame (same pc)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,0 +1,2 @@
+"""The drgn adapter: the only package that imports drgn. Collectors take a
+``drgn.Program`` and return kdebug's records; nothing here formats text."""

@@ -1,0 +1,41 @@
+"""Open a vmcore with drgn: the kernel's debug info and its modules'."""
+
+from __future__ import annotations
+
+import drgn
+
+from kdebug.errors import KernelError, PostmortemError
+from kdebug.report.dump import Dump
+
+
+def open_program(dump: Dump) -> tuple[drgn.Program, list[str]]:
+    """A program over ``dump`` with debug info loaded, and warnings to show."""
+    prog = drgn.Program()
+    try:
+        prog.set_core_dump(str(dump.path))
+    except (ValueError, OSError, drgn.FaultError, drgn.ObjectNotFoundError) as e:
+        raise PostmortemError(f"drgn cannot open {dump.path}: {e}") from None
+    if dump.module_debug_dir is not None:
+        prog.debug_info_options.kernel_directories = ("", str(dump.module_debug_dir))
+    warnings = []
+    try:
+        prog.load_debug_info([str(dump.vmlinux)], default=True)
+    except drgn.MissingDebugInfoError as e:
+        if prog.main_module().debug_file_path is None:
+            raise KernelError(f"{dump.vmlinux} has no debug info for the kernel in {dump.path}",
+                              hint="install the -dbg package or pass a vmlinux built with DEBUG_INFO") from None
+        missing = str(e).splitlines()
+        warnings.append(f"drgn: no debug info for {len(missing)} module(s): "
+                        + ", ".join(m.split()[-1] for m in missing[:5] if m.strip()))
+    except (ValueError, OSError) as e:
+        raise PostmortemError(f"drgn cannot load {dump.vmlinux}: {e}") from None
+    return prog, warnings
+
+
+def cached(prog: drgn.Program, key: str, compute):
+    """Memoize per program (drgn's ``prog.cache``), never in module globals."""
+    try:
+        return prog.cache[key]
+    except KeyError:
+        value = prog.cache[key] = compute()
+        return value

@@ -1,0 +1,46 @@
+"""Stack traces as FrameRecords: function+offset/size (as the kernel prints
+them), the module, and file:line from DWARF."""
+
+from __future__ import annotations
+
+import drgn
+
+from kdebug.model import FrameRecord
+
+
+def _module_name(prog: drgn.Program, pc: int) -> str:
+    try:
+        mod = prog.module(pc)
+    except LookupError:
+        return ""
+    return "" if isinstance(mod, drgn.MainModule) else mod.name
+
+
+def frame_records(prog: drgn.Program, trace: drgn.StackTrace) -> list[FrameRecord]:
+    out = []
+    for i, f in enumerate(trace):
+        name = f.name or ""
+        try:
+            sym = f.symbol()
+        except LookupError:
+            sym = None
+        if f.is_inline or sym is None:
+            function, offset, size = name, 0, 0
+        else:
+            function, offset, size = sym.name, f.pc - sym.address, sym.size
+        try:
+            file, line, _col = f.source()
+        except LookupError:
+            file, line = "", 0
+        out.append(FrameRecord(index=i, pc=f.pc, function=function, offset=offset, size=size,
+                               module=_module_name(prog, f.pc), file=file, line=line,
+                               inline=f.is_inline))
+    return out
+
+
+def task_backtrace(prog: drgn.Program, task: drgn.Object) -> list[FrameRecord]:
+    """``struct task_struct *`` -> its frames ([] when drgn cannot unwind it)."""
+    try:
+        return frame_records(prog, prog.stack_trace(task))
+    except (ValueError, LookupError, drgn.FaultError):
+        return []
