@@ -96,3 +96,16 @@ class PostmortemError(KdebugError):
     """Analysing a vmcore failed (debug info, drgn or crash)."""
 
     stage = "postmortem"
+
+
+class CaptureError(KdebugError):
+    """A stage of a crash capture failed; names it and carries its diagnoses."""
+
+    stage = "capture"
+
+    def __init__(self, message: str, *, hint: str | None = None, stage: str = "capture",
+                 diagnoses=(), directory=None):
+        super().__init__(message, hint=hint)
+        self.failed_stage = stage
+        self.diagnoses = list(diagnoses)
+        self.directory = directory  # the capture directory (capture.json, logs), if any

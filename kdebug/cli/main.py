@@ -76,11 +76,13 @@ def cli(ctx, verbose):
 
 
 def _register() -> None:
-    from kdebug.cli import doctor_cmd, initramfs_cmd, launch_cmds
+    from kdebug.cli import attach_cmd, doctor_cmd, initramfs_cmd, launch_cmds
 
     cli.add_command(doctor_cmd.doctor)
     cli.add_command(initramfs_cmd.initramfs)
     for c in launch_cmds.COMMANDS:
+        cli.add_command(c)
+    for c in attach_cmd.COMMANDS:
         cli.add_command(c)
 
 

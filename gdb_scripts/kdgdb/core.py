@@ -1,0 +1,278 @@
+"""What every kd- command needs: target checks, bulk reads, cached offsets,
+per-cpu addresses, one-line errors.
+
+Types and offsets are cached until a symbol file changes
+(gdb.events.new_objfile / clear_objfiles); per-stop data (the per-cpu offset
+table) until the target runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+import gdb
+
+from kdebug.errors import KdebugError
+
+_types: dict = {}
+_stop: dict = {}
+
+
+def _forget_types(_event=None) -> None:
+    _types.clear()
+    _stop.clear()
+
+
+def _forget_stop(_event=None) -> None:
+    _stop.clear()
+
+
+gdb.events.new_objfile.connect(_forget_types)
+gdb.events.clear_objfiles.connect(_forget_types)
+gdb.events.cont.connect(_forget_stop)
+
+
+def cached(key, compute):
+    """Per-objfile cache (types, offsets, layouts)."""
+    try:
+        return _types[key]
+    except KeyError:
+        v = _types[key] = compute()
+        return v
+
+
+def per_stop(key, compute):
+    try:
+        return _stop[key]
+    except KeyError:
+        v = _stop[key] = compute()
+        return v
+
+
+# --- target -------------------------------------------------------------------
+
+def require_stopped() -> None:
+    """One-line errors instead of tracebacks when there is nothing to read."""
+    if gdb.selected_inferior().pid == 0 or gdb.selected_thread() is None:
+        raise gdb.GdbError("not connected to a kernel (use `kdebug attach`, or `target remote HOST:PORT`)")
+    if gdb.selected_thread().is_running():
+        raise gdb.GdbError("the kernel is running: interrupt it first (Ctrl-C)")
+    try:
+        gdb.lookup_type("struct task_struct")
+    except gdb.error:
+        raise gdb.GdbError("no kernel symbols (use `kd-symbol-file VMLINUX --offset N`)") from None
+
+
+def read(addr: int, size: int) -> bytes:
+    try:
+        return gdb.selected_inferior().read_memory(addr, size).tobytes()
+    except gdb.MemoryError:
+        raise gdb.GdbError(f"cannot read {size} bytes at {addr:#x}") from None
+
+
+def u64(addr: int) -> int:
+    return int.from_bytes(read(addr, 8), "little")
+
+
+# --- types and symbols --------------------------------------------------------
+
+def lookup_type(name: str) -> gdb.Type:
+    """gdb type by C name ("struct task_struct", "unsigned long"), cached."""
+    def get():
+        try:
+            return gdb.lookup_type(name)
+        except gdb.error:
+            raise gdb.GdbError(f"no type {name} in the symbols") from None
+    return cached(("type", name), get)
+
+
+def _field_path(t: gdb.Type, path: str):
+    """(byte offset, field) of a dotted member path, anonymous members included."""
+    off = 0
+    f = None
+    for part in path.split("."):
+        t = t.strip_typedefs()
+        found = _find_field(t, part)
+        if found is None:
+            return None
+        sub_off, f = found
+        off += sub_off
+        t = f.type
+    return off, f
+
+
+def _find_field(t: gdb.Type, name: str):
+    for f in t.fields():
+        if f.name == name:
+            return f.bitpos // 8, f
+        if f.name is None and f.type.strip_typedefs().code in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION):
+            inner = _find_field(f.type.strip_typedefs(), name)
+            if inner is not None:
+                return f.bitpos // 8 + inner[0], inner[1]
+    return None
+
+
+def has_field(type_name: str, path: str) -> bool:
+    return cached(("has", type_name, path), lambda: _field_path(lookup_type(type_name), path) is not None)
+
+
+def offsetof(type_name: str, path: str) -> int:
+    def get():
+        r = _field_path(lookup_type(type_name), path)
+        if r is None:
+            raise gdb.GdbError(f"{type_name} has no member {path}")
+        return r[0]
+    return cached(("off", type_name, path), get)
+
+
+def field_of(type_name: str, path: str) -> gdb.Field:
+    def get():
+        r = _field_path(lookup_type(type_name), path)
+        if r is None:
+            raise gdb.GdbError(f"{type_name} has no member {path}")
+        return r[1]
+    return cached(("field", type_name, path), get)
+
+
+def sizeof(type_name: str, path: str | None = None) -> int:
+    if path is None:
+        return lookup_type(type_name).sizeof
+    return field_of(type_name, path).type.sizeof
+
+
+def symbol_address(name: str) -> int:
+    def get():
+        sym = gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+        if sym is None:
+            try:
+                return int(gdb.parse_and_eval(f"&{name}").cast(gdb.lookup_type("unsigned long")))
+            except gdb.error:
+                raise gdb.GdbError(f"no symbol {name}") from None
+        return int(sym.value().address.cast(gdb.lookup_type("unsigned long")))
+    return cached(("sym", name), get)
+
+
+def has_symbol(name: str) -> bool:
+    def get():
+        try:
+            symbol_address(name)
+            return True
+        except gdb.GdbError:
+            return False
+    return cached(("hassym", name), get)
+
+
+def constant(name: str) -> int:
+    """An enumerator's value from the debuginfo (PIDTYPE_PID, MODULE_STATE_LIVE)."""
+    return cached(("const", name), lambda: int(gdb.parse_and_eval(name)))
+
+
+# --- per-cpu -------------------------------------------------------------------
+
+def nr_cpu_ids() -> int:
+    return cached("nr_cpu_ids", lambda: int(gdb.parse_and_eval("nr_cpu_ids")))
+
+
+def per_cpu_offsets() -> list[int]:
+    def get():
+        n = nr_cpu_ids()
+        raw = read(symbol_address("__per_cpu_offset"), 8 * n)
+        return [int.from_bytes(raw[i * 8:i * 8 + 8], "little") for i in range(n)]
+    return per_stop("pcpu", get)
+
+
+def per_cpu_addr(addr: int, cpu: int) -> int:
+    """Address of ``cpu``'s copy of the per-cpu variable at ``addr`` (an
+    offset in .data..percpu: kd-symbol-file leaves that section unrelocated)."""
+    offs = per_cpu_offsets()
+    if not 0 <= cpu < len(offs):
+        raise gdb.GdbError(f"no CPU {cpu} (nr_cpu_ids is {len(offs)})")
+    return (addr + offs[cpu]) & (2**64 - 1)
+
+
+def cpumask_bits(symbol: str) -> list[int]:
+    n = nr_cpu_ids()
+    raw = read(symbol_address(symbol), (n + 63) // 64 * 8)
+    bits = int.from_bytes(raw, "little")
+    return [c for c in range(n) if bits >> c & 1]
+
+
+def online_cpus() -> list[int]:
+    return per_stop("online", lambda: cpumask_bits("__cpu_online_mask"))
+
+
+def current_task_addr(cpu: int) -> int:
+    """``struct task_struct *`` running on ``cpu``."""
+    # Since v6.2 current_task lives in struct pcpu_hot; before, its own per-cpu variable.
+    if has_symbol("pcpu_hot"):
+        addr = symbol_address("pcpu_hot") + offsetof("struct pcpu_hot", "current_task")
+    else:
+        addr = symbol_address("current_task")
+    return u64(per_cpu_addr(addr, cpu))
+
+
+def selected_cpu() -> int:
+    """QEMU's gdbstub shows one thread per vCPU, numbered from 1."""
+    t = gdb.selected_thread()
+    return t.num - 1 if t is not None else 0
+
+
+# --- commands -------------------------------------------------------------------
+
+class ArgParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise gdb.GdbError(f"{self.prog}: {message}")
+
+    def exit(self, status=0, message=None):
+        if message:
+            raise gdb.GdbError(message.strip())
+        raise _HelpShown()
+
+
+class _HelpShown(Exception):
+    pass
+
+
+class Command(gdb.Command):
+    """Base of kd- commands: argparse arguments, one-line errors, needs a
+    stopped target unless ``needs_target`` is False."""
+
+    name = ""
+    needs_target = True
+
+    def __init__(self):
+        super().__init__(self.name, gdb.COMMAND_USER)
+        self.parser = ArgParser(prog=self.name, description=(self.__doc__ or "").split("\n")[0],
+                                add_help=True)
+        self.arguments(self.parser)
+
+    def arguments(self, p: ArgParser) -> None:
+        pass
+
+    def invoke(self, arg, from_tty):
+        try:
+            args = self.parser.parse_args(shlex.split(arg))
+        except _HelpShown:
+            gdb.write(self.parser.format_help())
+            return
+        except ValueError as e:
+            raise gdb.GdbError(f"{self.name}: {e}") from None
+        if self.needs_target:
+            require_stopped()
+        try:
+            out = self.run(args)
+        except KdebugError as e:
+            raise gdb.GdbError(str(e)) from None
+        except gdb.MemoryError as e:
+            raise gdb.GdbError(f"{self.name}: {e}") from None
+        if out:
+            gdb.write(out if out.endswith("\n") else out + "\n")
+
+    def run(self, args) -> str | None:
+        raise NotImplementedError
+
+
+def register(cls):
+    cls()
+    return cls

@@ -1,0 +1,74 @@
+"""kd-symbol-file (vmlinux at a KASLR offset, per-cpu data left alone) and the
+detach helpers `kdebug attach --session` uses."""
+
+from __future__ import annotations
+
+import gdb
+
+from kdebug.kgdb.elfsyms import read_vmlinux
+from kdgdb import core
+
+
+def symbol_file_command(vmlinux: str, offset: int) -> str:
+    """add-symbol-file with every allocated section moved by ``offset``, except
+    those linked at 0 (.data..percpu: per-cpu symbols are offsets, not
+    addresses, and the kernel does not relocate them)."""
+    secs, _ = read_vmlinux(vmlinux, [])
+    text = next((s for s in secs if s.name == ".text"), None)
+    if text is None:
+        raise gdb.GdbError(f"{vmlinux} has no .text section")
+    parts = [f"add-symbol-file {vmlinux} {text.addr + offset:#x}"]
+    for s in secs:
+        if s.alloc and s.addr and s.name != ".text":
+            parts.append(f"-s {s.name} {s.addr + offset:#x}")
+    return " ".join(parts)
+
+
+@core.register
+class KdSymbolFile(core.Command):
+    """Load a vmlinux's symbols at a KASLR offset (per-cpu symbols unmoved).
+
+    Usage: kd-symbol-file VMLINUX [--offset N]   (`kdebug attach` finds N itself)"""
+
+    name = "kd-symbol-file"
+    needs_target = False
+
+    def arguments(self, p):
+        p.add_argument("vmlinux")
+        p.add_argument("--offset", default="0", help="KASLR offset (hex or decimal)")
+
+    def run(self, a):
+        try:
+            off = int(a.offset, 0)
+        except ValueError:
+            raise gdb.GdbError(f"bad offset {a.offset!r}") from None
+        try:
+            cmd = symbol_file_command(a.vmlinux, off)
+        except (OSError, ValueError) as e:
+            raise gdb.GdbError(f"cannot read {a.vmlinux}: {e}") from None
+        gdb.execute("symbol-file", to_string=True)  # forget an earlier one
+        gdb.execute(cmd, to_string=True)
+        return f"kdebug: symbols from {a.vmlinux}, KASLR offset {off:#x}"
+
+
+@core.register
+class KdDetachOnQuit(core.Command):
+    """Detach instead of killing when gdb quits (the guest is not ours)."""
+
+    name = "kd-detach-on-quit"
+    needs_target = False
+
+    def run(self, a):
+        gdb.execute("define hook-quit\nkd-detach-now\nend", to_string=True)
+
+
+@core.register
+class KdDetachNow(core.Command):
+    """Detach from the target if connected (no error otherwise)."""
+
+    name = "kd-detach-now"
+    needs_target = False
+
+    def run(self, a):
+        if gdb.selected_inferior().pid != 0:
+            gdb.execute("detach", to_string=True)

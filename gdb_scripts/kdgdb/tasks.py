@@ -1,0 +1,129 @@
+"""kd-ps, kd-task: tasks read in bulk (one read_memory per task)."""
+
+from __future__ import annotations
+
+import gdb
+
+from kdebug.format import format_tasks
+from kdebug.kgdb.structs import Field
+from kdebug.kgdb.tasks import RawTask, TaskLayout, decode_task, filter_tasks, to_records
+from kdgdb import core
+
+T = "struct task_struct"
+
+
+def _field(path: str) -> Field:
+    return Field(core.offsetof(T, path), core.sizeof(T, path))
+
+
+def task_layout() -> TaskLayout:
+    def build():
+        # Since Linux kernel commit 2f064a59a11f ("sched: Change
+        # task_struct::state") (in v5.14) the state is __state.
+        state = "__state" if core.has_field(T, "__state") else "state"
+        # With THREAD_INFO_IN_TASK the cpu moved into thread_info (v5.16).
+        cpu = "thread_info.cpu" if core.has_field(T, "thread_info.cpu") else "cpu"
+        return TaskLayout(
+            state=_field(state), exit_state=_field("exit_state"), flags=_field("flags"),
+            pid=_field("pid"), tgid=_field("tgid"), comm=_field("comm"),
+            real_parent=_field("real_parent"), tasks=Field(core.offsetof(T, "tasks"), 8),
+            cpu=_field(cpu),
+            thread_group=Field(core.offsetof(T, "thread_group"), 8) if core.has_field(T, "thread_group") else None,
+            on_cpu=_field("on_cpu") if core.has_field(T, "on_cpu") else None,
+        )
+    return core.cached("task_layout", build)
+
+
+def read_task(addr: int) -> RawTask:
+    lay = task_layout()
+    start, length = core.cached("task_span", lay.read_span)
+    return decode_task(core.read(addr + start, length), addr, lay, start)
+
+
+def for_each_task() -> list[RawTask]:
+    """Every thread: processes on init_task.tasks, their threads on thread_group."""
+    lay = task_layout()
+    tasks_off = lay.tasks.offset
+    init = core.symbol_address("init_task")
+    out = []
+    seen = set()
+    addr = init
+    while True:
+        leader = read_task(addr)
+        out.append(leader)
+        seen.add(addr)
+        if lay.thread_group is not None:
+            tg_off = lay.thread_group.offset
+            t = leader
+            while t.thread_group_next and t.thread_group_next - tg_off != addr:
+                nxt = t.thread_group_next - tg_off
+                if nxt in seen:
+                    break
+                t = read_task(nxt)
+                out.append(t)
+                seen.add(nxt)
+        addr = leader.tasks_next - tasks_off
+        if addr == init or addr in seen or len(out) > 1_000_000:
+            break
+    return out
+
+
+def collect_tasks():
+    """TaskRecords of every task (``struct task_struct``), idle task first."""
+    return core.per_stop("tasks", lambda: to_records(for_each_task()))
+
+
+def find_task(pid: int):
+    for t in collect_tasks():
+        if t.pid == pid:
+            return t
+    raise gdb.GdbError(f"no task with pid {pid}")
+
+
+@core.register
+class KdPs(core.Command):
+    """List tasks: pid, ppid, state, cpu, task address, comm.
+
+    Usage: kd-ps [--state LETTERS] [--comm GLOB] [--pid PID]... [--user|--kernel] [--json]
+    Kernel threads are shown in [brackets]. States are ps's letters (R S D T t X Z P I)."""
+
+    name = "kd-ps"
+
+    def arguments(self, p):
+        p.add_argument("--state", "-s", help="keep these state letters, e.g. RD")
+        p.add_argument("--comm", "-c", help="keep tasks whose name matches this glob")
+        p.add_argument("--pid", "-p", type=int, action="append", help="keep this pid (or tgid)")
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--user", action="store_true", help="user tasks only")
+        g.add_argument("--kernel", action="store_true", help="kernel threads only")
+        p.add_argument("--json", action="store_true")
+
+    def run(self, a):
+        kth = True if a.kernel else False if a.user else None
+        tasks = filter_tasks(collect_tasks(), states=a.state, comm=a.comm,
+                             pids=set(a.pid) if a.pid else None, kthreads=kth)
+        return format_tasks(tasks, "json" if a.json else "table")
+
+
+@core.register
+class KdTask(core.Command):
+    """Details of one task: kd-task PID"""
+
+    name = "kd-task"
+
+    def arguments(self, p):
+        p.add_argument("pid", type=int)
+
+    def run(self, a):
+        t = find_task(a.pid)
+        v = gdb.Value(t.address).cast(core.lookup_type(T).pointer()).dereference()
+        lines = [f"task       {t.address:#x} (struct task_struct *)",
+                 f"pid        {t.pid}  tgid {t.tgid}  ppid {t.ppid}",
+                 f"comm       {'[' + t.comm + ']' if t.is_kthread else t.comm}",
+                 f"state      {t.state}{' (on cpu)' if t.on_cpu else ''}  cpu {t.cpu}",
+                 f"flags      {int(v['flags']):#x}",
+                 f"prio       {int(v['prio'])}  static {int(v['static_prio'])}  policy {int(v['policy'])}",
+                 f"stack      {int(v['stack'].cast(core.lookup_type('unsigned long'))):#x}",
+                 f"mm         {int(v['mm'].cast(core.lookup_type('unsigned long'))):#x}",
+                 f"thread.sp  {int(v['thread']['sp']):#x}"]
+        return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""kdebug attach, kdebug kernel build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kdebug.cli.options import launch_options, pass_kw, to_launch_options
+
+_path = click.Path(path_type=Path)
+
+
+@click.command()
+@launch_options
+@click.option("--session", "session_name", help="Attach to this running `kdebug boot` guest instead of booting one.")
+@click.option("--freeze", is_flag=True, help="Stop at the first instruction (implies --nokaslr).")
+@click.option("--break", "breaks", multiple=True, metavar="PRESET",
+              help="Arm a kd-break preset: boot, panic, module, 'syscall NAME', 'sched PID'.")
+@click.option("--ex", "commands", multiple=True, metavar="CMD", help="Run this gdb command (repeatable).")
+@click.option("-x", "files", type=_path, multiple=True, metavar="FILE", help="Run gdb commands from FILE.")
+@click.option("--source", "source_dirs", type=_path, multiple=True, help="Kernel source directory for gdb.")
+@click.option("--batch", is_flag=True, help="Run the commands and exit (no prompt); the guest stops too.")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the guest's shell.")
+@pass_kw
+def attach(kw):
+    """Boot a guest and debug its kernel in gdb, symbols loaded (KASLR too).
+
+    The guest boots to its shell, stops, and gdb connects with kdebug's kd-
+    commands loaded (`help user-defined`). When gdb exits the guest is gone.
+
+    Example: kdebug attach --batch --ex kd-ps --ex 'kd-dmesg --tail 5'
+    """
+    from kdebug.attach import AttachOptions, attach_new, attach_session
+
+    a = AttachOptions(session=kw.pop("session_name"), batch=kw.pop("batch"),
+                      commands=list(kw.pop("commands")), files=list(kw.pop("files")),
+                      breaks=list(kw.pop("breaks")), source_dirs=list(kw.pop("source_dirs")),
+                      boot_timeout=kw.pop("timeout"))
+    freeze = kw.pop("freeze")
+
+    def echo(msg):
+        click.echo(msg, err=True)
+
+    if a.session:
+        raise click.exceptions.Exit(attach_session(a.session, a, echo))
+    raise click.exceptions.Exit(attach_new(to_launch_options(kw, freeze=freeze), a, echo))
+
+
+@click.group()
+def kernel():
+    """Build kernels to debug."""
+
+
+@kernel.command("build")
+@click.option("--src", type=_path, default=Path("/usr/src/linux-source-6.1.tar.xz"), show_default=True,
+              help="Kernel source directory or tarball.")
+@click.option("--fragment", type=_path, help="kconfig fragment (default: launch/kconfig/debug.config).")
+@click.option("--base", type=click.Choice(["tinyconfig", "defconfig"]), default="tinyconfig", show_default=True)
+@click.option("-j", "jobs", type=int, help="Parallel jobs (default: all CPUs).")
+def kernel_build(src, fragment, base, jobs):
+    """Configure and build bzImage, vmlinux and scripts_gdb; print the tree.
+
+    Cached by source and fragment: a second run returns at once. Use the
+    printed directory with --tree, e.g. `kdebug attach --tree DIR`.
+
+    Example: kdebug kernel build --src /usr/src/linux-source-6.1.tar.xz
+    """
+    from kdebug.kbuild import DEFAULT_FRAGMENT, build_kernel
+
+    res = build_kernel(src, fragment or DEFAULT_FRAGMENT, base=base, jobs=jobs,
+                       progress=lambda m: click.echo(f"kdebug: {m}", err=True))
+    for opt in res.missing:
+        click.echo(f"kdebug: warning: {opt} from the fragment is not in the final .config", err=True)
+    click.echo(f"kdebug: {'cached' if res.cached else f'built in {res.seconds:.0f} s'}", err=True)
+    click.echo(str(res.tree))
+
+
+COMMANDS = [attach, kernel]
