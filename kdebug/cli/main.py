@@ -84,6 +84,8 @@ def _register() -> None:
         cli.add_command(c)
     for c in attach_cmd.COMMANDS:
         cli.add_command(c)
+    from kdebug.cli import capture_cmd  # noqa: I001
+    [cli.add_command(c) for c in capture_cmd.COMMANDS]
 
 
 _register()

@@ -1,0 +1,127 @@
+"""``capture()`` and ``snapshot()``: one call, one :class:`Capture`, always a
+capture.json in the directory, QEMU stopped on every path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kdebug.capture.kdump import PARTIAL, STREAM, run_kdump
+from kdebug.capture.module import TAINT
+from kdebug.capture.plan import CaptureOptions, StageClock, make_out_dir
+from kdebug.capture.qemudump import run_qemu, snapshot_fresh, snapshot_session
+from kdebug.capture.record import Capture, write_capture_json
+from kdebug.capture.triggers import get_trigger
+from kdebug.errors import CaptureError
+from kdebug.kernel import Kernel, find_kernel
+from kdebug.launch.launcher import LaunchOptions
+from kdebug.session import find_session
+
+
+def _new(out: Path, kernel: Kernel, **kw) -> Capture:
+    return Capture(directory=out, kernel={"release": kernel.release, "build_id": kernel.build_id,
+                                          "image": str(kernel.image),
+                                          "vmlinux": str(kernel.vmlinux) if kernel.vmlinux else None},
+                   **kw)
+
+
+def _tidy_failed(cap: Capture) -> None:
+    """After a failure nothing may look complete: an unconverted stream or
+    a partial dump is kept only as vmcore.partial (say so), an empty one is removed."""
+    out = cap.directory
+    stream, partial = out / STREAM, out / PARTIAL
+    if stream.exists():
+        if partial.exists():
+            partial.unlink()
+        stream.replace(partial)
+    if partial.exists():
+        if partial.stat().st_size == 0:
+            partial.unlink()
+            cap.partial = None
+        else:
+            cap.partial = PARTIAL
+            cap.sizes.setdefault("transferred", partial.stat().st_size)
+
+
+def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) -> Capture:
+    """Crash a guest and bring its vmcore home (see kdebug.capture.record for the result)."""
+    opts.validate()
+    trigger = get_trigger(opts.trigger, opts.run)
+    kernel = find_kernel(base.kernel, base.vmlinux, base.tree)
+    out = make_out_dir(opts.out)
+    method = "qemu" if opts.method == "qemu" else "kdump"
+    cap = _new(out, kernel, method=method, requested_method=opts.method, trigger=trigger.name,
+               command=opts.run)
+    if method == "kdump":
+        cap.dump_level = None if opts.raw else opts.dump_level
+        cap.compression = None if opts.raw else opts.compression
+    if trigger.module:
+        cap.tainted = TAINT
+    clock = StageClock(cap)
+    try:
+        if method == "kdump":
+            try:
+                run_kdump(base, opts, trigger, kernel, cap, clock)
+            except CaptureError as e:
+                if opts.method != "auto":
+                    raise
+                _tidy_failed(cap)
+                _keep_kdump_logs(cap)
+                why = f"kdump failed at stage {e.failed_stage}: {e.message}"
+                say(f"{why}; falling back to a QEMU memory dump (booting again)")
+                cap.fallback = why
+                cap.method, cap.dump_level, cap.compression = "qemu", None, None
+                cap.failed_stage, cap.error = None, None
+                cap.partial = None
+                run_qemu(base, opts, trigger, kernel, cap, clock)
+        else:
+            run_qemu(base, opts, trigger, kernel, cap, clock)
+    except CaptureError as e:
+        _tidy_failed(cap)
+        e.directory = out
+        raise
+    finally:
+        write_capture_json(cap)
+    return cap
+
+
+def _keep_kdump_logs(cap: Capture) -> None:
+    for kind in ("main", "capture"):
+        name = cap.logs.pop(kind, None)
+        if name and (cap.directory / name).exists():
+            os.replace(cap.directory / name, cap.directory / f"kdump-{name}")
+            cap.logs[f"kdump-{kind}"] = f"kdump-{name}"
+    partial = cap.directory / PARTIAL
+    if partial.exists():
+        os.replace(partial, cap.directory / "kdump-vmcore.partial")
+
+
+def snapshot(base: LaunchOptions, *, session_name: str | None = None, use_session: bool = False,
+             out: Path | None = None, run: str | None = None, resume: bool = True,
+             boot_timeout: float = 120.0) -> Capture:
+    """Dump a live guest: a running session's (QMP stop, dump, cont) or a fresh one's."""
+    if use_session or session_name:
+        session = find_session(session_name)
+        k = session.kernel
+        kernel = find_kernel(Path(k["image"]) if k.get("image") else None,
+                             Path(k["vmlinux"]) if k.get("vmlinux") else None,
+                             Path(k["tree"]) if k.get("tree") else None)
+    else:
+        session = None
+        kernel = find_kernel(base.kernel, base.vmlinux, base.tree)
+    out_dir = make_out_dir(out, "snapshot")
+    cap = _new(out_dir, kernel, method="qemu", requested_method="qemu", trigger="snapshot", command=run)
+    clock = StageClock(cap)
+    try:
+        if session is not None:
+            cap.kernel["cmdline"] = session.cmdline
+            snapshot_session(session, cap, clock, kernel, resume=resume)
+        else:
+            snapshot_fresh(base, cap, clock, kernel, run, boot_timeout)
+    except CaptureError as e:
+        _tidy_failed(cap)
+        e.directory = out_dir
+        raise
+    finally:
+        write_capture_json(cap)
+    return cap

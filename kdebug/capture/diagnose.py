@@ -1,0 +1,144 @@
+"""Name the cause of a failed capture stage (pure).
+
+Each function looks at what one stage saw (console text after the trigger,
+kexec's output, the host file) and returns :class:`Diagnosis` records with a
+cause and a fix, the most specific first. Tested on recorded text and on
+failures provoked for real (tests/vm/test_capture_faults.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from kdebug.launch.diagnose import Diagnosis
+
+CAPTURE_KERNEL_START = re.compile(r"Linux version \S+")
+_OOM = re.compile(r"System is deadlocked on memory|Out of memory and no killable processes|"
+                  r"Kernel panic - not syncing: Out of memory")
+_PANIC = re.compile(r"Kernel panic - not syncing: ?(.*)")
+
+
+def _last_lines(text: str, n: int = 6) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " | ".join(lines[-n:])
+
+
+def not_reserved(dmesg: str, crashkernel: str | None) -> Diagnosis:
+    m = re.search(r".*crashkernel.*", dmesg)
+    if not crashkernel:
+        cause = "no crashkernel= on the command line, so no memory is reserved for a capture kernel"
+    else:
+        cause = f"crashkernel={crashkernel} was asked for but /proc/iomem has no 'Crash kernel' region"
+    return Diagnosis("crashkernel-not-reserved", cause,
+                     "boot with --crashkernel 128M (kdebug capture does by default) and enough --memory",
+                     m.group(0).strip() if m else "")
+
+
+def kexec_refused(output: str, *, missing_binary: bool = False) -> Diagnosis:
+    """Why ``kexec -p`` did not load a capture kernel, from what it printed."""
+    out = output.strip()
+    ev = _last_lines(out, 3)
+    if missing_binary:
+        return Diagnosis("kexec-missing", "the guest has no kexec binary (the initramfs recipe lacks kexec-tools)",
+                         "use the busybox recipe (--recipe busybox), which carries kexec and makedumpfile")
+    if re.search(r"Function not implemented|ENOSYS|not supported", out):
+        return Diagnosis("kexec-unsupported",
+                         "the kernel refuses kexec_load/kexec_file_load: it was built without "
+                         "CONFIG_KEXEC (or CONFIG_KEXEC_FILE)",
+                         "use a kernel with CONFIG_KEXEC, CONFIG_CRASH_DUMP and CONFIG_PROC_VMCORE, "
+                         "or --method qemu (needs no kexec)", ev)
+    if re.search(r"Key was rejected|Required key not available|EKEYREJECTED|ENOKEY|signature", out, re.I):
+        return Diagnosis("kexec-signature",
+                         "kexec_file_load refused the capture kernel's signature (CONFIG_KEXEC_SIG_FORCE "
+                         "or lockdown wants a kernel signed by a trusted key)",
+                         "sign the image with a key the kernel trusts, or boot without lockdown; "
+                         "--method qemu needs no kexec", ev)
+    if re.search(r"Operation not permitted|EPERM|lockdown", out, re.I):
+        return Diagnosis("kexec-lockdown",
+                         "kexec_load is not permitted: kernel lockdown (Secure Boot) forbids the "
+                         "unsigned legacy call",
+                         "use kexec_file_load (kexec -s) with a signed kernel, or lockdown=none", ev)
+    if re.search(r"Cannot (allocate|load)|Not enough memory|ENOMEM|Could not find a free area|"
+                 r"Cannot assign|crashkernel", out, re.I):
+        return Diagnosis("kexec-no-room",
+                         "the capture kernel and its initramfs do not fit in the crashkernel region",
+                         "raise --crashkernel (128M is the default) or shrink the initramfs", ev)
+    return Diagnosis("kexec-failed", "kexec -p failed", "read kexec's message in the console log", ev)
+
+
+def after_trigger(console: str, *, exited: bool, timed_out: bool, kdump: bool,
+                  expect_panic: str | None = None) -> list[Diagnosis]:
+    """What went wrong between the trigger and the first byte of the dump."""
+    found: list[Diagnosis] = []
+    start = CAPTURE_KERNEL_START.search(console)
+    panic = _PANIC.search(console)
+    before = console[: start.start()] if start else console
+    after = console[start.start():] if start else ""
+    if kdump and start:
+        if _OOM.search(after):
+            m = _OOM.search(after)
+            found.append(Diagnosis("capture-oom",
+                                   "the capture kernel ran out of memory: crashkernel= is too small "
+                                   "for it and its initramfs",
+                                   "raise --crashkernel to 128M or more (80M is the floor here)",
+                                   m.group(0)))
+        elif (m := _PANIC.search(after)):
+            found.append(Diagnosis("capture-panic", f"the capture kernel panicked: {m.group(1).strip()}",
+                                   "read console-capture.log; try a larger --crashkernel", m.group(0)))
+        elif "kdebug-init: ready role=main" in after:
+            found.append(Diagnosis("no-vmcore",
+                                   "the capture kernel booted but has no /proc/vmcore (no "
+                                   "elfcorehdr=, or CONFIG_PROC_VMCORE missing)",
+                                   "use a kernel with CONFIG_CRASH_DUMP and CONFIG_PROC_VMCORE"))
+        elif timed_out:
+            found.append(Diagnosis("capture-hang",
+                                   "the capture kernel started but did not reach kdebug's init "
+                                   "before the timeout",
+                                   "read console-capture.log for where it stopped; raise --timeout "
+                                   "if it is only slow", _last_lines(after)))
+        elif exited:
+            found.append(Diagnosis("capture-exited", "QEMU exited while the capture kernel was booting",
+                                   "read console-capture.log", _last_lines(after)))
+    elif panic or (kdump and exited and expect_panic and re.search(expect_panic, before)):
+        if kdump:
+            found.append(Diagnosis("capture-not-loaded",
+                                   "the kernel panicked but no capture kernel took over: none was "
+                                   "loaded when the panic came (kexec -p not run, or unloaded)",
+                                   "load one with kexec -p before the crash (kdebug capture does), "
+                                   "or use --method qemu",
+                                   panic.group(0).strip() if panic else ""))
+        elif exited:
+            found.append(Diagnosis("no-pvpanic",
+                                   "the kernel panicked and rebooted instead of pausing: the pvpanic "
+                                   "device did not report it (pvpanic module not loaded?)",
+                                   "load pvpanic_mmio/pvpanic_pci in the guest (the busybox recipe does)",
+                                   panic.group(0).strip() if panic else ""))
+        elif timed_out:
+            found.append(Diagnosis("no-guest-panicked",
+                                   "the kernel panicked but QEMU did not report GUEST_PANICKED",
+                                   "check the pvpanic device and its module", _last_lines(console)))
+    elif timed_out:
+        found.append(Diagnosis("no-panic",
+                               "the trigger did not crash the kernel before the timeout",
+                               "check the trigger's settings (sysctls) took effect, or raise --panic-timeout",
+                               _last_lines(console)))
+    elif exited:
+        found.append(Diagnosis("exited", "QEMU exited after the trigger without a panic on the console",
+                               "read console-main.log", _last_lines(console)))
+    return found
+
+
+def transfer_cut(received: int, reason: str, *, qemu_exited: bool) -> Diagnosis:
+    how = "QEMU exited" if qemu_exited else "the stream stopped"
+    return Diagnosis("transfer-cut",
+                     f"the dump transfer was cut short: {how} after {received} bytes ({reason})",
+                     "run the capture again; the incomplete data is kept as vmcore.partial only")
+
+
+def split_logs(transcript: str, trigger_offset: int) -> tuple[str, str]:
+    """(crashed kernel's console, capture kernel's console) of one run."""
+    m = CAPTURE_KERNEL_START.search(transcript, trigger_offset)
+    if not m:
+        return transcript, ""
+    cut = transcript.rfind("\n", 0, m.start()) + 1
+    return transcript[:cut], transcript[cut:]

@@ -1,0 +1,99 @@
+"""Steps both capture methods take in a booted guest (adapter: drives the
+console through :class:`kdebug.launch.qemu.Guest`, QMP for NMIs)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+import pexpect
+
+from kdebug.capture.module import trigger_module
+from kdebug.capture.plan import DUMP_PORT
+from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
+from kdebug.errors import CaptureError
+from kdebug.kernel import Kernel, find_kernel
+from kdebug.launch.launcher import LaunchOptions
+from kdebug.launch.plan import SerialPort
+from kdebug.launch.qemu import Guest
+
+HOOK = Path(__file__).resolve().parents[2] / "launch" / "triggers" / "capture-hook.sh"
+HOOK_GUEST_PATH = "etc/kdebug/init.d/50-capture"
+
+EOF_ = "eof"
+TIMEOUT_ = "timeout"
+
+
+def launch_options(base: LaunchOptions, kernel: Kernel, trigger: Trigger, *,
+                   stream: Path | None = None, pvpanic: bool = False,
+                   crashkernel: str | None = None, unsafe_crashkernel: str | None = None) -> LaunchOptions:
+    """``base`` plus what the capture needs: hook, trigger module, dump port."""
+    files = dict(base.extra_files)
+    files[HOOK_GUEST_PATH] = HOOK
+    if trigger.module:
+        files[MODULE_GUEST_PATH.lstrip("/")] = trigger_module(kernel)
+    ports = list(base.serial_ports)
+    if stream is not None:
+        ports.append(SerialPort(DUMP_PORT, stream))
+    append = list(base.append)
+    if unsafe_crashkernel:
+        # Past the CLI's 80M floor on purpose (fault tests): straight onto the cmdline.
+        append.append(f"crashkernel={unsafe_crashkernel}")
+        crashkernel = None
+    return dataclasses.replace(base, extra_files=files, serial_ports=ports, pvpanic=pvpanic,
+                               crashkernel=crashkernel, append=append,
+                               gdb_port=0 if base.gdb_port is None else base.gdb_port)
+
+
+def resolve_kernel(base: LaunchOptions) -> Kernel:
+    return find_kernel(base.kernel, base.vmlinux, base.tree)
+
+
+def create_private(path: Path) -> None:
+    """An empty file only we can read, before anyone writes into it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+
+
+def arm(guest: Guest, trigger: Trigger) -> None:
+    for cmd in trigger.setup_commands():
+        r = guest.run(cmd, timeout=30)
+        if r.status != 0:
+            raise CaptureError(f"setting up trigger {trigger.name}: {cmd!r} failed (status {r.status}): "
+                               f"{r.output.strip()[-200:]}",
+                               hint="the kernel may lack the sysctl or refuse the module")
+
+
+def fire(guest: Guest, trigger: Trigger) -> int:
+    """Crash the guest; return the transcript offset where it began."""
+    offset = len(guest.transcript)
+    if trigger.qmp:
+        from kdebug.guest.qmp import Qmp
+
+        with Qmp(guest.session.qmp_socket, timeout=10) as q:
+            q.cmd(trigger.qmp)
+    else:
+        # Not run(): the command never returns, the kernel dies under it.
+        guest.child.sendline(trigger.console)
+    return offset
+
+
+def expect(guest: Guest, patterns: list[re.Pattern], timeout: float) -> tuple[int | str, re.Match | None]:
+    """Index of the pattern seen, or "eof"/"timeout"."""
+    try:
+        i = guest.child.expect([*patterns, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+    except OSError:
+        return EOF_, None
+    if i == len(patterns):
+        return EOF_, None
+    if i == len(patterns) + 1:
+        return TIMEOUT_, None
+    return i, guest.child.match
+
+
+def write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", errors="replace") as f:
+        f.write(text)

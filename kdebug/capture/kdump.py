@@ -1,0 +1,241 @@
+"""The kdump loop (adapter): boot with crashkernel=, kexec -p a capture
+kernel, crash, and let the capture kernel stream /proc/vmcore home.
+
+The dump leaves the guest through a virtio-serial port backed by a host
+file (measured here at ~50 MB/s, ten times an 8250 port). The capture
+kernel's init runs kdebug's hook (launch/triggers/capture-hook.sh) as soon as
+it starts, with its settings on the capture command line: no console round
+trips with a kernel that has just come up, and no shell prompt to parse
+through interleaved printk. The host checks every byte arrived (the
+flattened stream's end marker, or the ELF's size) before it stops QEMU.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from kdebug.capture import diagnose as cdiag
+from kdebug.capture.check import check_dump
+from kdebug.capture.guest import EOF_, TIMEOUT_, arm, create_private, expect, fire, launch_options, write_private
+from kdebug.capture.plan import CaptureOptions, StageClock, capture_cmdline, unsafe_crashkernel
+from kdebug.capture.record import Capture
+from kdebug.capture.triggers import Trigger
+from kdebug.errors import CaptureError, ToolMissing
+from kdebug.kernel import Kernel
+from kdebug.launch.cmdline import CRASHKERNEL_DEFAULT, cmdline_value
+from kdebug.launch.launcher import LaunchOptions, prepare
+from kdebug.launch.qemu import Guest, boot
+from kdebug.session import new_session
+
+PANIC_OR_CAPTURE = re.compile(r"Kernel panic - not syncing|Linux version \S+")
+START = re.compile(r"kdebug-capture: start size=(\d+)")
+HOOK_ERROR = re.compile(r"kdebug-capture: error (.*)")
+DONE = re.compile(r"kdebug-capture: done status=(\d+)")
+READY_CAPTURE = re.compile(r"kdebug-init: ready role=(capture|main)")
+STREAM = ".vmcore.stream"
+PARTIAL = "vmcore.partial"
+
+REQUIRED_CONFIG = ("KEXEC", "CRASH_DUMP", "PROC_VMCORE")
+
+
+def preflight(kernel: Kernel) -> None:
+    """Refuse a kernel that cannot kdump before booting it (when its config is known)."""
+    cfg = kernel.config
+    if not cfg or not getattr(cfg, "known", True):
+        return
+    missing = [o for o in REQUIRED_CONFIG if not cfg.enabled(o)]
+    if "KEXEC" in missing and cfg.enabled("KEXEC_FILE"):
+        missing.remove("KEXEC")
+    if missing:
+        raise CaptureError(f"kernel {kernel.release} cannot kdump: CONFIG_{', CONFIG_'.join(missing)} "
+                           "not set", hint="use --method qemu, or a kernel with kexec and crash dump support")
+
+
+def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel: Kernel,
+              cap: Capture, clock: StageClock) -> None:
+    out = cap.directory
+    stream = out / (PARTIAL if opts.raw else STREAM)
+    unsafe = unsafe_crashkernel()
+    crash = base.crashkernel if base.crashkernel not in (None, "auto") else CRASHKERNEL_DEFAULT
+    with clock.stage("preflight"):
+        preflight(kernel)
+        create_private(stream)
+        lopts = launch_options(base, kernel, trigger, stream=stream, crashkernel=crash,
+                               unsafe_crashkernel=unsafe)
+    session = new_session()
+    guest: Guest | None = None
+    try:
+        with clock.stage("prepare"):
+            prep = prepare(lopts, session, resolve_kernel=lambda *a: kernel)
+        cap.guest = {"memory_mb": prep.plan.memory_mb, "cpus": prep.plan.cpus,
+                     "crashkernel": cmdline_value(prep.plan.cmdline, "crashkernel")}
+        cap.kernel["cmdline"] = prep.plan.cmdline
+        with clock.stage("boot"):
+            guest = boot(prep.plan, session, timeout=opts.timeouts.boot)
+        with clock.stage("reserve"):
+            _check_reserved(guest, cap.guest["crashkernel"])
+        if not opts.skip_kexec:
+            with clock.stage("load") as st:
+                st.detail = _load_capture_kernel(guest, prep.plan.cmdline, opts)
+        with clock.stage("arm"):
+            arm(guest, trigger)
+        _crash_and_dump(guest, trigger, opts, cap, clock, stream)
+        with clock.stage("stop"):
+            guest.close()
+        _finish(cap, clock, stream, opts, kernel)
+    finally:
+        if guest is not None:
+            guest.close()
+            _save_logs(cap, guest)
+        session.remove()
+
+
+def _check_reserved(guest: Guest, crashkernel: str | None) -> None:
+    r = guest.run("grep 'Crash kernel' /proc/iomem", timeout=20)
+    if r.status == 0 and r.output.strip():
+        return
+    dmesg = guest.run("dmesg | grep -i crashkernel", timeout=20).output
+    d = cdiag.not_reserved(dmesg, crashkernel)
+    raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
+
+
+def _load_capture_kernel(guest: Guest, cmdline: str, opts: CaptureOptions) -> str:
+    if guest.run("command -v kexec", timeout=20).status != 0:
+        d = cdiag.kexec_refused("", missing_binary=True)
+        raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
+    append = capture_cmdline(cmdline, raw=opts.raw, dump_level=opts.dump_level,
+                             compression=opts.compression)
+    base = f"-p /kdump/vmlinuz --initrd=/kdump/initrd.img --append='{append}'"
+    tried = []
+    # kexec_file_load first: the kernel verifies the image itself, which lockdown
+    # requires, and it is faster here (2.1 s against 3.2 s for kexec_load under TCG).
+    for flag, name in (("-s ", "kexec_file_load"), ("", "kexec_load")):
+        r = guest.run(f"kexec {flag}{base} 2>&1", timeout=opts.timeouts.kexec)
+        tried.append(f"kexec {flag}-p: {r.output.strip()[-300:] or 'status ' + str(r.status)}")
+        if r.status == 0 and guest.run("cat /sys/kernel/kexec_crash_loaded",
+                                       timeout=20).output.strip() == "1":
+            return f"{name}, capture cmdline: {append}"
+    d = cdiag.kexec_refused("\n".join(tried))
+    raise CaptureError(f"kexec -p did not load the capture kernel: {d.cause}", hint=d.fix, diagnoses=[d])
+
+
+def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: Capture,
+                    clock: StageClock, stream: Path) -> None:
+    panic_timeout = opts.timeouts.panic or trigger.seconds
+    with clock.stage("panic"):
+        offset = fire(guest, trigger)
+        guest.trigger_offset = offset
+        i, _ = expect(guest, [PANIC_OR_CAPTURE], panic_timeout)
+        if i in (EOF_, TIMEOUT_):
+            _fail_after_trigger(guest, offset, trigger, exited=i == EOF_, timed_out=i == TIMEOUT_)
+    with clock.stage("capture-boot"):
+        i, m = expect(guest, [START, HOOK_ERROR, READY_CAPTURE], opts.timeouts.capture_boot)
+        if i == 1:
+            raise CaptureError(f"capture hook: {m.group(1).strip()}",
+                               hint="the dump port is missing in the capture kernel (virtio_console?)")
+        if i != 0:
+            _fail_after_trigger(guest, offset, trigger, exited=i == EOF_, timed_out=i == TIMEOUT_,
+                                ready=i == 2)
+        cap.sizes["guest_vmcore"] = int(m.group(1))
+    with clock.stage("dump") as st:
+        i, m = expect(guest, [DONE], opts.timeouts.dump)
+        got = stream.stat().st_size
+        if i != 0:
+            d = cdiag.transfer_cut(got, "no 'done' from the capture kernel", qemu_exited=i == EOF_)
+            raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
+        status = int(m.group(1))
+        if status != 0:
+            tail = guest.transcript[offset:].splitlines()[-8:]
+            raise CaptureError(f"makedumpfile in the capture kernel failed (status {status})",
+                               hint=" | ".join(x.strip() for x in tail if x.strip())[-300:])
+        _drain(guest, stream, cap.sizes["guest_vmcore"] if opts.raw else None, opts.timeouts.drain)
+        cap.sizes["transferred"] = stream.stat().st_size
+        st.detail = f"{cap.sizes['transferred']} bytes over virtio-serial"
+
+
+def _fail_after_trigger(guest: Guest, offset: int, trigger: Trigger, *, exited: bool, timed_out: bool,
+                        ready: bool = False) -> None:
+    if exited:  # let the last lines land in the transcript
+        time.sleep(0.2)
+    text = guest.transcript[offset:]
+    diags = cdiag.after_trigger(text, exited=exited or ready, timed_out=timed_out, kdump=True,
+                                expect_panic=trigger.panic)
+    if diags:
+        raise CaptureError(diags[0].cause, hint=diags[0].fix, diagnoses=diags)
+    raise CaptureError("QEMU exited" if exited else "timed out", hint="see the console logs")
+
+
+def _drain(guest: Guest, stream: Path, expect_size: int | None, timeout: float) -> None:
+    """Wait until QEMU has written every byte the guest sent."""
+    deadline = time.monotonic() + timeout
+    while True:
+        size = stream.stat().st_size
+        if expect_size is not None:
+            if size >= expect_size:
+                return
+        elif check_dump(stream).complete:
+            return
+        if time.monotonic() > deadline or not guest.alive():
+            chk = check_dump(stream)
+            d = cdiag.transfer_cut(size, chk.reason or f"expected {expect_size} bytes",
+                                   qemu_exited=not guest.alive())
+            raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
+        time.sleep(0.1)
+
+
+def _finish(cap: Capture, clock: StageClock, stream: Path, opts: CaptureOptions, kernel: Kernel) -> None:
+    out = cap.directory
+    partial = out / PARTIAL
+    if not opts.raw:
+        with clock.stage("convert") as st:
+            mdf = shutil.which("makedumpfile", path="/usr/sbin:/usr/bin:/sbin:/bin:" + os.environ.get("PATH", ""))
+            if not mdf:
+                raise ToolMissing("makedumpfile not found on the host", hint="apt-get install makedumpfile")
+            with open(stream, "rb") as src:
+                r = subprocess.run([mdf, "-R", str(partial)], stdin=src, capture_output=True, text=True,
+                                   timeout=300, preexec_fn=lambda: os.umask(0o077))
+            if r.returncode != 0:
+                raise CaptureError(f"makedumpfile -R failed: {r.stderr.strip()[-300:]}")
+            stream.unlink()
+            st.detail = "flattened stream -> kdump-compressed"
+    with clock.stage("verify"):
+        verify(cap, partial, kernel)
+    cap.seconds = clock.elapsed()
+
+
+def verify(cap: Capture, partial: Path, kernel: Kernel) -> None:
+    """Check the dump is whole and is this kernel's; only then call it vmcore."""
+    chk = check_dump(partial)
+    cap.format = chk.format
+    cap.sizes["vmcore"] = chk.size
+    bid = chk.build_id
+    cap.vmcoreinfo = {"release": chk.release, "build_id": bid,
+                      "build_id_matches": bool(bid and kernel.build_id and bid == kernel.build_id)}
+    if not chk.complete:
+        cap.partial = partial.name
+        raise CaptureError(f"the dump is incomplete: {chk.reason}",
+                           hint=f"kept as {partial.name}; run the capture again")
+    if kernel.build_id and bid and bid != kernel.build_id:
+        cap.partial = partial.name
+        raise CaptureError(f"the dump's build-id {bid} is not the kernel's {kernel.build_id}")
+    final = cap.directory / "vmcore"
+    partial.replace(final)
+    cap.vmcore = final.name
+    cap.partial = None
+
+
+def _save_logs(cap: Capture, guest: Guest) -> None:
+    text = guest.transcript
+    offset = getattr(guest, "trigger_offset", None)
+    main, capture = cdiag.split_logs(text, offset if offset is not None else len(text))
+    main, capture = main.replace("\r\n", "\n"), capture.replace("\r\n", "\n")
+    write_private(cap.directory / "console-main.log", main)
+    cap.logs["main"] = "console-main.log"
+    if capture:
+        write_private(cap.directory / "console-capture.log", capture)
+        cap.logs["capture"] = "console-capture.log"

@@ -1,0 +1,64 @@
+"""Build the trigger module (launch/triggers/kdebug_trigger.c) for a kernel.
+
+Distribution kernels have no LKDTM. The module is built with the kernel's
+own Kbuild (``/lib/modules/<release>/build``: the linux-headers package, or
+a build tree) and cached by the source, the release and the build-id, so a
+second capture costs nothing. Loading it taints the kernel (O, and E since
+it is unsigned): capture.json says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from kdebug.errors import CaptureError, ToolMissing
+from kdebug.kernel import Kernel
+from kdebug.paths import cache_dir
+
+SOURCE_DIR = Path(__file__).resolve().parents[2] / "launch" / "triggers"
+FILES = ("kdebug_trigger.c", "Kbuild")
+TAINT = "kdebug_trigger.ko loaded (out-of-tree, unsigned: taint O and E)"
+
+
+def headers_dir(kernel: Kernel) -> Path:
+    for d in (kernel.tree, Path(f"/lib/modules/{kernel.release}/build")):
+        if d is not None and (d / "Makefile").is_file():
+            return d
+    raise ToolMissing(f"no kernel headers for {kernel.release} to build the trigger module",
+                      hint=f"apt-get install linux-headers-{kernel.release} (scripts/setup.sh)")
+
+
+def trigger_module(kernel: Kernel) -> Path:
+    """Path of kdebug_trigger.ko for ``kernel``, built once and cached."""
+    build = headers_dir(kernel)
+    h = hashlib.sha256()
+    for name in FILES:
+        h.update((SOURCE_DIR / name).read_bytes())
+    h.update(f"{kernel.release}\0{kernel.build_id}\0{build.resolve()}".encode())
+    out = cache_dir("triggers") / f"kdebug_trigger-{kernel.release}-{h.hexdigest()[:16]}.ko"
+    if out.is_file():
+        return out
+    if not shutil.which("make"):
+        raise ToolMissing("make not found", hint="apt-get install make gcc")
+    with tempfile.TemporaryDirectory(prefix="kdebug-trigger-") as tmp:
+        for name in FILES:
+            shutil.copy(SOURCE_DIR / name, tmp)
+        try:
+            r = subprocess.run(["make", "-C", str(build), f"M={tmp}", "modules"],
+                               capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            raise CaptureError("building the trigger module took over 300 s", stage="module") from None
+        ko = Path(tmp) / "kdebug_trigger.ko"
+        if r.returncode != 0 or not ko.is_file():
+            last = (r.stderr or r.stdout).strip().splitlines()[-3:]
+            raise CaptureError(f"building the trigger module against {build} failed: {' | '.join(last)}",
+                               stage="module", hint="check gcc and the headers match the kernel")
+        part = out.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(ko, part)
+        part.replace(out)
+    return out

@@ -1,0 +1,128 @@
+"""What a capture will do, decided before QEMU starts (pure).
+
+The options, the output directory, the capture kernel's command line, and
+the stage clock every driver records its steps with.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdebug.capture.record import Capture, Stage
+from kdebug.errors import CaptureError, KdebugError, UsageError
+
+METHODS = ("kdump", "qemu", "auto")
+COMPRESSIONS = ("lzo", "zlib", "none")
+DUMP_PORT = "org.kdebug.dump"
+#: Settings the capture kernel needs (Documentation/admin-guide/kdump/kdump.rst):
+#: one CPU, devices reset, interrupts polled; kexec adds elfcorehdr=.
+CAPTURE_ARGS = ("irqpoll", "nr_cpus=1", "reset_devices")
+#: Provoke the capture-kernel OOM for real: skips the 80M floor (tests only).
+UNSAFE_CRASHKERNEL_ENV = "KDEBUG_UNSAFE_CRASHKERNEL"
+
+
+@dataclass
+class Timeouts:
+    boot: float = 120.0
+    kexec: float = 60.0
+    panic: float | None = None  # None: the trigger's own
+    capture_boot: float = 120.0
+    dump: float = 300.0
+    drain: float = 15.0  # host file catching up after the guest says done
+
+
+@dataclass
+class CaptureOptions:
+    method: str = "kdump"
+    trigger: str = "sysrq"
+    run: str | None = None  # a user reproducer instead of a trigger
+    dump_level: int = 31
+    compression: str = "lzo"
+    raw: bool = False  # unfiltered ELF (cat /proc/vmcore)
+    out: Path | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    skip_kexec: bool = False  # fault injection: panic with no capture kernel loaded
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise UsageError(f"unknown method {self.method!r}", hint="kdump, qemu or auto")
+        if not 0 <= self.dump_level <= 31:
+            raise UsageError(f"--dump-level {self.dump_level} is out of range (0-31)")
+        if self.compression not in COMPRESSIONS:
+            raise UsageError(f"unknown compression {self.compression!r}", hint=", ".join(COMPRESSIONS))
+
+
+def make_out_dir(out: Path | None, prefix: str = "capture") -> Path:
+    """A new private directory: ``out`` itself, or a fresh one under the cwd."""
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path.cwd() / f"kdebug-{prefix}-{stamp}"
+        n = 1
+        while out.exists():
+            n += 1
+            out = Path.cwd() / f"kdebug-{prefix}-{stamp}-{n}"
+    if out.exists():
+        if not out.is_dir():
+            raise UsageError(f"--out {out} exists and is not a directory")
+        clash = [n for n in ("vmcore", "vmcore.partial", "capture.json") if (out / n).exists()]
+        if clash:
+            raise UsageError(f"--out {out} already holds {', '.join(clash)}",
+                             hint="pick a new directory")
+    else:
+        out.mkdir(mode=0o700, parents=True)
+    return out
+
+
+def capture_cmdline(cmdline: str, *, raw: bool, dump_level: int, compression: str) -> str:
+    """The capture kernel's command line: the first kernel's, minus
+    crashkernel= (nothing to reserve there), plus the kdump settings and
+    what kdebug's capture hook reads."""
+    keep = [a for a in cmdline.split() if not a.startswith(("crashkernel=", "kdebug."))
+            and a not in CAPTURE_ARGS]
+    mode = ["kdebug.dump=elf"] if raw else [
+        "kdebug.dump=flat", f"kdebug.level={dump_level}", f"kdebug.comp={compression}"]
+    return " ".join([*keep, *CAPTURE_ARGS, *mode])
+
+
+def unsafe_crashkernel() -> str | None:
+    return os.environ.get(UNSAFE_CRASHKERNEL_ENV) or None
+
+
+class StageClock:
+    """Records each stage's time and outcome on a :class:`Capture`."""
+
+    def __init__(self, cap: Capture) -> None:
+        self.cap = cap
+        self.t0 = time.monotonic()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[Stage]:
+        st = Stage(name, 0.0)
+        t = time.monotonic()
+        try:
+            yield st
+        except KdebugError as e:
+            st.seconds = time.monotonic() - t
+            st.ok = False
+            st.detail = e.message
+            self.cap.stages.append(st)
+            self.cap.failed_stage = name
+            diags = getattr(e, "diagnoses", [])
+            self.cap.error = {"message": e.message, "hint": e.hint,
+                              "diagnoses": [d.__dict__ for d in diags]}
+            if isinstance(e, CaptureError):
+                e.failed_stage = name
+                e.directory = self.cap.directory
+                raise
+            raise CaptureError(f"{name}: {e.message}", hint=e.hint, stage=name,
+                               diagnoses=diags, directory=self.cap.directory) from e
+        st.seconds = time.monotonic() - t
+        self.cap.stages.append(st)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0

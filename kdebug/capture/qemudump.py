@@ -1,0 +1,144 @@
+"""QEMU's own memory dump (adapter): no kexec, no crashkernel.
+
+A panic reaches QEMU through the pvpanic device (``-action panic=pause``
+stops the guest there), QMP reports ``GUEST_PANICKED``, and
+``dump-guest-memory`` writes all of RAM as an ELF core. The ``vmcoreinfo``
+device, filled by the guest's qemu_fw_cfg driver, puts VMCOREINFO in the
+core: without it drgn cannot find the KASLR offset. ELF, not QEMU 7.2's
+kdump-zlib, which drgn cannot read (LAB-NOTES).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kdebug.capture import diagnose as cdiag
+from kdebug.capture.guest import EOF_, arm, create_private, expect, fire, launch_options, write_private
+from kdebug.capture.kdump import PARTIAL, verify
+from kdebug.capture.plan import CaptureOptions, StageClock
+from kdebug.capture.record import Capture
+from kdebug.capture.triggers import Trigger
+from kdebug.errors import CaptureError, KdebugError
+from kdebug.guest.qmp import Qmp
+from kdebug.kernel import Kernel
+from kdebug.launch.launcher import LaunchOptions, prepare
+from kdebug.launch.qemu import Guest, boot
+from kdebug.session import Session, new_session
+
+DUMP_TIMEOUT = 300.0
+
+
+def dump_memory(qmp_socket: Path, path: Path, timeout: float = DUMP_TIMEOUT) -> None:
+    """Write the (stopped) guest's RAM to ``path`` as ELF, created 0600 first."""
+    create_private(path)
+    with Qmp(qmp_socket, timeout=timeout) as q:
+        q.cmd("dump-guest-memory", paging=False, protocol=f"file:{path}", format="elf")
+
+
+def wait_panicked(guest: Guest, q: Qmp, timeout: float) -> str | None:
+    """Wait for GUEST_PANICKED; keep reading the console meanwhile. None on
+    success, else "eof" or "timeout"."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ev = q.pull_event(wait=0.3)
+        if ev and ev.get("event") == "GUEST_PANICKED":
+            return None
+        i, _ = expect(guest, [], 0.1)
+        if i == EOF_:
+            ev = q.pull_event(wait=False)
+            return None if ev and ev.get("event") == "GUEST_PANICKED" else EOF_
+    return "timeout"
+
+
+def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel: Kernel,
+             cap: Capture, clock: StageClock) -> None:
+    out = cap.directory
+    partial = out / PARTIAL
+    with clock.stage("preflight"):
+        lopts = launch_options(base, kernel, trigger, pvpanic=True, crashkernel=None)
+    session = new_session()
+    guest: Guest | None = None
+    offset = None
+    try:
+        with clock.stage("prepare"):
+            prep = prepare(lopts, session, resolve_kernel=lambda *a: kernel)
+        cap.guest = {"memory_mb": prep.plan.memory_mb, "cpus": prep.plan.cpus, "crashkernel": None}
+        cap.kernel["cmdline"] = prep.plan.cmdline
+        with clock.stage("boot"):
+            guest = boot(prep.plan, session, timeout=opts.timeouts.boot)
+        with clock.stage("arm"):
+            arm(guest, trigger)
+        # Connected before the trigger: QMP events go only to connected clients.
+        with clock.stage("panic"), Qmp(session.qmp_socket, timeout=10) as q:
+            offset = fire(guest, trigger)
+            why = wait_panicked(guest, q, opts.timeouts.panic or trigger.seconds)
+            if why:
+                diags = cdiag.after_trigger(guest.transcript[offset:], exited=why == EOF_,
+                                            timed_out=why == "timeout", kdump=False)
+                d = diags[0] if diags else None
+                raise CaptureError(d.cause if d else "no GUEST_PANICKED from QEMU",
+                                   hint=d.fix if d else None, diagnoses=diags)
+        with clock.stage("dump") as st:
+            dump_memory(session.qmp_socket, partial)
+            cap.sizes["transferred"] = partial.stat().st_size
+            st.detail = "QMP dump-guest-memory, ELF"
+        with clock.stage("stop"):
+            guest.close()
+        with clock.stage("verify"):
+            verify(cap, partial, kernel)
+        cap.seconds = clock.elapsed()
+    finally:
+        if guest is not None:
+            guest.close()
+            write_private(out / "console-main.log", guest.transcript.replace("\r\n", "\n"))
+            cap.logs["main"] = "console-main.log"
+        session.remove()
+
+
+def snapshot_session(session: Session, cap: Capture, clock: StageClock, kernel: Kernel, *,
+                     resume: bool = True) -> None:
+    """Stop a running guest, dump it, and let it go on (unless ``resume`` is false)."""
+    partial = cap.directory / PARTIAL
+    with clock.stage("stop-guest"), Qmp(session.qmp_socket, timeout=10) as q:
+        q.cmd("stop")
+    try:
+        with clock.stage("dump") as st:
+            dump_memory(session.qmp_socket, partial)
+            cap.sizes["transferred"] = partial.stat().st_size
+            st.detail = "QMP stop + dump-guest-memory, ELF"
+    finally:
+        if resume:
+            try:
+                with Qmp(session.qmp_socket, timeout=10) as q:
+                    q.cmd("cont")
+            except KdebugError:
+                pass  # the dump's outcome matters more; the guest stays stopped
+    with clock.stage("verify"):
+        verify(cap, partial, kernel)
+    cap.seconds = clock.elapsed()
+
+
+def snapshot_fresh(base: LaunchOptions, cap: Capture, clock: StageClock, kernel: Kernel,
+                   run: str | None, boot_timeout: float) -> None:
+    """Boot a guest, optionally run a command, then snapshot it and stop it."""
+    session = new_session()
+    guest: Guest | None = None
+    try:
+        with clock.stage("prepare"):
+            prep = prepare(base, session, resolve_kernel=lambda *a: kernel)
+        cap.guest = {"memory_mb": prep.plan.memory_mb, "cpus": prep.plan.cpus, "crashkernel": None}
+        cap.kernel["cmdline"] = prep.plan.cmdline
+        with clock.stage("boot"):
+            guest = boot(prep.plan, session, timeout=boot_timeout)
+        if run:
+            with clock.stage("run") as st:
+                r = guest.run(run, timeout=120)
+                st.detail = f"status {r.status}"
+        snapshot_session(session, cap, clock, kernel, resume=False)
+    finally:
+        if guest is not None:
+            guest.close()
+            write_private(cap.directory / "console-main.log", guest.transcript.replace("\r\n", "\n"))
+            cap.logs["main"] = "console-main.log"
+        session.remove()

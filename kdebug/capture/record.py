@@ -1,0 +1,133 @@
+"""The capture's typed result and its ``capture.json`` (pure).
+
+A capture directory holds::
+
+    vmcore              the dump, mode 0600; present only when it was checked complete
+    vmcore.partial      what arrived of a dump that was cut short (never called vmcore)
+    console-main.log    console of the crashed kernel, up to the panic
+    console-capture.log console of the kdump capture kernel (kdump method)
+    capture.json        this record
+
+``capture.json`` (``schema`` = 1) has these keys; the post-mortem reads them:
+
+=================  ==========================================================
+schema             1
+ok                 true when ``vmcore`` is present and was checked complete
+vmcore             file name of the dump in the directory, or null
+partial            file name of a kept incomplete dump, or null
+format             "kdump" (makedumpfile compressed), "elf" or null
+method             "kdump" or "qemu" (the method that produced the dump)
+requested_method   what the user asked for: "kdump", "qemu" or "auto"
+fallback           why "auto" fell back to the QEMU dump, or null
+trigger            "sysrq", "oops", ..., "run", or "snapshot"
+command            the --run command, or null
+dump_level         makedumpfile -d level (0-31); null for ELF dumps
+compression        "zlib", "lzo", "none" (kdump format) or null
+kernel             {release, build_id, image, vmlinux, cmdline}
+vmcoreinfo         {release, build_id, build_id_matches} read from the dump
+guest              {memory_mb, cpus, crashkernel}
+sizes              {vmcore, transferred, guest_ram} in bytes
+stages             [{name, seconds, ok, detail}] in order, failed one last
+failed_stage       name of the stage that failed, or null
+error              {message, hint, diagnoses: [{code, cause, fix, evidence}]} or null
+logs               {main, capture} file names of the console logs (or null)
+tainted            why the kernel was tainted on purpose (trigger module), or null
+created            UTC time, ISO 8601
+seconds            start to vmcore on disk, in seconds
+=================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SCHEMA = 1
+
+
+@dataclass
+class Stage:
+    """One step of the loop: how long it took and whether it worked."""
+
+    name: str
+    seconds: float
+    ok: bool = True
+    detail: str = ""
+
+
+@dataclass
+class Capture:
+    """The result of one capture, good or not."""
+
+    directory: Path
+    method: str
+    requested_method: str
+    trigger: str
+    kernel: dict = field(default_factory=dict)
+    guest: dict = field(default_factory=dict)
+    command: str | None = None
+    dump_level: int | None = None
+    compression: str | None = None
+    vmcore: str | None = None
+    partial: str | None = None
+    format: str | None = None
+    fallback: str | None = None
+    vmcoreinfo: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+    stages: list[Stage] = field(default_factory=list)
+    failed_stage: str | None = None
+    error: dict | None = None
+    logs: dict = field(default_factory=dict)
+    tainted: str | None = None
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    seconds: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.vmcore is not None and self.failed_stage is None
+
+    @property
+    def vmcore_path(self) -> Path | None:
+        return self.directory / self.vmcore if self.vmcore else None
+
+    @property
+    def vmlinux(self) -> str | None:
+        return self.kernel.get("vmlinux")
+
+    def stage(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("directory")
+        d = {"schema": SCHEMA, "ok": self.ok, **d}
+        d["stages"] = [{**asdict(s), "seconds": round(s.seconds, 3)} for s in self.stages]
+        if self.seconds is not None:
+            d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+def write_capture_json(cap: Capture) -> Path:
+    """Write capture.json atomically (a reader never sees half of it)."""
+    path = cap.directory / "capture.json"
+    tmp = path.with_name(".capture.json.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(cap.to_dict(), f, indent=2)
+        f.write("\n")
+    tmp.replace(path)
+    return path
+
+
+def load_capture(directory: Path) -> Capture:
+    """Read a capture directory's capture.json back into a :class:`Capture`."""
+    data = json.loads((directory / "capture.json").read_text())
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"{directory}/capture.json has schema {data.get('schema')}, expected {SCHEMA}")
+    known = set(Capture.__dataclass_fields__) - {"directory", "stages"}
+    cap = Capture(directory=directory, **{k: v for k, v in data.items() if k in known})
+    cap.stages = [Stage(**s) for s in data.get("stages", [])]
+    return cap

@@ -1,0 +1,45 @@
+# kdebug capture hook, sourced by kdebug's /init (launch/initramfs/busybox-init.sh).
+# In the kdump capture kernel (/proc/vmcore exists) it streams the old kernel's
+# memory to the host over the virtio-serial port org.kdebug.dump, then leaves
+# the shell to kdebug, which stops QEMU once the host has every byte.
+# `kdebug capture` puts the settings on the capture kernel's command line:
+#   kdebug.dump=flat|elf  kdebug.level=0-31  kdebug.comp=zlib|lzo|none
+# Markers on the console: "kdebug-capture: start|done|error ...".
+if [ -e /proc/vmcore ]; then
+	kd_mode= kd_level=31 kd_comp=
+	for kd_arg in $(cat /proc/cmdline); do
+		case "$kd_arg" in
+		kdebug.dump=*) kd_mode=${kd_arg#*=} ;;
+		kdebug.level=*) kd_level=${kd_arg#*=} ;;
+		kdebug.comp=zlib) kd_comp=-c ;;
+		kdebug.comp=lzo) kd_comp=-l ;;
+		esac
+	done
+	kd_port=
+	kd_i=0
+	# The port appears once the host's control message arrives: give it 5 s.
+	while [ -n "$kd_mode" ] && [ -z "$kd_port" ] && [ $kd_i -lt 50 ]; do
+		for kd_n in /sys/class/virtio-ports/*/name; do
+			[ "$(cat "$kd_n" 2>/dev/null)" = org.kdebug.dump ] || continue
+			kd_dev=/dev/${kd_n%/name}
+			kd_dev=/dev/${kd_dev##*/}
+			[ -c "$kd_dev" ] && kd_port=$kd_dev
+		done
+		[ -z "$kd_port" ] && sleep 0.1
+		kd_i=$((kd_i + 1))
+	done
+	if [ -z "$kd_mode" ]; then
+		:
+	elif [ -z "$kd_port" ]; then
+		echo "kdebug-capture: error no-port (virtio-serial port org.kdebug.dump not found)"
+	else
+		echo "kdebug-capture: start size=$(stat -c %s /proc/vmcore) port=$kd_port"
+		if [ "$kd_mode" = elf ]; then
+			cat /proc/vmcore > "$kd_port"
+		else
+			# --message-level 4: errors only, no progress bars on the console.
+			makedumpfile -F $kd_comp -d "$kd_level" --message-level 4 /proc/vmcore > "$kd_port"
+		fi
+		echo "kdebug-capture: done status=$?"
+	fi
+fi
