@@ -1,0 +1,58 @@
+"""The gdb command line `kdebug attach` runs, and the breakpoint presets."""
+
+from pathlib import Path
+
+import pytest
+
+from kdebug.attach import LOADER, GdbPlan, gdb_argv
+from kdebug.errors import UsageError
+from kdebug.kgdb.breaks import PRESETS, preset
+
+
+def ex_list(argv, flag="-ex"):
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_scripted_attach_order():
+    plan = GdbPlan(vmlinux=Path("/v/vmlinux"), port=1234, kaslr_offset=0x35E00000, batch=True, styled=False,
+                   commands=["kd-ps"], files=[Path("cmds.gdb")], breaks=["panic"],
+                   index_cache=Path("/c/gdb-index"), kernel_scripts=Path("/t/vmlinux-gdb.py"))
+    argv = gdb_argv(plan)
+    assert argv[:4] == ["gdb", "-nx", "-q", "-batch"]
+    early = ex_list(argv, "-iex")
+    assert "set style enabled off" in early
+    assert early[-2:] == ["set index-cache directory /c/gdb-index", "set index-cache enabled on"]
+    ex = ex_list(argv)
+    # Loader, symbols at the offset, then connect, then the kernel's own scripts, presets, user commands.
+    assert ex == [f"source {LOADER}", "kd-symbol-file /v/vmlinux --offset 0x35e00000",
+                  "target remote 127.0.0.1:1234", "add-auto-load-safe-path /t", "source /t/vmlinux-gdb.py",
+                  "kd-break panic", "kd-ps"]
+    assert argv[argv.index("-x") + 1] == "cmds.gdb"
+    assert argv.index("-x") < len(argv) - 2  # -x before the trailing --ex
+
+
+def test_interactive_keeps_style_and_session_detaches():
+    argv = gdb_argv(GdbPlan(vmlinux=Path("v"), port=1, detach_on_quit=True))
+    assert "-batch" not in argv and "set style enabled off" not in ex_list(argv, "-iex")
+    assert "kd-detach-on-quit" in ex_list(argv)
+    assert "127.0.0.1" in " ".join(argv) and "-s" not in argv
+
+
+def test_unknown_offset_loads_no_symbols():
+    assert not any(e.startswith("kd-symbol-file") for e in ex_list(gdb_argv(GdbPlan(Path("v"), 1, None))))
+
+
+def test_loader_exists():
+    assert LOADER.is_file()
+
+
+def test_presets():
+    assert [b.location for b in preset(["boot"])] == ["start_kernel", "rest_init", "kernel_init", "run_init_process"]
+    assert all(b.hardware for b in preset(["boot"]))
+    sc = preset(["syscall", "openat"])[0]
+    assert sc.location == "__x64_sys_openat" and "sys_openat" in sc.alternatives
+    assert preset(["sched", "42"])[0].condition == "next_p->pid == 42"
+    assert set(PRESETS) == {"boot", "panic", "module", "syscall", "sched"}
+    for bad in ([], ["nope"], ["syscall"], ["sched", "x"], ["syscall", "a;b"]):
+        with pytest.raises(UsageError):
+            preset(bad)

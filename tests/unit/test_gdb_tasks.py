@@ -1,0 +1,73 @@
+"""task_struct decoding from bytes, with a layout like the one gdb reads."""
+
+import struct
+
+from kdebug.kgdb.structs import Field, span
+from kdebug.kgdb.tasks import PF_KTHREAD, TaskLayout, decode_task, filter_tasks, state_letter, to_records
+
+LAY = TaskLayout(
+    state=Field(24, 4), exit_state=Field(100, 4), flags=Field(44, 4), pid=Field(200, 4),
+    tgid=Field(204, 4), comm=Field(300, 16), real_parent=Field(216, 8), tasks=Field(120, 8),
+    cpu=Field(16, 4), thread_group=Field(240, 8), on_cpu=Field(52, 4),
+)
+
+
+def task_bytes(pid, tgid, comm, state=1, exit_state=0, flags=0, parent=0, nxt=0, cpu=0, on_cpu=0,
+               tg=0) -> bytes:
+    b = bytearray(400)
+    struct.pack_into("<I", b, 24, state)
+    struct.pack_into("<I", b, 100, exit_state)
+    struct.pack_into("<I", b, 44, flags)
+    struct.pack_into("<ii", b, 200, pid, tgid)
+    b[300:316] = comm.encode().ljust(16, b"\0")
+    struct.pack_into("<Q", b, 216, parent)
+    struct.pack_into("<Q", b, 120, nxt)
+    struct.pack_into("<I", b, 16, cpu)
+    struct.pack_into("<Q", b, 240, tg)
+    struct.pack_into("<I", b, 52, on_cpu)
+    return bytes(b)
+
+
+def test_span_covers_every_field():
+    start, length = LAY.read_span()
+    assert (start, length) == (16, 316 - 16)
+    assert span([Field(8, 8), None, Field(0, 4)]) == (0, 16)
+
+
+def test_decode_from_a_partial_read():
+    full = task_bytes(42, 42, "sleepy", state=1, flags=PF_KTHREAD, parent=0x1000, nxt=0x2078, cpu=1, on_cpu=1)
+    start, length = LAY.read_span()
+    t = decode_task(full[start:start + length], 0x5000, LAY, start)
+    assert (t.pid, t.tgid, t.comm, t.cpu, t.on_cpu, t.real_parent, t.tasks_next) == \
+        (42, 42, "sleepy", 1, True, 0x1000, 0x2078)
+
+
+def test_state_letters_follow_task_state_index():
+    # Values of include/linux/sched.h (v6.1).
+    assert state_letter(0) == "R"
+    assert state_letter(1) == "S"
+    assert state_letter(2) == "D"
+    assert state_letter(4) == "T"
+    assert state_letter(8) == "t"
+    assert state_letter(0x80, 16) == "X"
+    assert state_letter(0x80, 32) == "Z"
+    assert state_letter(0x40) == "P"
+    assert state_letter(0x402) == "I"
+    assert state_letter(0x1002) == "D"  # TASK_RTLOCK_WAIT shows as D
+    assert state_letter(0x8001) == "D"  # TASK_FROZEN too
+
+
+def test_records_take_ppid_from_the_parents_tgid():
+    lay = LAY
+    raws = [decode_task(task_bytes(0, 0, "swapper/0", state=0, parent=0x100), 0x100, lay),
+            decode_task(task_bytes(1, 1, "init", parent=0x100), 0x200, lay),
+            decode_task(task_bytes(7, 7, "sh", parent=0x200), 0x300, lay),
+            decode_task(task_bytes(8, 7, "sh-thread", parent=0x200), 0x400, lay),
+            decode_task(task_bytes(2, 2, "kthreadd", parent=0x100, flags=PF_KTHREAD), 0x500, lay)]
+    recs = to_records(raws)
+    assert [(r.pid, r.ppid) for r in recs] == [(0, 0), (1, 0), (7, 1), (8, 1), (2, 0)]
+    assert [r.is_kthread for r in recs] == [False, False, False, False, True]
+    assert [r.pid for r in filter_tasks(recs, comm="sh*")] == [7, 8]
+    assert [r.pid for r in filter_tasks(recs, pids={7})] == [7, 8]  # a tgid selects its threads
+    assert [r.pid for r in filter_tasks(recs, states="R")] == [0]
+    assert [r.pid for r in filter_tasks(recs, kthreads=True)] == [2]
