@@ -57,6 +57,14 @@ def create_private(path: Path) -> None:
     os.close(fd)
 
 
+def run_setup(guest: Guest, lines: tuple[str, ...]) -> None:
+    for line in lines:
+        r = guest.run(line, timeout=60)
+        if r.status != 0:
+            raise CaptureError(f"setup command {line!r} failed (status {r.status}): "
+                               f"{r.output.strip()[-200:]}")
+
+
 def arm(guest: Guest, trigger: Trigger) -> None:
     for cmd in trigger.setup_commands():
         r = guest.run(cmd, timeout=30)

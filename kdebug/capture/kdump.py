@@ -21,7 +21,17 @@ from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
 from kdebug.capture.check import check_dump
-from kdebug.capture.guest import EOF_, TIMEOUT_, arm, create_private, expect, fire, launch_options, write_private
+from kdebug.capture.guest import (
+    EOF_,
+    TIMEOUT_,
+    arm,
+    create_private,
+    expect,
+    fire,
+    launch_options,
+    run_setup,
+    write_private,
+)
 from kdebug.capture.plan import CaptureOptions, StageClock, capture_cmdline, unsafe_crashkernel
 from kdebug.capture.record import Capture
 from kdebug.capture.triggers import Trigger
@@ -79,6 +89,9 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
             guest = boot(prep.plan, session, timeout=opts.timeouts.boot)
         with clock.stage("reserve"):
             _check_reserved(guest, cap.guest["crashkernel"])
+        if opts.setup:
+            with clock.stage("setup"):
+                run_setup(guest, opts.setup)
         if not opts.skip_kexec:
             with clock.stage("load") as st:
                 st.detail = _load_capture_kernel(guest, prep.plan.cmdline, opts)

@@ -46,6 +46,7 @@ class CaptureOptions:
     raw: bool = False  # unfiltered ELF (cat /proc/vmcore)
     out: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    setup: tuple[str, ...] = ()  # guest shell lines run after boot, before kexec -p
     skip_kexec: bool = False  # fault injection: panic with no capture kernel loaded
 
     def validate(self) -> None:

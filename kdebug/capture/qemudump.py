@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
-from kdebug.capture.guest import EOF_, arm, create_private, expect, fire, launch_options, write_private
+from kdebug.capture.guest import EOF_, arm, create_private, expect, fire, launch_options, run_setup, write_private
 from kdebug.capture.kdump import PARTIAL, verify
 from kdebug.capture.plan import CaptureOptions, StageClock
 from kdebug.capture.record import Capture
@@ -67,6 +67,9 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
         cap.kernel["cmdline"] = prep.plan.cmdline
         with clock.stage("boot"):
             guest = boot(prep.plan, session, timeout=opts.timeouts.boot)
+        if opts.setup:
+            with clock.stage("setup"):
+                run_setup(guest, opts.setup)
         with clock.stage("arm"):
             arm(guest, trigger)
         # Connected before the trigger: QMP events go only to connected clients.

@@ -43,6 +43,8 @@ def _explain(e: CaptureError) -> None:
 @click.option("--trigger", type=click.Choice(list(TRIGGERS)), default="sysrq", show_default=True,
               help="How to crash the guest.")
 @click.option("--run", "run_cmd", metavar="CMD", help="Run this reproducer in the guest instead of a trigger.")
+@click.option("--setup", multiple=True, metavar="CMD",
+              help="Guest shell command run after boot, before the capture kernel is loaded.")
 @click.option("--dump-level", "-d", type=click.IntRange(0, 31), default=31, show_default=True,
               help="makedumpfile -d: pages to leave out (31: all but kernel data).")
 @click.option("--compress", type=click.Choice(COMPRESSIONS), default="lzo", show_default=True,
@@ -72,7 +74,7 @@ def capture(kw):
     opts = CaptureOptions(
         method=kw.pop("method"), trigger=kw.pop("trigger"), run=kw.pop("run_cmd"),
         dump_level=kw.pop("dump_level"), compression=kw.pop("compress"), raw=kw.pop("raw"),
-        out=kw.pop("out"),
+        out=kw.pop("out"), setup=tuple(kw.pop("setup")),
         timeouts=Timeouts(boot=kw.pop("timeout"), panic=kw.pop("panic_timeout"),
                           capture_boot=kw.pop("capture_timeout"), dump=kw.pop("dump_timeout")))
     if opts.method == "kdump" and not kw.get("crashkernel"):

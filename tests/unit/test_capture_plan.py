@@ -1,0 +1,108 @@
+"""The pure parts of a capture: command lines, options, output directory,
+stage clock, capture.json, the trigger table."""
+
+import json
+import re
+import stat
+
+import pytest
+
+from kdebug.capture.plan import CaptureOptions, StageClock, capture_cmdline, make_out_dir
+from kdebug.capture.record import SCHEMA, Capture, load_capture, write_capture_json
+from kdebug.capture.triggers import TRIGGERS, get_trigger
+from kdebug.errors import CaptureError, GuestError, UsageError
+
+
+def test_capture_cmdline_drops_crashkernel_and_adds_kdump_args():
+    c = capture_cmdline("console=ttyS0,115200 panic=-1 crashkernel=128M nokaslr", raw=False,
+                        dump_level=31, compression="lzo")
+    assert c.split() == ["console=ttyS0,115200", "panic=-1", "nokaslr", "irqpoll", "nr_cpus=1",
+                         "reset_devices", "kdebug.dump=flat", "kdebug.level=31", "kdebug.comp=lzo"]
+
+
+def test_capture_cmdline_raw_and_idempotent():
+    once = capture_cmdline("console=ttyS0 crashkernel=256M", raw=True, dump_level=1, compression="zlib")
+    assert once.split() == ["console=ttyS0", "irqpoll", "nr_cpus=1", "reset_devices", "kdebug.dump=elf"]
+    assert capture_cmdline(once, raw=True, dump_level=1, compression="zlib") == once
+
+
+@pytest.mark.parametrize("kw", [{"method": "kexec"}, {"dump_level": 32}, {"compression": "zstd"}])
+def test_bad_options(kw):
+    with pytest.raises(UsageError):
+        CaptureOptions(**kw).validate()
+
+
+def test_out_dir_default_is_new_and_private(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a, b = make_out_dir(None), make_out_dir(None)
+    assert a != b and a.parent == tmp_path and a.name.startswith("kdebug-capture-")
+    assert stat.S_IMODE(a.stat().st_mode) == 0o700
+
+
+def test_out_dir_refuses_to_mix_captures(tmp_path):
+    (tmp_path / "vmcore").write_bytes(b"x")
+    with pytest.raises(UsageError, match="already holds vmcore"):
+        make_out_dir(tmp_path)
+    f = tmp_path / "file"
+    f.write_text("")
+    with pytest.raises(UsageError):
+        make_out_dir(f)
+
+
+def test_stage_clock_records_success_and_failure(tmp_path):
+    cap = Capture(directory=tmp_path, method="kdump", requested_method="kdump", trigger="sysrq")
+    clock = StageClock(cap)
+    with clock.stage("boot") as st:
+        st.detail = "fine"
+    with pytest.raises(CaptureError) as ei, clock.stage("load"):
+        raise GuestError("shell gone", hint="look")
+    assert ei.value.failed_stage == "load" and ei.value.directory == tmp_path
+    assert [(s.name, s.ok) for s in cap.stages] == [("boot", True), ("load", False)]
+    assert cap.failed_stage == "load" and cap.error["message"] == "shell gone"
+    assert not cap.ok
+
+
+def test_capture_json_round_trip_and_mode(tmp_path):
+    cap = Capture(directory=tmp_path, method="kdump", requested_method="auto", trigger="oops",
+                  kernel={"release": "6.1", "build_id": "ab", "vmlinux": "/v"}, vmcore="vmcore",
+                  format="kdump", dump_level=31, compression="lzo", sizes={"vmcore": 10})
+    StageClock(cap).stage("boot").__enter__()
+    path = write_capture_json(cap)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = json.loads(path.read_text())
+    assert data["schema"] == SCHEMA and data["ok"] is True and data["vmcore"] == "vmcore"
+    assert data["kernel"]["vmlinux"] == "/v" and "directory" not in data
+    back = load_capture(tmp_path)
+    assert back.vmcore_path == tmp_path / "vmcore" and back.vmlinux == "/v" and back.ok
+
+
+def test_schema_keys_are_documented():
+    import kdebug.capture.record as rec
+
+    cap = Capture(directory=None, method="qemu", requested_method="qemu", trigger="sysrq")
+    keys = set(cap.to_dict())
+    documented = set(re.findall(r"^(\w+)\s{2,}", rec.__doc__, re.M))
+    assert keys <= documented, keys - documented
+
+
+def test_every_trigger_is_complete():
+    for t in TRIGGERS.values():
+        assert bool(t.console) != bool(t.qmp), t.name
+        re.compile(t.panic)
+        if t.module:
+            assert "insmod /lib/kdebug/kdebug_trigger.ko" in t.setup_commands()
+            assert "/proc/kdebug_trigger" in t.console
+    assert get_trigger("oops").setup_commands()[0] == "echo 1 > /proc/sys/kernel/panic_on_oops"
+    assert get_trigger("anything", run="echo c > /proc/sysrq-trigger").name == "run"
+    with pytest.raises(UsageError):
+        get_trigger("nope")
+
+
+def test_module_source_handles_every_module_trigger():
+    from kdebug.capture.module import SOURCE_DIR
+
+    src = (SOURCE_DIR / "kdebug_trigger.c").read_text()
+    for t in TRIGGERS.values():
+        if t.module:
+            word = t.console.split()[1]
+            assert f'strcmp(word, "{word}")' in src, word
