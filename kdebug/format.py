@@ -16,13 +16,14 @@ def _table(rows, headers) -> str:
     return tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
 
 
-def format_tasks(tasks: Iterable[TaskRecord], fmt: str = "table") -> str:
+def format_tasks(tasks: Iterable[TaskRecord], fmt: str = "table", *, rss: bool = False) -> str:
     tasks = list(tasks)
     if fmt == "json":
         return json.dumps([t.to_dict() for t in tasks], indent=2)
     rows = [(t.pid, t.ppid, t.state, t.cpu, f"{t.address:#x}",
+             *((("-" if t.rss_kb is None else t.rss_kb),) if rss else ()),
              f"[{t.comm}]" if t.is_kthread else t.comm) for t in tasks]
-    return _table(rows, ["PID", "PPID", "ST", "CPU", "TASK", "COMM"])
+    return _table(rows, ["PID", "PPID", "ST", "CPU", "TASK", *(["RSS_KB"] if rss else []), "COMM"])
 
 
 def format_dmesg(records: Iterable[PrintkRecord], fmt: str = "table", *, levels: bool = False) -> str:

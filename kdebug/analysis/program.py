@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import drgn
+from drgn.helpers.linux.kallsyms import load_module_kallsyms
 
 from kdebug.errors import KernelError, PostmortemError
 from kdebug.report.dump import Dump
@@ -18,15 +21,19 @@ def open_program(dump: Dump) -> tuple[drgn.Program, list[str]]:
     if dump.module_debug_dir is not None:
         prog.debug_info_options.kernel_directories = ("", str(dump.module_debug_dir))
     warnings = []
+    logging.getLogger("drgn").setLevel(logging.ERROR)  # the report says what is missing
     try:
         prog.load_debug_info([str(dump.vmlinux)], default=True)
-    except drgn.MissingDebugInfoError as e:
+    except drgn.MissingDebugInfoError:
         if prog.main_module().debug_file_path is None:
             raise KernelError(f"{dump.vmlinux} has no debug info for the kernel in {dump.path}",
                               hint="install the -dbg package or pass a vmlinux built with DEBUG_INFO") from None
-        missing = str(e).splitlines()
-        warnings.append(f"drgn: no debug info for {len(missing)} module(s): "
-                        + ", ".join(m.split()[-1] for m in missing[:5] if m.strip()))
+        missing = sorted(m.name for m in prog.modules() if m.wants_debug_file())
+        warnings.append(f"drgn: no debug info for module(s) {', '.join(missing) or '?'}: "
+                        "their frames show kallsyms names without file:line")
+        # Out-of-tree modules rarely ship debug info: name their functions from
+        # the kallsyms the kernel keeps for every module.
+        prog.register_symbol_finder("module_kallsyms", load_module_kallsyms(prog), enable_index=-1)
     except (ValueError, OSError) as e:
         raise PostmortemError(f"drgn cannot load {dump.vmlinux}: {e}") from None
     return prog, warnings

@@ -19,7 +19,7 @@ def _module_name(prog: drgn.Program, pc: int) -> str:
 def frame_records(prog: drgn.Program, trace: drgn.StackTrace) -> list[FrameRecord]:
     out = []
     for i, f in enumerate(trace):
-        name = f.name or ""
+        name = f.function_name or ""  # None where drgn knows no function (user space)
         try:
             sym = f.symbol()
         except LookupError:

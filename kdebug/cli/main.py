@@ -86,6 +86,8 @@ def _register() -> None:
         cli.add_command(c)
     from kdebug.cli import capture_cmd  # noqa: I001
     [cli.add_command(c) for c in capture_cmd.COMMANDS]
+    from kdebug.cli import postmortem_cmd  # noqa: I001
+    [cli.add_command(c) for c in postmortem_cmd.COMMANDS]
 
 
 _register()

@@ -31,8 +31,9 @@ def parse_sys(text: str) -> dict[str, str]:
         m = _SYS_LINE.match(line)
         if m:
             out[m.group(1).strip()] = m.group(2).strip()
-    if "PANIC" in out:
-        out["PANIC"] = out["PANIC"].strip('"')
+    panic = out.get("PANIC", "")
+    if panic.startswith('"'):  # "Oops: ..." (check log for details)
+        out["PANIC"] = panic[1:].split('"', 1)[0]
     return out
 
 
@@ -49,6 +50,7 @@ class CrashBacktrace:
     comm: str
     frames: list[FrameRecord] = field(default_factory=list)
     exception_rip: str = ""  # "native_safe_halt+11" where an exception frame stopped a function
+    exception_index: int = -1  # how many frames came before that exception frame
     errors: list[str] = field(default_factory=list)
 
 
@@ -71,9 +73,22 @@ def parse_bt(text: str) -> list[CrashBacktrace]:
         m = _BT_EXC_RIP.search(line)
         if m and not bt.exception_rip:
             bt.exception_rip = m.group(1) + (f"+{m.group(2)}" if m.group(2) else "")
+            bt.exception_index = len(bt.frames)
         elif line.startswith("bt: "):
             bt.errors.append(line[4:].strip())
     return out
+
+
+def call_chain(bt: CrashBacktrace) -> list[FrameRecord]:
+    """The frames with the function an exception interrupted put back in its
+    place (crash shows it only as "[exception RIP: func+off]")."""
+    if bt.exception_index < 0:
+        return list(bt.frames)
+    rip = FrameRecord(index=-1, pc=0, function=bt.exception_rip.split("+", 1)[0])
+    rest = bt.frames[bt.exception_index:]
+    if rest and rest[0].function == rip.function:
+        rest = rest[1:]
+    return bt.frames[:bt.exception_index] + [rip] + rest
 
 
 def parse_ps(text: str) -> list[TaskRecord]:

@@ -33,7 +33,8 @@ def crash_version() -> str:
         out = subprocess.run(["crash", "--version"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    return out.split("\n", 1)[0].strip()
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    return lines[0] if lines else ""
 
 
 class CrashProcess:

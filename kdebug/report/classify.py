@@ -31,7 +31,7 @@ _CALL = re.compile(r"^\s+(?:\? )?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 MACHINERY = frozenset("""
 pvpanic_send_event pvpanic_panic_notify notifier_call_chain atomic_notifier_call_chain
 panic vpanic nmi_panic __crash_kexec crash_kexec crash_setup_regs machine_crash_shutdown
-native_machine_crash_shutdown oops_end die __die die_addr dump_stack dump_stack_lvl show_stack
+native_machine_crash_shutdown machine_kexec oops_end die __die die_addr dump_stack dump_stack_lvl show_stack
 panic_smp_self_stop nmi_panic_self_stop crash_nmi_callback check_panic_on_warn __warn
 warn_slowpath_fmt report_bug handle_bug exc_invalid_op asm_exc_invalid_op exc_page_fault
 asm_exc_page_fault page_fault_oops kernelmode_fixup_or_oops __bad_area_nosemaphore
@@ -66,10 +66,14 @@ def panic_message(lines: Sequence[str]) -> str:
         i = line.find(_PANIC_PREFIX)
         if i >= 0:
             return line[i + len(_PANIC_PREFIX):].strip()
-    for line in reversed(lines):  # an oops that did not reach panic() (kdump on oops)
-        m = _OOPS.search(line) or _NULL.search(line) or _BUG.search(line)
-        if m:
-            return line[m.start():].strip()
+    # An oops that did not reach panic() (kdump on oops): the most specific
+    # header of the last oops (NULL dereference, BUG at) before the generic "Oops:".
+    block = _last_oops_block(lines).splitlines()
+    for pattern in (_NULL, _BUG, _OOPS):
+        for line in block:
+            m = pattern.search(line)
+            if m:
+                return line[m.start():].strip()
     return ""
 
 
@@ -109,10 +113,17 @@ def _last_oops_block(lines: Sequence[str]) -> str:
         if _OOPS.search(line) or _NULL.search(line) or _BUG.search(line) or _WARN.search(line) \
                 or _SOFT.search(line) or "cut here" in line:
             start = i
-            while start > 0 and ("cut here" in lines[start - 1] or _NULL.search(lines[start - 1])):
-                start -= 1
+            # An "Oops:" line follows its headline ("BUG: kernel NULL pointer
+            # dereference", "#PF: ...", "PGD 0"): start at the headline.
+            for j in range(i - 1, max(-1, i - 8), -1):
+                if _NULL.search(lines[j]) or _OOPS.search(lines[j]) or "cut here" in lines[j]:
+                    start = j
             # keep scanning: the last header wins
     return "\n".join(lines[start:]) if start or lines else ""
+
+
+def oops_block(lines: Sequence[str]) -> str:
+    return _last_oops_block(lines)
 
 
 def _plain(function: str) -> str:

@@ -1,0 +1,88 @@
+"""kdebug postmortem (one vmcore -> report) and kdebug triage (a directory)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from kdebug.report.render import FORMATS
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"kdebug: wrote {output}", err=True)
+
+
+@click.command()
+@click.argument("vmcore", type=click.Path(path_type=Path))
+@click.option("--vmlinux", type=click.Path(path_type=Path), help="Debug vmlinux (default: found by build-id).")
+@click.option("--tree", type=click.Path(path_type=Path), help="Kernel build tree with vmlinux and modules.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
+@click.option("--no-crash", is_flag=True, help="drgn only: skip crash and the cross-check.")
+@click.option("--crash-timeout", default=120.0, show_default=True, help="Seconds crash may run.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def postmortem(vmcore, vmlinux, tree, fmt, as_json, output, no_crash, crash_timeout, quiet):
+    """Turn a vmcore (ELF, kdump-compressed or flattened) into a report.
+
+    VMCORE is a dump file or a `kdebug capture` directory. The vmlinux is found
+    by the build-id in the dump's VMCOREINFO. The JSON schema is
+    kdebug/report/schema/report-v1.json.
+
+    Example: kdebug postmortem /var/crash/202401011200/vmcore --format html -o report.html
+    """
+    from kdebug.report.build import postmortem as run
+    from kdebug.report.render import render
+
+    t0 = time.monotonic()
+
+    def progress(msg: str) -> None:
+        if not quiet:
+            click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
+
+    report = run(vmcore, vmlinux=vmlinux, tree=tree, crash=not no_crash, crash_timeout=crash_timeout,
+                 progress=progress)
+    progress(f"done: {report.signature}")
+    _write(render(report, "json" if as_json else fmt), output)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("-j", "--jobs", default=2, show_default=True, help="Dumps analysed at once.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds per dump.")
+@click.option("--json", "as_json", is_flag=True, help="JSON summary.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the summary to FILE.")
+@click.option("--no-crash", is_flag=True, help="drgn only (faster).")
+@click.option("--vmlinux", type=click.Path(path_type=Path), help="Use this vmlinux for every dump.")
+def triage(directory, jobs, timeout, as_json, output, no_crash, vmlinux):
+    """Analyse every vmcore in DIRECTORY in parallel and group them by signature.
+
+    A dump that is bad or takes longer than --timeout is listed with its error;
+    the others go on. Exits 1 when any dump failed.
+
+    Example: kdebug triage /var/crash --jobs 2 --json -o triage.json
+    """
+    from kdebug.errors import UsageError
+    from kdebug.report.triage import find_dumps, triage_json, triage_text
+    from kdebug.report.triage import triage as run
+
+    dumps = find_dumps(directory)
+    if not dumps:
+        raise UsageError(f"no vmcores in {directory}")
+    extra = (["--no-crash"] if no_crash else []) + (["--vmlinux", str(vmlinux)] if vmlinux else [])
+    click.echo(f"kdebug: triage of {len(dumps)} dumps, {jobs} at a time", err=True)
+    entries = run(dumps, jobs=jobs, timeout=timeout, extra=extra,
+                  progress=lambda e: click.echo(f"kdebug: {Path(e.path).name}: "
+                                                f"{e.signature if e.ok else 'FAILED: ' + e.error}", err=True))
+    _write(triage_json(entries) if as_json else triage_text(entries), output)
+    if not all(e.ok for e in entries):
+        raise click.exceptions.Exit(1)
+
+
+COMMANDS = [postmortem, triage]

@@ -1,0 +1,101 @@
+"""Build a Report from a dump: drgn in this process while crash runs beside
+it, then the cross-check and the signature."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+
+from kdebug.errors import KdebugError
+from kdebug.report.classify import oops_block, signature
+from kdebug.report.crosscheck import cross_check
+from kdebug.report.dump import Dump
+from kdebug.report.model import EngineRun, Report
+
+LOG_TAIL = 60
+
+
+def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0,
+                 progress: Callable[[str], None] | None = None) -> Report:
+    import drgn
+
+    from kdebug.analysis.log import collect_log, log_lines
+    from kdebug.analysis.modules import collect_modules
+    from kdebug.analysis.panic import collect_other_cpus, collect_panic
+    from kdebug.analysis.program import open_program
+    from kdebug.analysis.system import collect_memory, collect_system
+    from kdebug.analysis.tasks import collect_tasks, summarize_tasks
+    from kdebug.crash.parse import split_warnings
+    from kdebug.crash.runner import CrashProcess, CrashRun, crash_version, run_crash
+
+    say = progress or (lambda _msg: None)
+    proc = None
+    if crash and shutil.which("crash"):
+        proc = CrashProcess(dump.vmlinux, dump.path, "report", crash_timeout)
+    t0 = time.monotonic()
+    warnings: list[str] = []
+
+    def guard(what: str, fn, default):
+        """One collector failing costs its section, not the report."""
+        try:
+            return fn()
+        except (drgn.FaultError, LookupError, ValueError, AttributeError, TypeError) as e:
+            warnings.append(f"drgn: {what}: {type(e).__name__}: {e}")
+            return default
+
+    try:
+        say("drgn: loading debug info")
+        prog, load_warnings = open_program(dump)
+        warnings += load_warnings
+        say("drgn: collecting")
+        log = guard("log", lambda: collect_log(prog), [])
+        lines = log_lines(log)
+        panic = collect_panic(prog, lines)
+        system = collect_system(prog, dump)
+        tasks = guard("tasks", lambda: collect_tasks(prog), [])
+        summary = guard("task summary", lambda: summarize_tasks(prog, tasks), None)
+        other = guard("other CPUs", lambda: collect_other_cpus(prog, panic.cpu), [])
+        modules = guard("modules", lambda: collect_modules(prog), [])
+        memory = guard("memory", lambda: collect_memory(prog), None)
+    except BaseException:
+        if proc is not None:
+            proc.cancel()
+        raise
+    drgn_secs = time.monotonic() - t0
+    engines = [EngineRun("drgn", True, round(drgn_secs, 3), version=drgn.__version__)]
+    sig = signature(panic.reason, panic.message, lines, panic.backtrace)
+
+    crosscheck = []
+    if crash:
+        say("crash: waiting")
+        if proc is None:
+            run = CrashRun(False, 0.0, error="crash is not installed (apt-get install crash)")
+        else:
+            run = proc.result()
+            if not run.ok:
+                retry = run_crash(dump.vmlinux, dump.path, timeout=min(crash_timeout, 60.0))
+                retry.error = f"{run.error}; retry: {retry.error or 'ok'}"
+                run = retry
+        version = crash_version() if run.outputs else ""
+        engines.append(EngineRun("crash", run.ok, round(run.seconds, 3), run.error, version))
+        if run.error:
+            warnings.append(f"crash: {run.error}")
+        crosscheck = cross_check(system, panic, len(tasks), memory, [m.name for m in modules],
+                                 run.outputs, version, split_warnings(run.console),
+                                 oops_block(lines).splitlines())
+    return Report(signature=sig, system=system, panic=panic, other_cpus=other, tasks=summary,
+                  log_tail=log[-LOG_TAIL:], modules=modules, memory=memory, crosscheck=crosscheck,
+                  engines=engines, warnings=warnings)
+
+
+def postmortem(path, *, vmlinux=None, tree=None, crash: bool = True, crash_timeout: float = 120.0,
+               progress=None) -> Report:
+    """vmcore path -> Report (KdebugError for anything a user can fix)."""
+    from kdebug.report.dump import open_dump
+
+    dump = open_dump(path, vmlinux=vmlinux, tree=tree)
+    try:
+        return build_report(dump, crash=crash, crash_timeout=crash_timeout, progress=progress)
+    except KdebugError:
+        raise
