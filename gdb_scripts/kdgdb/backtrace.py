@@ -9,6 +9,8 @@ put the vCPU's registers back afterwards, whatever happens.
 
 from __future__ import annotations
 
+import re
+
 import gdb
 
 from kdebug.format import format_backtrace
@@ -39,6 +41,9 @@ def walk(limit: int = 64) -> list[FrameRecord]:
                 block = block.superblock
             if block is not None and block.function is not None and block.function.name == fn.name:
                 size = block.end - block.start
+        else:
+            # Assembly (entry code) has no DWARF function: ask the ELF symbols.
+            name, off = _minsym(pc, name)
         sal = f.find_sal()
         out.append(FrameRecord(index=len(out), pc=pc, function=name, offset=off, size=size,
                                file=sal.symtab.filename if sal.symtab else "", line=sal.line or 0))
@@ -47,6 +52,12 @@ def walk(limit: int = 64) -> list[FrameRecord]:
         except gdb.error:
             break
     return out
+
+
+def _minsym(pc: int, default: str) -> tuple[str, int]:
+    """(symbol, offset) from the ELF symbol table: "0x... <sym+off>"."""
+    m = re.search(r"<([^+>]+)(?:\+(\d+))?>", gdb.format_address(pc))
+    return (m.group(1), int(m.group(2) or 0)) if m else (default, 0)
 
 
 def _read_regs(names) -> dict[str, int]:

@@ -1,0 +1,86 @@
+"""Helpers for tests that drive kd- commands in a real gdb on a live guest:
+read the truth from the guest's own /proc before stopping it, then attach."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from kdebug.attach import GdbDriver, GdbPlan, gdb_argv, index_cache_dir, kaslr_offset_from_qmp
+from kdebug.guest.qmp import Qmp
+from kdebug.kgdb.elfsyms import read_vmlinux
+
+STAT = re.compile(r"^(\d+) \((.*)\) (\S) (\d+) ", re.S)
+
+
+@dataclass
+class Truth:
+    """What the guest said about itself, read through its shell."""
+
+    tasks: dict[int, tuple[str, str, int]] = field(default_factory=dict)  # pid -> (comm, state, ppid)
+    dmesg: list[str] = field(default_factory=list)
+    modules: list[list[str]] = field(default_factory=list)
+    cmdline: str = ""
+    version: str = ""
+    stext: int = 0
+    ncpus: int = 0
+    init_stack: list[str] = field(default_factory=list)
+    sleepers: list[int] = field(default_factory=list)
+
+
+def read_truth(guest, sleepers: int = 2) -> Truth:
+    t = Truth()
+    out = guest.run(" ".join(["sleep 600 &"] * sleepers) + " echo started", timeout=30).output
+    assert "started" in out
+    t.sleepers = [int(p) for p in guest.run("pidof sleep").output.split()]
+    for line in guest.run("cat /proc/[0-9]*/stat 2>/dev/null", timeout=60).output.splitlines():
+        m = STAT.match(line)
+        if m and m.group(2) != "cat":
+            t.tasks[int(m.group(1))] = (m.group(2), m.group(3), int(m.group(4)))
+    t.dmesg = [line for line in guest.run("dmesg", timeout=60).output.splitlines() if line.strip()]
+    t.modules = [line.split() for line in guest.run("cat /proc/modules").output.splitlines() if line.strip()]
+    t.cmdline = guest.run("cat /proc/cmdline").output.strip()
+    t.version = guest.run("cat /proc/version").output.strip()
+    t.stext = int(guest.run("grep -w _stext /proc/kallsyms").output.split()[0], 16)
+    t.ncpus = len(guest.run("ls -d /sys/devices/system/cpu/cpu[0-9]*").output.split())
+    t.init_stack = re.findall(r"\] ([\w.]+)\+", guest.run("cat /proc/1/stack").output)
+    return t
+
+
+def attach_gdb(guest, kernel) -> tuple[GdbDriver, int]:
+    """Stop ``guest`` through QMP, find its KASLR offset, start gdb on it."""
+    with Qmp(guest.session.qmp_socket) as q:
+        q.cmd("stop")
+        offset = kaslr_offset_from_qmp(q, kernel.vmlinux)
+    plan = GdbPlan(vmlinux=kernel.vmlinux, port=guest.plan.gdb_port, kaslr_offset=offset, styled=False,
+                   index_cache=index_cache_dir(),
+                   kernel_scripts=kernel.gdb_scripts)
+    return GdbDriver(gdb_argv(plan)), offset
+
+
+def release(guest, driver) -> None:
+    """Detach gdb and let the guest run again (others share it)."""
+    driver.close()
+    if guest.alive():
+        with Qmp(guest.session.qmp_socket) as q:
+            q.cmd("cont")
+
+
+def link_stext(kernel) -> int:
+    return read_vmlinux(kernel.vmlinux, ["_stext"])[1]["_stext"]
+
+
+def kd_json(driver, cmd: str):
+    out = driver.run(cmd)
+    return json.loads(out[out.index("["):])
+
+
+def dmesg_lines(records) -> list[str]:
+    """kd-dmesg --json records as the kernel's syslog prints them (a prefix per line)."""
+    lines = []
+    for r in records:
+        ts = r["timestamp_ns"]
+        prefix = f"[{ts // 1_000_000_000:5d}.{ts % 1_000_000_000 // 1000:06d}]"
+        lines += [f"{prefix} {part}" for part in r["text"].split("\n")]
+    return lines
