@@ -1,0 +1,118 @@
+"""Panic reason, message and signature on logs recorded from real dumps
+(tests/fixtures/postmortem/<trigger>.log) and on hand-written log excerpts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from kdebug.model import FrameRecord
+from kdebug.report.classify import classify, culprit, normalize, panic_message, signature
+from tests.conftest import FIXTURES
+
+
+def _log(name: str) -> list[str]:
+    return (FIXTURES / "postmortem" / f"{name}.log").read_text().splitlines()
+
+
+def _frames(*names: str) -> list[FrameRecord]:
+    return [FrameRecord(i, 0xffffffff81000000 + i, n) for i, n in enumerate(names)]
+
+
+SYSRQ_FRAMES = _frames("pvpanic_panic_notify", "atomic_notifier_call_chain", "panic", "sysrq_handle_crash",
+                       "__handle_sysrq.cold", "write_sysrq_trigger")
+NMI_FRAMES = _frames("pvpanic_panic_notify", "panic", "nmi_panic", "unknown_nmi_error", "exc_nmi",
+                     "asm_exc_nmi", "native_safe_halt")
+
+
+@pytest.mark.parametrize("name, message, reason", [
+    ("sysrq", "sysrq triggered crash", "sysrq"),
+    ("nmi", "NMI: Not continuing", "nmi"),
+    ("oops", "BUG: kernel NULL pointer dereference, address: 0000000000000000", "null-deref"),
+])
+def test_recorded_logs(name, message, reason):
+    lines = _log(name)
+    assert panic_message(lines) == message
+    assert classify(message, lines) == reason
+
+
+def test_recorded_signatures():
+    assert signature("sysrq", "sysrq triggered crash", _log("sysrq"), SYSRQ_FRAMES) == \
+        "sysrq: crash triggered in sysrq_handle_crash"
+    assert signature("nmi", "NMI: Not continuing", _log("nmi"), NMI_FRAMES) == \
+        "panic: NMI: Not continuing in unknown_nmi_error"
+    # The oops dump's culprit comes from the faulting RIP, not from the stack.
+    assert signature("null-deref", "x", _log("oops"), []) == \
+        "BUG: kernel NULL pointer dereference in kdebug_trigger_oops"
+
+
+def _shift(lines: list[str]) -> list[str]:
+    """The same log after another boot: other addresses (KASLR), pids, CPUs, times."""
+    def hexshift(m):
+        return f"{int(m.group(0), 16) ^ 0x3c00000:0{len(m.group(0))}x}"
+    out = [re.sub(r"(?<=PID: )\d+", "4242", ln) for ln in lines]
+    out = [re.sub(r"(?<=CPU: )\d", "3", ln) for ln in out]
+    return [re.sub(r"ffff[0-9a-f]{12}", hexshift, ln) for ln in out]
+
+
+@pytest.mark.parametrize("name, frames", [("sysrq", SYSRQ_FRAMES), ("nmi", NMI_FRAMES), ("oops", [])])
+def test_signature_stable_across_reboots(name, frames):
+    lines = _log(name)
+    msg = panic_message(lines)
+    reason = classify(msg, lines)
+    moved = _shift(lines)
+    assert moved != lines
+    assert signature(reason, panic_message(moved), moved, frames) == signature(reason, msg, lines, frames)
+
+
+def test_signatures_differ_across_bugs():
+    sigs = set()
+    for name, frames in [("sysrq", SYSRQ_FRAMES), ("nmi", NMI_FRAMES), ("oops", [])]:
+        lines = _log(name)
+        msg = panic_message(lines)
+        sigs.add(signature(classify(msg, lines), msg, lines, frames))
+    assert len(sigs) == 3
+
+
+# Hand-written excerpts in the kernel's own formats (lib/bug.c, mm/oom_kill.c,
+# kernel/hung_task.c, kernel/watchdog.c, arch/x86/mm/fault.c).
+EXCERPTS = {
+    "bug": ["------------[ cut here ]------------", "kernel BUG at drivers/foo/bar.c:42!",
+            "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI", "RIP: 0010:foo_release+0x12/0x30 [foo]",
+            "Kernel panic - not syncing: Fatal exception"],
+    "warn": ["------------[ cut here ]------------", "WARNING: CPU: 1 PID: 77 at fs/x.c:9 x_check+0x1/0x9",
+             "RIP: 0010:x_check+0x1/0x9", "Kernel panic - not syncing: kernel: panic_on_warn set ..."],
+    "hung-task": ["INFO: task cat:88 blocked for more than 10 seconds.", "Call Trace:", " <TASK>",
+                  " __schedule+0x2b5/0x880", " schedule+0x5a/0xd0", " my_wait_forever+0x15/0x20 [m]",
+                  "Kernel panic - not syncing: hung_task: blocked tasks"],
+    "soft-lockup": ["watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [spin:99]",
+                    "RIP: 0010:spin_forever+0x4/0x10 [m]", "Kernel panic - not syncing: softlockup: hung tasks"],
+    "hard-lockup": ["Kernel panic - not syncing: Hard LOCKUP"],
+    "oom": ["Out of memory and no killable processes...",
+            "Kernel panic - not syncing: System is deadlocked on memory"],
+    "oops": ["BUG: unable to handle page fault for address: ffffc90000bad000",
+             "Oops: 0000 [#1] PREEMPT SMP NOPTI", "RIP: 0010:read_bad+0x9/0x20",
+             "Kernel panic - not syncing: Fatal exception"],
+    "other": ["Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)"],
+}
+
+
+@pytest.mark.parametrize("reason", sorted(EXCERPTS))
+def test_excerpts(reason):
+    lines = EXCERPTS[reason]
+    assert classify(panic_message(lines), lines) == reason
+
+
+def test_excerpt_culprits():
+    assert culprit("bug", EXCERPTS["bug"], []) == "foo_release"
+    assert culprit("warn", EXCERPTS["warn"], []) == "x_check"
+    assert culprit("hung-task", EXCERPTS["hung-task"], []) == "my_wait_forever"
+    assert culprit("other", EXCERPTS["other"], _frames("panic", "mount_block_root")) == "mount_block_root"
+
+
+def test_normalize_drops_addresses_and_numbers():
+    assert normalize("BUG: unable to handle page fault for address: ffffc90000bad000") == \
+        "BUG: unable to handle page fault for address: ADDR"
+    assert normalize("Attempted to kill init! exitcode=0x0000000b") == "Attempted to kill init! exitcode=ADDR"
+    assert normalize("stuck on CPU 3 pid 77.") == "stuck on CPU N pid N"

@@ -1,0 +1,130 @@
+"""Report rendering (text, JSON against the schema, Markdown, HTML), the pure
+core's imports, the CLI's bad-input handling and triage of bad dumps."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
+from kdebug.report.model import (
+    BlockedTask,
+    CpuBacktrace,
+    CrossCheck,
+    EngineRun,
+    MemorySummary,
+    PanicInfo,
+    Report,
+    SystemInfo,
+    TaskSummary,
+)
+from kdebug.report.render import render
+from tests.conftest import ROOT
+
+SCHEMA = ROOT / "kdebug" / "report" / "schema" / "report-v1.json"
+
+
+def sample_report() -> Report:
+    sh = TaskRecord(106, 106, 1, "R", 1, "sh", 0xffff8e4e821a8000, 1740, False, True)
+    dtask = TaskRecord(77, 77, 1, "D", 0, "cat <&>", 0xffff8e4e821b0000, 900)
+    frames = [FrameRecord(0, 0xffffffff8b9cd0a8, "panic", 0x177, 0x2f4, "", "kernel/panic.c", 366),
+              FrameRecord(1, 0xffffffff8b6a8a06, "sysrq_handle_crash", 0x16, 0x16, "", "drivers/tty/sysrq.c", 155),
+              FrameRecord(2, 0xffffffffc0400230, "pvpanic_send_event", module="pvpanic", inline=True)]
+    return Report(
+        signature="sysrq: crash triggered in sysrq_handle_crash",
+        system=SystemInfo("6.1.0-56-cloud-amd64", "#1 SMP", "3b43fad5", "x86_64", "kdebug", 2, 481052, 8.0,
+                          "2026-11-26T04:56:50+00:00", "", "console=ttyS0", 0xa000000, "/tmp/vmcore", "elf",
+                          "/usr/lib/debug/boot/vmlinux"),
+        panic=PanicInfo("sysrq triggered crash", "sysrq", 1, sh, frames),
+        other_cpus=[CpuBacktrace(0, TaskRecord(0, 0, 0, "R", 0, "swapper/0", 1, None, True, True), frames[:1])],
+        tasks=TaskSummary(55, {"I": 39, "R": 1, "S": 15}, [BlockedTask(dtask, frames[:1])], [sh]),
+        log_tail=[PrintkRecord(1, 8_009_180_227, 0, "Kernel panic - not syncing: sysrq triggered crash")],
+        modules=[ModuleRecord("pvpanic", 16384, 3, 0xffffffffc0400000, used_by=["pvpanic_pci"])],
+        memory=MemorySummary(481052, 431656, 23512, 15944, 140),
+        crosscheck=[CrossCheck("panic task", "106 sh", "106 sh", "agree"),
+                    CrossCheck("task count", "55", "3", "crash-limitation", "crash < 8.0.3")],
+        engines=[EngineRun("drgn", True, 1.4, version="0.3.0"), EngineRun("crash", True, 15.0, version="8.0.2")],
+        warnings=["<script>alert(1)</script>"])
+
+
+def test_json_validates_against_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    doc = json.loads(render(sample_report(), "json"))
+    jsonschema.validate(doc, schema)
+    assert doc["schema_version"] == "1.0" and doc["panic"]["task"]["comm"] == "sh"
+    doc["panic"]["reason"] = "gremlins"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
+
+
+def test_text_has_every_section_and_shared_formatters():
+    text = render(sample_report(), "text")
+    for title in ("System", "Panic", "CPU 0", "Tasks", "Log (tail)", "Modules", "Memory",
+                  "Cross-check (drgn vs crash)", "Engines", "Warnings"):
+        assert f"== {title}" in text
+    assert "sysrq_handle_crash+0x16/0x16 at drivers/tty/sysrq.c:155" in text
+    assert "pvpanic_send_event (inlined) [pvpanic]" in text
+    assert "crash-limitation (crash < 8.0.3)" in text
+
+
+def test_markdown_and_html():
+    md = render(sample_report(), "md")
+    assert md.startswith("# Post-mortem: sysrq: crash triggered in sysrq_handle_crash")
+    assert "| panic task" in md
+    page = render(sample_report(), "html")
+    assert page.startswith("<!DOCTYPE html>") and 'id="reason">sysrq<' in page
+    assert "<script>" not in page and "&lt;script&gt;" in page  # escaped
+    assert "cat &lt;&amp;&gt;" in page
+    for external in ("src=", "href=", "@import", "url("):
+        assert external not in page
+
+
+def test_core_imports_no_adapters():
+    """The pure core loads with drgn, click, pexpect and gdb made unimportable."""
+    code = ("import sys\n"
+            "for m in ('drgn', 'click', 'pexpect', 'gdb', 'pygdbmi'): sys.modules[m] = None\n"
+            "import kdebug.vmcore, kdebug.report.model, kdebug.report.classify, kdebug.report.render\n"
+            "import kdebug.report.crosscheck, kdebug.report.triage, kdebug.crash.parse, kdebug.crash.runner\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b""), "is empty"),
+    (lambda p: p.write_bytes(bytes(range(256)) * 16), "is not a vmcore"),
+    (lambda p: p.mkdir(), "directory without a vmcore"),
+])
+def test_cli_bad_input_one_line_exit_1(tmp_path, make, message):
+    from kdebug.cli.main import cli
+
+    target = tmp_path / "vmcore"
+    make(target)
+    res = CliRunner().invoke(cli, ["postmortem", str(target), "--no-crash"])
+    assert res.exit_code == 1
+    assert message in res.output and "Traceback" not in res.output
+    assert len([ln for ln in res.output.splitlines() if ln.startswith("kdebug: error")]) == 1
+
+
+def test_triage_lists_bad_dumps_and_goes_on(tmp_path):
+    from kdebug.report.triage import find_dumps, group, triage, triage_json
+
+    (tmp_path / "vmcore-empty").write_bytes(b"")
+    (tmp_path / "random.vmcore").write_bytes(bytes(range(256)) * 16)
+    (tmp_path / "notes.txt").write_text("not a dump, not named like one")
+    (tmp_path / "cap").mkdir()
+    (tmp_path / "cap" / "vmcore").write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 9)
+    dumps = find_dumps(tmp_path)
+    assert [p.name for p in dumps] == ["cap", "random.vmcore", "vmcore-empty"]
+    entries = triage(dumps, jobs=2, timeout=60, extra=["--no-crash"])
+    assert [e.ok for e in entries] == [False, False, False]
+    errors = {e.path.rsplit("/", 1)[-1]: e.error for e in entries}
+    assert "damaged ELF" in errors["cap"] and "is empty" in errors["vmcore-empty"]
+    assert "is not a vmcore" in errors["random.vmcore"]
+    assert all(g["reason"] == "failed" for g in group(entries))
+    doc = json.loads(triage_json(entries))
+    assert (doc["total"], doc["failed"]) == (3, 3)
