@@ -1,0 +1,54 @@
+"""Inside a real gdb without a target: every kd- command and $kd_ function is
+registered with help, and using one too early is a one-line error."""
+
+import re
+import subprocess
+
+import pytest
+
+from kdebug.attach import LOADER
+from tests.conftest import need_tool
+
+COMMANDS = ["kd-ps", "kd-dmesg", "kd-lsmod", "kd-version", "kd-cmdline", "kd-cpus", "kd-task", "kd-bt",
+            "kd-config", "kd-break", "kd-symbol-file"]
+FUNCTIONS = ["kd_current", "kd_task", "kd_per_cpu", "container_of"]
+
+
+def gdb_batch(*cmds: str) -> str:
+    need_tool("gdb")
+    argv = ["gdb", "-nx", "-q", "-batch", "-iex", "set style enabled off", "-ex", f"source {LOADER}"]
+    for c in cmds:
+        argv += ["-ex", c]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    return r.stdout + r.stderr
+
+
+def test_every_command_and_function_has_help():
+    out = gdb_batch("help user-defined", "help function")
+    for c in COMMANDS:
+        m = re.search(rf"^{c} -- (.+)$", out, re.M)
+        assert m and len(m.group(1)) > 10, f"{c} has no help line"
+    for f in FUNCTIONS:
+        assert re.search(rf"^function {f} -- .+", out, re.M), f
+
+
+@pytest.mark.parametrize("cmd", ["kd-ps", "kd-dmesg --tail 3", "kd-bt 1", "p $kd_current()"])
+def test_no_target_is_a_one_line_error(cmd):
+    out = gdb_batch(cmd)
+    assert "Traceback" not in out
+    assert "not connected to a kernel" in out
+    assert len(out.strip().splitlines()) == 1, out
+
+
+def test_usage_errors_and_preset_list():
+    out = gdb_batch("kd-ps --nope")
+    assert "kd-ps: unrecognized arguments: --nope" in out and "Traceback" not in out
+    assert "sched" in gdb_batch("kd-break list")
+    out = gdb_batch("kd-break explode")
+    assert "unknown preset 'explode'" in out and "Traceback" not in out
+
+
+def test_symbol_file_errors():
+    out = gdb_batch("kd-symbol-file /nonexistent/vmlinux --offset 0x200000")
+    assert "cannot read /nonexistent/vmlinux" in out and "Traceback" not in out
+    assert "bad offset" in gdb_batch("kd-symbol-file /x --offset zz")

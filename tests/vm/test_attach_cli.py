@@ -1,0 +1,70 @@
+"""`kdebug attach` end to end: boots, stops, gdb with symbols, guest gone after."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, need_tool, qemu_pids_for
+
+
+def kdebug(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    need_tool("gdb", "qemu-system-x86_64")
+    p = subprocess.Popen([sys.executable, "-m", "kdebug.cli.main", *args], cwd=ROOT, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        pytest.fail(f"kdebug attach hung: {err[-2000:]}")
+    r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+    r.pid = p.pid
+    return r
+
+
+def no_qemu_left(pid: int) -> bool:
+    return not [q for q in qemu_pids_for(f"-{pid}") if q]
+
+
+def test_attach_batch_with_kaslr(default_kernel):
+    r = kdebug("attach", "--batch", "--ex", "kd-cmdline", "--ex", 'p $kd_per_cpu("runqueues", 1).cpu',
+               "--ex", "kd-ps --pid 1")
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"KASLR offset (0x[0-9a-f]+)", r.stderr)
+    assert m and int(m.group(1), 16) != 0, r.stderr
+    assert "nokaslr" not in r.stdout and "console=ttyS0" in r.stdout
+    assert re.search(r"^\$1 = 1$", r.stdout, re.M), r.stdout
+    assert re.search(r"^1\s+0\s+S\s+\d\s+0x[0-9a-f]+\s+init$", r.stdout, re.M), r.stdout
+    assert no_qemu_left(r.pid)
+
+
+def test_attach_nokaslr(default_kernel):
+    r = kdebug("attach", "--nokaslr", "--batch", "--ex", "kd-cmdline", "--ex", 'p $kd_per_cpu("runqueues", 1).cpu')
+    assert r.returncode == 0, r.stderr
+    assert "KASLR offset 0x0" in r.stderr
+    assert "nokaslr" in r.stdout and re.search(r"^\$1 = 1$", r.stdout, re.M)
+    assert no_qemu_left(r.pid)
+
+
+def test_attach_freeze_break_boot(default_kernel):
+    r = kdebug("attach", "--freeze", "--break", "boot", "--batch", "--ex", "continue", "--ex", "p $pc")
+    assert r.returncode == 0, r.stderr
+    assert "--freeze boots with nokaslr" in r.stderr
+    assert re.search(r"Hardware assisted breakpoint 1 at 0x[0-9a-f]+: file init/main.c", r.stdout), r.stdout
+    # The preset's report: where and who (init_task is "swapper" until sched_init renames it).
+    assert "kd-break: start_kernel hit on CPU 0, task 0 (swapper)" in r.stdout, r.stdout
+    assert re.search(r"<start_kernel>", r.stdout)
+    assert no_qemu_left(r.pid)
+
+
+def test_attach_to_a_running_session(shared_guest):
+    r = kdebug("attach", "--session", shared_guest.session.name, "--batch", "--ex", "kd-version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-2 if "detached" in r.stdout else -1].startswith("Linux version")
+    # Not our guest: it runs on and its shell answers.
+    assert shared_guest.alive()
+    assert shared_guest.run("echo still-here").output.strip() == "still-here"
