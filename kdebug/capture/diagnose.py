@@ -34,36 +34,39 @@ def not_reserved(dmesg: str, crashkernel: str | None) -> Diagnosis:
                      m.group(0).strip() if m else "")
 
 
+_KEXEC_RULES: list[tuple[re.Pattern, str, str, str]] = [
+    (re.compile(r".*(Function not implemented|ENOSYS|not supported).*"), "kexec-unsupported",
+     "the kernel refuses kexec_load/kexec_file_load: it was built without CONFIG_KEXEC "
+     "(or CONFIG_KEXEC_FILE)",
+     "use a kernel with CONFIG_KEXEC, CONFIG_CRASH_DUMP and CONFIG_PROC_VMCORE, or --method qemu"),
+    (re.compile(r".*(Key was rejected|Required key not available|EKEYREJECTED|ENOKEY|"
+                r"signature verification failed).*", re.I), "kexec-signature",
+     "kexec_file_load refused the capture kernel's signature (CONFIG_KEXEC_SIG_FORCE or lockdown "
+     "wants a kernel signed by a key it trusts)",
+     "sign the image with a trusted key, or boot without lockdown; --method qemu needs no kexec"),
+    (re.compile(r".*(Operation not permitted|EPERM).*"), "kexec-lockdown",
+     "the kernel forbids loading a kexec image (EPERM): kernel lockdown (Secure Boot) or "
+     "kernel.kexec_load_disabled=1",
+     "boot without lockdown and without kexec_load_disabled, or use --method qemu"),
+    (re.compile(r".*(Cannot (allocate|load)|Not enough memory|ENOMEM|Could not find a free area|"
+                r"Cannot assign).*", re.I), "kexec-no-room",
+     "the capture kernel and its initramfs do not fit in the crashkernel region",
+     "raise --crashkernel (128M is the default) or shrink the initramfs"),
+]
+
+
 def kexec_refused(output: str, *, missing_binary: bool = False) -> Diagnosis:
     """Why ``kexec -p`` did not load a capture kernel, from what it printed."""
-    out = output.strip()
-    ev = _last_lines(out, 3)
     if missing_binary:
-        return Diagnosis("kexec-missing", "the guest has no kexec binary (the initramfs recipe lacks kexec-tools)",
+        return Diagnosis("kexec-missing",
+                         "the guest has no kexec binary (the initramfs recipe lacks kexec-tools)",
                          "use the busybox recipe (--recipe busybox), which carries kexec and makedumpfile")
-    if re.search(r"Function not implemented|ENOSYS|not supported", out):
-        return Diagnosis("kexec-unsupported",
-                         "the kernel refuses kexec_load/kexec_file_load: it was built without "
-                         "CONFIG_KEXEC (or CONFIG_KEXEC_FILE)",
-                         "use a kernel with CONFIG_KEXEC, CONFIG_CRASH_DUMP and CONFIG_PROC_VMCORE, "
-                         "or --method qemu (needs no kexec)", ev)
-    if re.search(r"Key was rejected|Required key not available|EKEYREJECTED|ENOKEY|signature", out, re.I):
-        return Diagnosis("kexec-signature",
-                         "kexec_file_load refused the capture kernel's signature (CONFIG_KEXEC_SIG_FORCE "
-                         "or lockdown wants a kernel signed by a trusted key)",
-                         "sign the image with a key the kernel trusts, or boot without lockdown; "
-                         "--method qemu needs no kexec", ev)
-    if re.search(r"Operation not permitted|EPERM|lockdown", out, re.I):
-        return Diagnosis("kexec-lockdown",
-                         "kexec_load is not permitted: kernel lockdown (Secure Boot) forbids the "
-                         "unsigned legacy call",
-                         "use kexec_file_load (kexec -s) with a signed kernel, or lockdown=none", ev)
-    if re.search(r"Cannot (allocate|load)|Not enough memory|ENOMEM|Could not find a free area|"
-                 r"Cannot assign|crashkernel", out, re.I):
-        return Diagnosis("kexec-no-room",
-                         "the capture kernel and its initramfs do not fit in the crashkernel region",
-                         "raise --crashkernel (128M is the default) or shrink the initramfs", ev)
-    return Diagnosis("kexec-failed", "kexec -p failed", "read kexec's message in the console log", ev)
+    for pat, code, cause, fix in _KEXEC_RULES:
+        m = pat.search(output)
+        if m:
+            return Diagnosis(code, cause, fix, m.group(0).strip())
+    return Diagnosis("kexec-failed", "kexec -p failed", "read kexec's message in console-main.log",
+                     _last_lines(output, 3))
 
 
 def after_trigger(console: str, *, exited: bool, timed_out: bool, kdump: bool,

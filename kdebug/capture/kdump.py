@@ -32,7 +32,7 @@ from kdebug.capture.guest import (
     run_setup,
     write_private,
 )
-from kdebug.capture.plan import CaptureOptions, StageClock, capture_cmdline, unsafe_crashkernel
+from kdebug.capture.plan import CaptureOptions, StageClock, capture_cmdline, preflight, unsafe_crashkernel
 from kdebug.capture.record import Capture
 from kdebug.capture.triggers import Trigger
 from kdebug.errors import CaptureError, ToolMissing
@@ -49,22 +49,6 @@ DONE = re.compile(r"kdebug-capture: done status=(\d+)")
 READY_CAPTURE = re.compile(r"kdebug-init: ready role=(capture|main)")
 STREAM = ".vmcore.stream"
 PARTIAL = "vmcore.partial"
-
-REQUIRED_CONFIG = ("KEXEC", "CRASH_DUMP", "PROC_VMCORE")
-
-
-def preflight(kernel: Kernel) -> None:
-    """Refuse a kernel that cannot kdump before booting it (when its config is known)."""
-    cfg = kernel.config
-    if not cfg or not getattr(cfg, "known", True):
-        return
-    missing = [o for o in REQUIRED_CONFIG if not cfg.enabled(o)]
-    if "KEXEC" in missing and cfg.enabled("KEXEC_FILE"):
-        missing.remove("KEXEC")
-    if missing:
-        raise CaptureError(f"kernel {kernel.release} cannot kdump: CONFIG_{', CONFIG_'.join(missing)} "
-                           "not set", hint="use --method qemu, or a kernel with kexec and crash dump support")
-
 
 def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel: Kernel,
               cap: Capture, clock: StageClock) -> None:

@@ -90,6 +90,23 @@ def capture_cmdline(cmdline: str, *, raw: bool, dump_level: int, compression: st
     return " ".join([*keep, *CAPTURE_ARGS, *mode])
 
 
+REQUIRED_CONFIG = ("KEXEC", "CRASH_DUMP", "PROC_VMCORE")
+
+
+def preflight(kernel) -> None:
+    """Refuse a kernel that cannot kdump before booting it, when its
+    configuration is known (``kernel``: a kdebug.kernel.Kernel)."""
+    cfg = kernel.config
+    if not cfg or not cfg.values:
+        return
+    missing = [o for o in REQUIRED_CONFIG if not cfg.enabled(o)]
+    if "KEXEC" in missing and cfg.enabled("KEXEC_FILE"):
+        missing.remove("KEXEC")  # kexec -s is enough
+    if missing:
+        raise CaptureError(f"kernel {kernel.release} cannot kdump: CONFIG_{', CONFIG_'.join(missing)} "
+                           "not set", hint="use --method qemu, or a kernel built with them")
+
+
 def unsafe_crashkernel() -> str | None:
     return os.environ.get(UNSAFE_CRASHKERNEL_ENV) or None
 

@@ -106,3 +106,24 @@ def test_module_source_handles_every_module_trigger():
         if t.module:
             word = t.console.split()[1]
             assert f'strcmp(word, "{word}")' in src, word
+
+
+def test_preflight_refuses_a_kernel_without_kexec():
+    from types import SimpleNamespace
+
+    from kdebug.capture.plan import preflight
+    from kdebug.kconfig import parse_kconfig
+
+    good = "CONFIG_KEXEC=y\nCONFIG_CRASH_DUMP=y\nCONFIG_PROC_VMCORE=y\n"
+    preflight(SimpleNamespace(release="t", config=parse_kconfig(good)))
+    preflight(SimpleNamespace(release="t", config=parse_kconfig("")))  # unknown: let the guest say
+    file_only = "# CONFIG_KEXEC is not set\nCONFIG_KEXEC_FILE=y\nCONFIG_CRASH_DUMP=y\nCONFIG_PROC_VMCORE=y\n"
+    preflight(SimpleNamespace(release="t", config=parse_kconfig(file_only)))
+    with pytest.raises(CaptureError, match="CONFIG_KEXEC, CONFIG_PROC_VMCORE not set"):
+        preflight(SimpleNamespace(release="t", config=parse_kconfig("CONFIG_CRASH_DUMP=y\n")))
+
+
+def test_preflight_passes_the_default_kernel(default_kernel):
+    from kdebug.capture.plan import preflight
+
+    preflight(default_kernel)

@@ -1,0 +1,114 @@
+"""Capture failures provoked for real: each stage that fails names itself,
+gives its diagnosis, leaves capture.json saying so, and never leaves a file
+called vmcore behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import threading
+import time
+
+import pytest
+
+from kdebug.capture.check import check_dump
+from kdebug.capture.plan import UNSAFE_CRASHKERNEL_ENV, CaptureOptions, Timeouts
+from kdebug.errors import CaptureError
+from kdebug.launch.launcher import LaunchOptions
+from tests.conftest import need_tool, qemu_pids_for
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    need_tool("qemu-system-x86_64", "makedumpfile")
+
+
+def _fail(out, base=None, **kw) -> CaptureError:
+    from kdebug.capture.api import capture
+
+    with pytest.raises(CaptureError) as ei:
+        capture(base or LaunchOptions(crashkernel="auto"), CaptureOptions(out=out, **kw))
+    e = ei.value
+    assert e.directory == out
+    data = json.loads((out / "capture.json").read_text())
+    assert data["ok"] is False and data["vmcore"] is None
+    assert data["failed_stage"] == e.failed_stage
+    assert data["error"]["diagnoses"][0]["code"] == e.diagnoses[0].code
+    assert not (out / "vmcore").exists()
+    assert not qemu_pids_for(str(out))  # QEMU stopped on the failure path too
+    return e
+
+
+def test_no_capture_kernel_loaded(tmp_path):
+    e = _fail(tmp_path / "c", skip_kexec=True)
+    assert e.failed_stage == "capture-boot"
+    assert e.diagnoses[0].code == "capture-not-loaded"
+    assert "sysrq triggered crash" in e.diagnoses[0].evidence
+    assert not (tmp_path / "c" / "vmcore.partial").exists()  # nothing arrived, nothing kept
+
+
+def test_kexec_refused_by_the_kernel(tmp_path):
+    # kexec_load_disabled makes the kernel refuse both kexec syscalls (EPERM),
+    # as lockdown does.
+    e = _fail(tmp_path / "c", setup=("echo 1 > /proc/sys/kernel/kexec_load_disabled",))
+    assert e.failed_stage == "load"
+    assert e.diagnoses[0].code == "kexec-lockdown"
+    assert "Operation not permitted" in e.diagnoses[0].evidence
+
+
+def test_crashkernel_too_small_capture_kernel_oom(tmp_path, monkeypatch):
+    monkeypatch.setenv(UNSAFE_CRASHKERNEL_ENV, "64M")
+    e = _fail(tmp_path / "c", base=LaunchOptions(),
+              timeouts=Timeouts(capture_boot=90))
+    assert e.failed_stage == "capture-boot"
+    assert e.diagnoses[0].code == "capture-oom", e.diagnoses
+    log = (tmp_path / "c" / "console-capture.log").read_text()
+    assert "crashkernel=64M" not in log.split("Kernel command line:")[-1].splitlines()[0]
+    assert "System is deadlocked on memory" in log or "Out of memory" in log
+
+
+def test_qemu_killed_mid_transfer(tmp_path):
+    out = tmp_path / "c"
+    killed = []
+
+    def killer():
+        # The unfiltered ELF takes ~20 s to stream: kill QEMU once 20 MB arrived.
+        deadline = time.monotonic() + 240
+        part = out / "vmcore.partial"
+        while time.monotonic() < deadline and not killed:
+            if part.exists() and part.stat().st_size > 20 << 20:
+                for pid in qemu_pids_for(str(out)):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            time.sleep(0.02)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    e = _fail(out, raw=True)
+    t.join(5)
+    assert killed, "the dump never started streaming"
+    assert e.failed_stage == "dump"
+    assert e.diagnoses[0].code == "transfer-cut"
+    partial = out / "vmcore.partial"
+    data = json.loads((out / "capture.json").read_text())
+    assert data["partial"] == "vmcore.partial"
+    assert stat.S_IMODE(partial.stat().st_mode) == 0o600
+    chk = check_dump(partial)
+    assert chk.format == "elf" and not chk.complete and "truncated" in chk.reason
+
+
+def test_auto_falls_back_to_qemu_dump(tmp_path, default_kernel):
+    from kdebug.capture.api import capture
+
+    out = tmp_path / "c"
+    cap = capture(LaunchOptions(crashkernel="auto", memory="512M"),
+                  CaptureOptions(method="auto", out=out,
+                                 setup=("echo 1 > /proc/sys/kernel/kexec_load_disabled",)))
+    assert cap.ok and cap.method == "qemu" and cap.requested_method == "auto"
+    assert cap.fallback.startswith("kdump failed at stage load")
+    assert cap.format == "elf" and cap.vmcoreinfo["build_id_matches"]
+    names = {p.name for p in out.iterdir()}
+    assert {"vmcore", "capture.json", "console-main.log", "kdump-console-main.log"} <= names
+    assert [s.name for s in cap.stages].count("boot") == 2  # both attempts are on record
