@@ -75,8 +75,9 @@ def parse_vmcoreinfo(text: str) -> dict[str, str]:
     return out
 
 
-def resolve(path: Path) -> Path:
+def resolve(path: Path | str) -> Path:
     """The vmcore file a user meant: a file, or a capture directory's ``vmcore``."""
+    path = Path(path)
     if path.is_dir():
         inner = path / "vmcore"
         if inner.is_file():
@@ -91,7 +92,7 @@ def resolve(path: Path) -> Path:
     return path
 
 
-def identify(path: Path) -> VmcoreInfo:
+def identify(path: Path | str) -> VmcoreInfo:
     """Read the dump's headers; raise :class:`VmcoreError` for anything unusable."""
     path = resolve(path)
     size = path.stat().st_size

@@ -1,0 +1,53 @@
+"""Dumps for the vmcore tier, made once per test run: a QEMU ELF dump of a
+sysrq-c crash and of an unknown-NMI panic (tests/vmcore/dumps.py), and a kdump
+(kdump-compressed) dump of a module's NULL-pointer oops via kdebug capture."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import need_tool
+
+
+@pytest.fixture(scope="session")
+def qemu_dump(tmp_path_factory, default_kernel):
+    """qemu_dump(trigger) -> DumpFacts, each dump made once."""
+    need_tool("qemu-system-x86_64")
+    from tests.vmcore.dumps import make_qemu_dump
+
+    cache = {}
+
+    def get(trigger: str):
+        if trigger not in cache:
+            cache[trigger] = make_qemu_dump(tmp_path_factory.mktemp(f"qemu-{trigger}"), trigger)
+        return cache[trigger]
+    return get
+
+
+@pytest.fixture(scope="session")
+def kdump_oops(tmp_path_factory, default_kernel):
+    """A kdump capture directory (vmcore + capture.json) of a NULL-pointer oops."""
+    need_tool("qemu-system-x86_64", "makedumpfile")
+    from kdebug.capture.api import capture
+    from kdebug.capture.plan import CaptureOptions
+    from kdebug.launch.launcher import LaunchOptions
+
+    out = tmp_path_factory.mktemp("kdump-oops") / "cap"
+    return capture(LaunchOptions(crashkernel="auto"), CaptureOptions(method="kdump", trigger="oops", out=out))
+
+
+@pytest.fixture(scope="session")
+def report_of():
+    """report_of(path, crash=bool) -> Report, each built once."""
+    from kdebug.report.build import postmortem
+
+    cache = {}
+
+    def get(path, crash: bool = False):
+        key = (str(path), crash)
+        if key not in cache:
+            if crash:
+                need_tool("crash")
+            cache[key] = postmortem(path, crash=crash)
+        return cache[key]
+    return get
