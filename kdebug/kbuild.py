@@ -100,6 +100,16 @@ def _unpack(tarball: Path, dest: Path) -> Path:
     return dirs[0]
 
 
+def built_tree(source: Path = DEFAULT_SOURCE, fragment: Path = DEFAULT_FRAGMENT,
+               base: str = "tinyconfig") -> Path | None:
+    """The cached tree of an earlier identical build, or None."""
+    if not source.exists() or not fragment.is_file():
+        return None
+    out = cache_dir("kernels") / f"{_source_name(source)}-{build_key(source, fragment.read_text(), base)}"
+    done = out / ".kdebug-built"
+    return Path(done.read_text().strip()) if done.exists() else None
+
+
 def build_kernel(source: Path = DEFAULT_SOURCE, fragment: Path = DEFAULT_FRAGMENT, *,
                  base: str = "tinyconfig", jobs: int | None = None, timeout: float = 3600,
                  progress=lambda msg: None) -> BuildResult:
