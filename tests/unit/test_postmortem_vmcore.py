@@ -112,3 +112,31 @@ def test_flattened_is_recognised(tmp_path):
 def test_parse_vmcoreinfo_keeps_symbol_keys():
     d = parse_vmcoreinfo("SYMBOL(_stext)=ffffffff8b000000\nCRASHTIME=1700000000\nnoise\n")
     assert d == {"SYMBOL(_stext)": "ffffffff8b000000", "CRASHTIME": "1700000000"}
+
+
+def make_flattened(data: bytes, chunk: int = 5000) -> bytes:
+    """makedumpfile's flattened stream (-F) of ``data``: a 4 KiB header, then
+    (offset, size) big-endian headers each followed by its bytes, then -1, -1."""
+    head = bytearray(4096)
+    head[0:12] = b"makedumpfile"
+    struct.pack_into(">qq", head, 16, 1, 1)  # TYPE_FLAT_HEADER, VERSION_FLAT_HEADER
+    out = bytearray(head)
+    for off in range(0, len(data), chunk):
+        part = data[off: off + chunk]
+        out += struct.pack(">qq", off, len(part)) + part
+    return bytes(out + struct.pack(">qq", -1, -1))
+
+
+def test_flattened_is_reassembled_by_makedumpfile(tmp_path, monkeypatch):
+    from kdebug.report import dump
+    from tests.conftest import need_tool
+
+    need_tool("makedumpfile")
+    monkeypatch.setattr(dump, "cache_dir", lambda: tmp_path / "cache")
+    kdump = make_kdump(VMCI)
+    flat = _write(tmp_path, make_flattened(kdump), "vmcore.flat")
+    assert identify(flat).format == "flattened"
+    out = dump.reassemble(flat)
+    assert out.read_bytes() == kdump
+    assert identify(out).build_id == BUILD_ID
+    assert dump.reassemble(flat) == out  # cached
