@@ -43,9 +43,9 @@ from kdebug.launch.qemu import Guest, boot
 from kdebug.session import new_session
 
 PANIC_OR_CAPTURE = re.compile(r"Kernel panic - not syncing|Linux version \S+")
-START = re.compile(r"kdebug-capture: start size=(\d+)")
+START = re.compile(r"kdebug-capture: start size=(\d+) ")
 HOOK_ERROR = re.compile(r"kdebug-capture: error (.*)")
-DONE = re.compile(r"kdebug-capture: done status=(\d+)")
+DONE = re.compile(r"kdebug-capture: done status=(\d+)\s")
 READY_CAPTURE = re.compile(r"kdebug-init: ready role=(capture|main)")
 STREAM = ".vmcore.stream"
 PARTIAL = "vmcore.partial"

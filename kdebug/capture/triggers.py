@@ -57,9 +57,11 @@ TRIGGERS: dict[str, Trigger] = {t.name: t for t in [
     Trigger("softlockup", "a CPU spinning with preemption off, with softlockup_panic",
             sysctls=(("kernel.softlockup_panic", "1"), ("kernel.watchdog_thresh", "1")),
             console=_module("softlockup"), module=True, panic=r"softlockup: hung tasks"),
-    # busybox tail keeps the last "line" of a stream without newlines: all of it.
-    Trigger("oom", "a memory hog with panic_on_oom",
-            sysctls=(("vm.panic_on_oom", "1"),), console="tail /dev/zero",
+    # Five dd's each read 256M of zeros into one buffer: 1.25G in a few seconds,
+    # more than a 1G guest has (each alone passes the overcommit heuristic).
+    Trigger("oom", "a memory hog (dd with 256M buffers) with panic_on_oom",
+            sysctls=(("vm.panic_on_oom", "1"),),
+            console="for i in 1 2 3 4 5; do dd if=/dev/zero of=/dev/null bs=256M count=1 & done; wait",
             panic=r"Out of memory: .*panic_on_oom is enabled"),
     # arch/x86/kernel/nmi.c unknown_nmi_error() -> nmi_panic(regs, "NMI: Not continuing")
     Trigger("nmi", "an NMI from QEMU (QMP inject-nmi), with unknown_nmi_panic",

@@ -27,12 +27,16 @@ def _summary(cap: Capture) -> str:
 
 
 def _explain(e: CaptureError) -> None:
+    """The error, its diagnoses and where the evidence is; then exit 1."""
+    click.echo(f"kdebug: error: stage {e.failed_stage}: {e}", err=True)
     for d in e.diagnoses[1:]:
         click.echo(f"kdebug:   also: {d.cause} (fix: {d.fix})", err=True)
     if e.diagnoses and e.diagnoses[0].evidence:
         click.echo(f"kdebug:   console: {e.diagnoses[0].evidence[:300]}", err=True)
     if e.directory:
-        click.echo(f"kdebug:   logs and capture.json in {e.directory} (no vmcore there)", err=True)
+        kept = "; the incomplete dump is kept as vmcore.partial" if (e.directory / "vmcore.partial").exists() else ""
+        click.echo(f"kdebug:   logs and capture.json in {e.directory} (no vmcore there{kept})", err=True)
+    raise click.exceptions.Exit(1)
 
 
 @click.command()
@@ -84,7 +88,6 @@ def capture(kw):
         cap = run_capture(base, opts, say=lambda m: click.echo(f"kdebug: {m}", err=True))
     except CaptureError as e:
         _explain(e)
-        raise
     click.echo(_summary(cap), err=True)
     click.echo(str(cap.directory))
 
@@ -116,7 +119,6 @@ def snapshot(kw):
                            run=run, resume=resume, boot_timeout=timeout)
     except CaptureError as e:
         _explain(e)
-        raise
     click.echo(_summary(cap), err=True)
     click.echo(str(cap.directory))
 

@@ -127,3 +127,21 @@ def test_preflight_passes_the_default_kernel(default_kernel):
     from kdebug.capture.plan import preflight
 
     preflight(default_kernel)
+
+
+def test_hook_markers_need_the_whole_number():
+    # pexpect matches while text still arrives: a number cut mid-way must not match.
+    from kdebug.capture.kdump import DONE, START
+
+    assert not START.search("kdebug-capture: start size=98")
+    assert START.search("kdebug-capture: start size=980492288 port=/dev/vport0p1").group(1) == "980492288"
+    assert not DONE.search("kdebug-capture: done status=1")
+    assert DONE.search("kdebug-capture: done status=12\r\n").group(1) == "12"
+
+
+def test_hook_script_prints_the_markers():
+    from kdebug.capture.guest import HOOK
+
+    text = HOOK.read_text()
+    assert 'echo "kdebug-capture: start size=$(stat -c %s /proc/vmcore) port=' in text
+    assert 'echo "kdebug-capture: done status=$?"' in text

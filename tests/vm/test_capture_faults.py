@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import stat
+import subprocess
+import sys
 import threading
 import time
 
@@ -51,11 +53,18 @@ def test_no_capture_kernel_loaded(tmp_path):
 
 def test_kexec_refused_by_the_kernel(tmp_path):
     # kexec_load_disabled makes the kernel refuse both kexec syscalls (EPERM),
-    # as lockdown does.
-    e = _fail(tmp_path / "c", setup=("echo 1 > /proc/sys/kernel/kexec_load_disabled",))
-    assert e.failed_stage == "load"
-    assert e.diagnoses[0].code == "kexec-lockdown"
-    assert "Operation not permitted" in e.diagnoses[0].evidence
+    # as lockdown does. Through the CLI, as a user meets it.
+    out = tmp_path / "c"
+    r = subprocess.run([sys.executable, "-m", "kdebug.cli.main", "capture", "--out", str(out),
+                        "--setup", "echo 1 > /proc/sys/kernel/kexec_load_disabled"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "kdebug: error: stage load: kexec -p did not load the capture kernel" in r.stderr
+    assert "console: kexec_file_load failed: Operation not permitted" in r.stderr
+    assert f"logs and capture.json in {out} (no vmcore there)" in r.stderr
+    data = json.loads((out / "capture.json").read_text())
+    assert data["failed_stage"] == "load" and data["error"]["diagnoses"][0]["code"] == "kexec-lockdown"
+    assert not (out / "vmcore").exists() and not qemu_pids_for(str(out))
 
 
 def test_crashkernel_too_small_capture_kernel_oom(tmp_path, monkeypatch):

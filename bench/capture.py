@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Capture time and size: `kdebug capture` per method and dump level against
+the hand-run pipeline of the same stages, in the same run.
+
+The peer is what a user types today: a plain QEMU command (same kernel,
+same busybox initramfs, a raw virtio disk), `kexec -p` by hand, sysrq-c,
+then `cat /proc/vmcore > /dev/vda` in the capture kernel. Every variant is
+timed from process start to the vmcore on the host's disk; rows print the
+seconds, the vmcore size (and its share of guest RAM) and the ratio of
+times against the peer. Rounds are interleaved so machine load hits all alike.
+
+    .venv/bin/python bench/capture.py [-n 1] [--quick]
+
+Goals (issue 4): start to vmcore under 9 s; under 5% of guest RAM at -d 31.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pexpect  # noqa: E402
+
+from kdebug.capture.api import capture  # noqa: E402
+from kdebug.capture.plan import CaptureOptions  # noqa: E402
+from kdebug.initramfs.build import build_initramfs  # noqa: E402
+from kdebug.initramfs.recipe import load_recipe  # noqa: E402
+from kdebug.kernel import find_kernel  # noqa: E402
+from kdebug.launch.launcher import LaunchOptions  # noqa: E402
+
+MEMORY_MB = 1024
+
+
+def hand_run(work: Path, kernel, initrd: Path) -> tuple[float, int]:
+    """The peer: plain QEMU, kexec -p, sysrq-c, cat /proc/vmcore to a raw disk."""
+    disk = work / "disk.raw"
+    with open(disk, "wb") as f:
+        f.truncate(MEMORY_MB << 20)  # sparse; big enough for the ELF of all RAM
+    argv = ["-machine", "pc,accel=tcg", "-m", str(MEMORY_MB), "-smp", "2", "-kernel", str(kernel.image),
+            "-initrd", str(initrd), "-append", "console=ttyS0,115200 panic=-1 crashkernel=128M",
+            "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot",
+            "-drive", f"file={disk},if=virtio,format=raw"]
+    t0 = time.monotonic()
+    child = pexpect.spawn("qemu-system-x86_64", argv, encoding="utf-8", codec_errors="replace",
+                          timeout=180, dimensions=(50, 1000))
+    try:
+        child.expect("ready role=main")
+        child.sendline("kexec -s -p /kdump/vmlinuz --initrd=/kdump/initrd.img "
+                       "--append='console=ttyS0,115200 panic=-1 irqpoll nr_cpus=1 reset_devices'"
+                       " && echo c > /proc/sysrq-trigger")
+        child.expect("ready role=capture")
+        child.sendline("cat /proc/vmcore > /dev/vda && sync && echo HAND-DONE-$((40+2))")
+        child.expect("HAND-DONE-42")
+        seconds = time.monotonic() - t0
+    except pexpect.ExceptionPexpect as e:
+        raise RuntimeError(f"hand-run pipeline failed: {type(e).__name__}; console tail: "
+                           f"{(child.before or '')[-800:]!r}") from None
+    finally:
+        if child.isalive():
+            child.kill(signal.SIGKILL)
+        child.wait() if not child.closed else None
+    # The ELF sits at the start of the disk; its size is what /proc/vmcore had.
+    return seconds, _elf_size(disk)
+
+
+def _elf_size(disk: Path) -> int:
+    from kdebug import elf
+
+    with open(disk, "rb") as f:
+        hdr = elf.parse_elf_header(elf.file_reader(f))
+    return max(s.offset + s.filesz for s in hdr.segments)
+
+
+VARIANTS = [
+    ("kdump lzo -d31", dict(method="kdump", compression="lzo", dump_level=31)),
+    ("kdump zlib -d31", dict(method="kdump", compression="zlib", dump_level=31)),
+    ("kdump none -d31", dict(method="kdump", compression="none", dump_level=31)),
+    ("kdump lzo -d1", dict(method="kdump", compression="lzo", dump_level=1)),
+    ("kdump --raw (ELF)", dict(method="kdump", raw=True)),
+    ("qemu (ELF)", dict(method="qemu")),
+]
+
+
+def kdebug_run(work: Path, name: str, kw: dict) -> tuple[float, int, dict]:
+    out = work / re.sub(r"\W+", "-", name)
+    t0 = time.monotonic()
+    crash = "auto" if kw["method"] == "kdump" else None
+    cap = capture(LaunchOptions(crashkernel=crash, memory=f"{MEMORY_MB}M"), CaptureOptions(out=out, **kw))
+    seconds = time.monotonic() - t0
+    stages = {s.name: s.seconds for s in cap.stages}
+    size = cap.sizes["vmcore"]
+    shutil.rmtree(out)
+    return seconds, size, stages
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=1, help="rounds")
+    ap.add_argument("--quick", action="store_true", help="only the default kdump variant and the peer")
+    args = ap.parse_args()
+    kernel = find_kernel()
+    initrd = build_initramfs(load_recipe("busybox"), kernel).path
+    variants = VARIANTS[:1] if args.quick else VARIANTS
+    times: dict[str, list[float]] = {"hand-run (cat /proc/vmcore > raw disk)": []}
+    sizes: dict[str, int] = {}
+    stage_rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="kdebug-bench-", dir=os.environ.get("TMPDIR")) as tmp:
+        work = Path(tmp)
+        for _ in range(args.n):
+            s, size = hand_run(work, kernel, initrd)
+            times["hand-run (cat /proc/vmcore > raw disk)"].append(s)
+            sizes["hand-run (cat /proc/vmcore > raw disk)"] = size
+            (work / "disk.raw").unlink()
+            for name, kw in variants:
+                s, size, stages = kdebug_run(work, name, kw)
+                times.setdefault(name, []).append(s)
+                sizes[name] = size
+                stage_rows[name] = stages
+    peer = statistics.median(times["hand-run (cat /proc/vmcore > raw disk)"])
+    ram = MEMORY_MB << 20
+    print(f"guest {MEMORY_MB} MiB, kernel {kernel.release}, {args.n} round(s), medians; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'variant':40} {'seconds':>8} {'vs hand':>8} {'size MB':>9} {'% RAM':>6}")
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        print(f"{name:40} {t:8.1f} {t / peer:7.2f}x {sizes[name] / 1e6:9.1f} {100 * sizes[name] / ram:5.1f}%")
+    print("\nstages of the last round (s):")
+    for name, st in stage_rows.items():
+        print(f"  {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in st.items()))
+
+
+if __name__ == "__main__":
+    main()
