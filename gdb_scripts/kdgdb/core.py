@@ -9,11 +9,13 @@ table) until the target runs again.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 
 import gdb
 
 from kdebug.errors import KdebugError
+from kdebug.kgdb.physmap import DEFAULT_PAGE_OFFSET, PhysMap
 
 _types: dict = {}
 _stop: dict = {}
@@ -64,7 +66,49 @@ def require_stopped() -> None:
         raise gdb.GdbError("no kernel symbols (use `kd-symbol-file VMLINUX --offset N`)") from None
 
 
+_ram: dict = {"fd": None, "path": None, "hits": 0, "misses": 0}
+
+
+def use_ram_file(path: str | None) -> None:
+    """Read linear kernel memory from QEMU's RAM file instead of the gdbstub."""
+    if _ram["fd"] is not None:
+        os.close(_ram["fd"])
+    _ram.update(fd=None, path=None, hits=0, misses=0)
+    _types.pop("physmap", None)
+    _stop.clear()
+    if path:
+        _ram["fd"] = os.open(path, os.O_RDONLY)
+        _ram["path"] = path
+
+
+def ram_status() -> dict:
+    return dict(_ram)
+
+
+def _physmap():
+    def build():
+        def u64_stub(name):
+            a = symbol_address(name)
+            return int.from_bytes(gdb.selected_inferior().read_memory(a, 8).tobytes(), "little")
+
+        page_offset = u64_stub("page_offset_base") if has_symbol("page_offset_base") else DEFAULT_PAGE_OFFSET
+        return PhysMap(page_offset=page_offset, phys_base=u64_stub("phys_base"),
+                       image_start=symbol_address("_text"), image_end=symbol_address("_end"),
+                       ram_bytes=os.fstat(_ram["fd"]).st_size)
+    return cached("physmap", build)
+
+
 def read(addr: int, size: int) -> bytes:
+    """``size`` bytes of kernel memory at ``addr``: from QEMU's RAM file when
+    `kd-memory` set one and the range is linear RAM, else over the gdbstub."""
+    if _ram["fd"] is not None:
+        off = _physmap().offset(addr, size)
+        if off is not None:
+            data = os.pread(_ram["fd"], size, off)
+            if len(data) == size:
+                _ram["hits"] += 1
+                return data
+        _ram["misses"] += 1
     try:
         return gdb.selected_inferior().read_memory(addr, size).tobytes()
     except gdb.MemoryError:

@@ -72,3 +72,29 @@ class KdDetachNow(core.Command):
     def run(self, a):
         if gdb.selected_inferior().pid != 0:
             gdb.execute("detach", to_string=True)
+
+
+@core.register
+class KdMemory(core.Command):
+    """Read kernel memory from QEMU's guest-RAM file (fast) or the gdbstub.
+
+    Usage: kd-memory [PATH | off]   (`kdebug attach` sets PATH itself)"""
+
+    name = "kd-memory"
+    needs_target = False
+
+    def arguments(self, p):
+        p.add_argument("path", nargs="?")
+
+    def run(self, a):
+        if a.path == "off":
+            core.use_ram_file(None)
+        elif a.path:
+            try:
+                core.use_ram_file(a.path)
+            except OSError as e:
+                raise gdb.GdbError(f"kd-memory: {e}") from None
+        st = core.ram_status()
+        if not st["path"]:
+            return "kd-memory: reading through the gdbstub"
+        return f"kd-memory: guest RAM from {st['path']} ({st['hits']} reads there, {st['misses']} via the gdbstub)"

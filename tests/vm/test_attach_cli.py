@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -31,15 +32,35 @@ def no_qemu_left(pid: int) -> bool:
 
 
 def test_attach_batch_with_kaslr(default_kernel):
-    r = kdebug("attach", "--batch", "--ex", "kd-cmdline", "--ex", 'p $kd_per_cpu("runqueues", 1).cpu',
-               "--ex", "kd-ps --pid 1")
+    cmds = ["kd-cmdline", 'p $kd_per_cpu("runqueues", 1).cpu', "kd-ps --pid 1"]
+    # The RAM-file fast path and the gdbstub must read the same kernel.
+    same = ["kd-ps --json", "kd-dmesg --json", "kd-lsmod --json"]
+    cmds += [*same, "kd-memory", "kd-memory off", *same]
+    r = kdebug("attach", "--batch", *[a for c in cmds for a in ("--ex", c)])
     assert r.returncode == 0, r.stderr
     m = re.search(r"KASLR offset (0x[0-9a-f]+)", r.stderr)
     assert m and int(m.group(1), 16) != 0, r.stderr
     assert "nokaslr" not in r.stdout and "console=ttyS0" in r.stdout
     assert re.search(r"^\$1 = 1$", r.stdout, re.M), r.stdout
     assert re.search(r"^1\s+0\s+S\s+\d\s+0x[0-9a-f]+\s+init$", r.stdout, re.M), r.stdout
+    fast = re.findall(r"kd-memory: guest RAM from \S+ \((\d+) reads there", r.stdout)
+    assert fast and int(fast[-1]) > 50, r.stdout
+    head, tail = r.stdout.split("kd-memory: reading through the gdbstub")
+    assert json_blocks(head) == json_blocks(tail) and len(json_blocks(tail)) == 3
     assert no_qemu_left(r.pid)
+
+
+def json_blocks(text: str) -> list:
+    """The top-level JSON arrays printed in ``text``, decoded."""
+    dec = json.JSONDecoder()
+    out, i = [], 0
+    while (i := text.find("\n[", i)) >= 0:
+        try:
+            val, i = dec.raw_decode(text, i + 1)
+            out.append(val)
+        except ValueError:  # gdb's own "[Inferior 1 ... detached]"
+            i += 1
+    return out
 
 
 def test_attach_nokaslr(default_kernel):
