@@ -140,3 +140,24 @@ def test_flattened_is_reassembled_by_makedumpfile(tmp_path, monkeypatch):
     assert out.read_bytes() == kdump
     assert identify(out).build_id == BUILD_ID
     assert dump.reassemble(flat) == out  # cached
+
+
+def test_real_user_space_core_is_named(tmp_path):
+    """A core written by gdb's gcore for a sleeping process."""
+    import subprocess
+
+    from tests.conftest import need_tool
+
+    need_tool("gdb")
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        core = tmp_path / "core"
+        subprocess.run(["gdb", "-nx", "-batch", "-p", str(proc.pid), "-ex", f"gcore {core}"],
+                       capture_output=True, timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    if not core.exists():  # gdb appends the pid on some versions
+        core = next(tmp_path.glob("core*"))
+    with pytest.raises(VmcoreError, match="user-space core dump \\(of 'sleep'\\)"):
+        identify(core)
