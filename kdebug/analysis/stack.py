@@ -19,6 +19,8 @@ def _module_name(prog: drgn.Program, pc: int) -> str:
 def frame_records(prog: drgn.Program, trace: drgn.StackTrace) -> list[FrameRecord]:
     out = []
     for i, f in enumerate(trace):
+        if f.pc == 0 and i > 0:
+            break  # unwound past the user-space entry into zeroes
         name = f.function_name or ""  # None where drgn knows no function (user space)
         try:
             sym = f.symbol()

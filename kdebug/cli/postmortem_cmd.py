@@ -7,6 +7,10 @@ from pathlib import Path
 
 import click
 
+from kdebug.capture.plan import METHODS, CaptureOptions
+from kdebug.capture.triggers import TRIGGERS
+from kdebug.cli.options import launch_options, pass_kw, to_launch_options
+from kdebug.errors import CaptureError
 from kdebug.report.render import FORMATS
 
 
@@ -85,4 +89,59 @@ def triage(directory, jobs, timeout, as_json, output, no_crash, vmlinux):
         raise click.exceptions.Exit(1)
 
 
-COMMANDS = [postmortem, triage]
+@click.command("crash-loop")
+@launch_options
+@click.option("--trigger", type=click.Choice(list(TRIGGERS)), default="sysrq", show_default=True,
+              help="How to crash the guest.")
+@click.option("--method", type=click.Choice(METHODS), default="qemu", show_default=True,
+              help="qemu (pvpanic + QMP dump, fastest), kdump (kexec a capture kernel), auto.")
+@click.option("--out", type=click.Path(path_type=Path), help="Capture directory (default: a new one here).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Format of the final report (with -o; the terminal gets text).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the final report to FILE.")
+@click.option("--no-crash", is_flag=True, help="drgn only: skip crash and the cross-check.")
+@pass_kw
+def crash_loop(kw):
+    """Boot, crash, capture and report in one command.
+
+    Prints each stage as it ends, the drgn report as soon as it is ready, then
+    crash's cross-check when crash finishes.
+
+    Example: kdebug crash-loop --trigger oops --method kdump
+    """
+    from kdebug.capture.api import capture
+    from kdebug.report.build import postmortem as run
+    from kdebug.report.render import render, render_text
+
+    trigger, method, out = kw.pop("trigger"), kw.pop("method"), kw.pop("out")
+    fmt, output, no_crash = kw.pop("fmt"), kw.pop("output"), kw.pop("no_crash")
+    if method != "qemu" and not kw.get("crashkernel"):
+        kw["crashkernel"] = "auto"
+    t0 = time.monotonic()
+
+    def say(msg: str) -> None:
+        click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
+
+    say(f"capture: boot, trigger {trigger}, {method} dump")
+    try:
+        cap = capture(to_launch_options(kw), CaptureOptions(method=method, trigger=trigger, out=out), say=say)
+    except CaptureError as e:
+        where = f"; logs in {e.directory}" if e.directory else ""
+        raise CaptureError(f"stage {e.failed_stage}: {e.message}{where}", hint=e.hint) from None
+    say("capture: " + ", ".join(f"{s.name} {s.seconds:.1f}s" for s in cap.stages) + f" -> {cap.directory}")
+
+    def partial(report) -> None:
+        say(f"drgn report ready: {report.signature}" + ("" if no_crash else " (crash still running)"))
+        click.echo(render_text(report))
+
+    report = run(cap.directory, crash=not no_crash, progress=say, on_partial=partial)
+    if not no_crash:
+        say("full report ready (drgn + crash)")
+        cross = render_text(report).split("== Cross-check", 1)
+        if len(cross) == 2:
+            click.echo("== Cross-check" + cross[1], nl=False)
+    if output is not None:
+        _write(render(report, fmt), output)
+
+
+COMMANDS = [postmortem, triage, crash_loop]

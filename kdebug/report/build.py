@@ -7,7 +7,6 @@ import shutil
 import time
 from collections.abc import Callable
 
-from kdebug.errors import KdebugError
 from kdebug.report.classify import oops_block, signature
 from kdebug.report.crosscheck import cross_check
 from kdebug.report.dump import Dump
@@ -17,7 +16,9 @@ LOG_TAIL = 60
 
 
 def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0,
-                 progress: Callable[[str], None] | None = None) -> Report:
+                 progress: Callable[[str], None] | None = None,
+                 on_partial: Callable[[Report], None] | None = None) -> Report:
+    """``on_partial`` gets the drgn-only report while crash is still running."""
     import drgn
 
     from kdebug.analysis.log import collect_log, log_lines
@@ -66,6 +67,10 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
     engines = [EngineRun("drgn", True, round(drgn_secs, 3), version=drgn.__version__)]
     sig = signature(panic.reason, panic.message, lines, panic.backtrace)
 
+    if on_partial is not None:
+        on_partial(Report(signature=sig, system=system, panic=panic, other_cpus=other, tasks=summary,
+                          log_tail=log[-LOG_TAIL:], modules=modules, memory=memory,
+                          engines=list(engines), warnings=list(warnings)))
     crosscheck = []
     if crash:
         say("crash: waiting")
@@ -90,12 +95,10 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
 
 
 def postmortem(path, *, vmlinux=None, tree=None, crash: bool = True, crash_timeout: float = 120.0,
-               progress=None) -> Report:
+               progress=None, on_partial=None) -> Report:
     """vmcore path -> Report (KdebugError for anything a user can fix)."""
     from kdebug.report.dump import open_dump
 
     dump = open_dump(path, vmlinux=vmlinux, tree=tree)
-    try:
-        return build_report(dump, crash=crash, crash_timeout=crash_timeout, progress=progress)
-    except KdebugError:
-        raise
+    return build_report(dump, crash=crash, crash_timeout=crash_timeout, progress=progress,
+                        on_partial=on_partial)
