@@ -48,6 +48,9 @@ wait_for_completion __wait_for_common wait_for_common do_wait_for_common context
 __switch_to __switch_to_asm
 """.split())  # noqa: SIM905 (a word list reads better than a literal)
 
+#: Source files of the allocator, the page-fault path and user-copy helpers.
+_OOM_PATH = re.compile(r"(?:.*/)?(?:mm/|arch/[^/]+/mm/|arch/[^/]+/lib/|include/|arch/[^/]+/include/)")
+
 _HEADLINES = {
     "sysrq": "sysrq: crash triggered",
     "null-deref": "BUG: kernel NULL pointer dereference",
@@ -149,6 +152,8 @@ def culprit(reason: str, lines: Sequence[str], frames: Sequence[FrameRecord]) ->
                 return _plain(m.group(1))
     for f in frames:
         name = _plain(f.function)
+        if reason == "oom" and _OOM_PATH.match(f.file):
+            continue  # the allocator and the fault path: blame who asked for memory
         if name and name not in MACHINERY:
             return name
     return "unknown"
