@@ -42,6 +42,7 @@ class GdbPlan:
     detach_on_quit: bool = False  # someone else's guest: never kill it
     index_cache: Path | None = None
     ram_file: Path | None = None  # QEMU's guest RAM (kd-memory): the fast read path
+    module_dirs: list[Path] = field(default_factory=list)  # module debug files (kd-symbols)
 
 
 def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
@@ -64,6 +65,8 @@ def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
     cmds.append(f"target remote 127.0.0.1:{plan.port}")
     if plan.ram_file:
         cmds.append(f"kd-memory {plan.ram_file}")
+    if plan.module_dirs and plan.kaslr_offset is not None:
+        cmds.append("kd-symbols --follow " + " ".join(f"--dir {d}" for d in plan.module_dirs))
     if plan.kernel_scripts:
         cmds += [f"add-auto-load-safe-path {plan.kernel_scripts.parent}", f"source {plan.kernel_scripts}"]
     if plan.detach_on_quit:
@@ -267,7 +270,9 @@ def _plan_for(kernel: dict, port: int, offset: int | None, a: AttachOptions, **e
                    styled=not a.batch, commands=list(a.commands), files=list(a.files),
                    breaks=list(a.breaks), source_dirs=srcs,
                    kernel_scripts=Path(kernel["gdb_scripts"]) if kernel.get("gdb_scripts") else None,
-                   index_cache=index_cache_dir(), **extra)
+                   index_cache=index_cache_dir(),
+                   module_dirs=[Path(kernel["module_debug_dir"])] if kernel.get("module_debug_dir") else [],
+                   **extra)
 
 
 def attach_session(name: str | None, a: AttachOptions, echo=print) -> int:

@@ -26,6 +26,7 @@ class Truth:
     stext: int = 0
     ncpus: int = 0
     init_stack: list[str] = field(default_factory=list)
+    module_symbols: dict[str, int] = field(default_factory=dict)  # global text symbols of modules
     sleepers: list[int] = field(default_factory=list)
 
 
@@ -45,6 +46,14 @@ def read_truth(guest, sleepers: int = 2) -> Truth:
     t.stext = int(guest.run("grep -w _stext /proc/kallsyms").output.split()[0], 16)
     t.ncpus = len(guest.run("ls -d /sys/devices/system/cpu/cpu[0-9]*").output.split())
     t.init_stack = re.findall(r"\] ([\w.]+)\+", guest.run("cat /proc/1/stack").output)
+    seen: dict[str, int] = {}
+    for line in guest.run("grep -i ' t .*\\[' /proc/kallsyms", timeout=60).output.splitlines():
+        addr, _kind, name, mod = line.split()[:4]
+        # Functions named after their module: unique, so gdb cannot pick a namesake.
+        if name.startswith(mod.strip("[]") + "_") and name.isidentifier():
+            seen[name] = seen.get(name, 0) + 1
+            t.module_symbols[name] = int(addr, 16)
+    t.module_symbols = {n: a for n, a in t.module_symbols.items() if seen[n] == 1}
     return t
 
 
@@ -54,8 +63,8 @@ def attach_gdb(guest, kernel) -> tuple[GdbDriver, int]:
         q.cmd("stop")
         offset = kaslr_offset_from_qmp(q, kernel.vmlinux)
     plan = GdbPlan(vmlinux=kernel.vmlinux, port=guest.plan.gdb_port, kaslr_offset=offset, styled=False,
-                   index_cache=index_cache_dir(),
-                   kernel_scripts=kernel.gdb_scripts)
+                   index_cache=index_cache_dir(), kernel_scripts=kernel.gdb_scripts,
+                   module_dirs=[kernel.module_debug_dir] if kernel.module_debug_dir else [])
     return GdbDriver(gdb_argv(plan)), offset
 
 

@@ -136,3 +136,12 @@ def test_errors_are_one_line(live):
         out = driver.run(cmd)
         assert msg in out and "Traceback" not in out and len(out.splitlines()) == 1, (cmd, out)
 
+
+
+def test_module_symbols_sit_where_kallsyms_says(live):
+    driver, truth, _, kernel = live
+    if kernel.module_debug_dir is None:
+        pytest.skip("no module debug files for this kernel")
+    assert len(truth.module_symbols) >= 10
+    for name, addr in sorted(truth.module_symbols.items())[:25]:
+        assert driver.run(f"p/x (unsigned long)&{name}").endswith(f"= {addr:#x}"), name

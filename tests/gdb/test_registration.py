@@ -10,7 +10,7 @@ from kdebug.attach import LOADER
 from tests.conftest import need_tool
 
 COMMANDS = ["kd-ps", "kd-dmesg", "kd-lsmod", "kd-version", "kd-cmdline", "kd-cpus", "kd-task", "kd-bt",
-            "kd-config", "kd-break", "kd-symbol-file"]
+            "kd-symbols", "kd-memory", "kd-config", "kd-break", "kd-symbol-file"]
 FUNCTIONS = ["kd_current", "kd_task", "kd_per_cpu", "container_of"]
 
 

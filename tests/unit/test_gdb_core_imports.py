@@ -8,7 +8,7 @@ from tests.unit.test_architecture import BLOCKED, PROG
 
 PURE = ["kdebug.kgdb.kaslr", "kdebug.kgdb.elfsyms", "kdebug.kgdb.tasks", "kdebug.kgdb.printk",
         "kdebug.kgdb.modules", "kdebug.kgdb.breaks", "kdebug.kgdb.structs", "kdebug.kgdb.physmap",
-        "kdebug.kgdb.warm", "kdebug.kbuild", "kdebug.attach"]
+        "kdebug.kgdb.warm", "kdebug.kgdb.modsyms", "kdebug.kbuild", "kdebug.attach"]
 
 
 def test_kgdb_core_imports_no_adapters():
