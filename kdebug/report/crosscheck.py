@@ -25,10 +25,16 @@ def top_functions(frames: list[FrameRecord], n: int = TOP_FRAMES) -> list[str]:
     """The first ``n`` real (not inlined) functions after the panic machinery,
     without compiler suffixes: what both engines should agree on."""
     names = [f.function.split(".", 1)[0] for f in frames if not f.inline and f.function]
-    # Skip everything up to the last machinery frame near the top (the engines
-    # start unwinding at different points inside panic()).
-    last = max((i for i, n_ in enumerate(names[:12]) if n_ in MACHINERY), default=-1)
-    return [n_ for n_ in names[last + 1:] if n_ not in MACHINERY][:n]
+    # The engines start unwinding at different points inside the panic path
+    # (drgn at pvpanic's notifier, crash at panic or machine_kexec): drop
+    # machinery frames, and repeats (crash names an interrupted function twice).
+    # crash's stack scan also shows stale frames further down; only the top counts.
+    out: list[str] = []
+    for name in names:
+        if name in MACHINERY or (out and out[-1] == name):
+            continue
+        out.append(name)
+    return out[:n]
 
 
 def _row(item: str, drgn: object, crash: object, note: str = "", limitation: bool = False) -> CrossCheck:

@@ -84,3 +84,23 @@ def test_log_and_warnings():
 def test_parsers_tolerate_junk(text):
     assert parse_bt(text) == [] and parse_ps(text) == [] and parse_mod(text) == []
     assert parse_sys(text) == {} or "PID" in text
+
+
+@pytest.mark.parametrize("trigger, drgn_names, expected", [
+    ("sysrq", ["pvpanic_send_event", "pvpanic_panic_notify", "notifier_call_chain", "atomic_notifier_call_chain",
+               "panic", "sysrq_handle_crash", "__handle_sysrq.cold", "write_sysrq_trigger", "proc_reg_write"],
+     ["sysrq_handle_crash", "__handle_sysrq", "write_sysrq_trigger"]),
+    # crash's stack scan shows stale frames (do_user_addr_fault) below the real ones.
+    ("sysrq-stale", ["pvpanic_panic_notify", "panic", "sysrq_handle_crash", "__handle_sysrq.cold",
+                     "write_sysrq_trigger"], ["sysrq_handle_crash", "__handle_sysrq", "write_sysrq_trigger"]),
+    ("nmi", ["pvpanic_panic_notify", "panic", "nmi_panic", "unknown_nmi_error", "exc_nmi", "asm_exc_nmi",
+             "native_safe_halt", "amd_e400_idle"], ["unknown_nmi_error", "native_safe_halt", "amd_e400_idle"]),
+])
+def test_top_frames_agree_between_engines(trigger, drgn_names, expected):
+    from kdebug.crash.parse import call_chain
+    from kdebug.model import FrameRecord
+    from kdebug.report.crosscheck import top_functions
+
+    (bt,) = parse_bt(_read(trigger, "bt"))
+    drgn_frames = [FrameRecord(i, 0, n) for i, n in enumerate(drgn_names)]
+    assert top_functions(call_chain(bt)) == top_functions(drgn_frames) == expected
