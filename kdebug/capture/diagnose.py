@@ -93,6 +93,12 @@ def after_trigger(console: str, *, exited: bool, timed_out: bool, kdump: bool,
                                    "the capture kernel booted but has no /proc/vmcore (no "
                                    "elfcorehdr=, or CONFIG_PROC_VMCORE missing)",
                                    "use a kernel with CONFIG_CRASH_DUMP and CONFIG_PROC_VMCORE"))
+        elif "kdebug-init: ready role=capture" in after:
+            found.append(Diagnosis("no-capture-hook",
+                                   "the capture kernel reached its shell but kdebug's capture hook "
+                                   "did not run (an --initrd without /etc/kdebug/init.d/50-capture?)",
+                                   "let kdebug build the initramfs (drop --initrd), or add "
+                                   "launch/triggers/capture-hook.sh to yours"))
         elif timed_out:
             found.append(Diagnosis("capture-hang",
                                    "the capture kernel started but did not reach kdebug's init "

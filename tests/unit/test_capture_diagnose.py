@@ -57,3 +57,8 @@ def test_split_logs_at_the_capture_kernel():
 def test_transfer_cut_says_what_is_kept():
     d = cd.transfer_cut(123, "the stream stops", qemu_exited=True)
     assert "QEMU exited after 123 bytes" in d.cause and "vmcore.partial" in d.fix
+
+
+def test_capture_shell_without_hook():
+    text = "[ 0.0] Linux version 6.1\nRun /init\nkdebug-init: ready role=capture\n"
+    assert cd.after_trigger(text, exited=True, timed_out=False, kdump=True)[0].code == "no-capture-hook"

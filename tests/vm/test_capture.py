@@ -150,10 +150,22 @@ def test_snapshot_of_a_fresh_guest(tmp_path, default_kernel):
     need_tool("qemu-system-x86_64")
     from kdebug.capture.api import snapshot
 
-    cap = snapshot(LaunchOptions(memory="512M"), out=tmp_path / "snap",
+    cap = snapshot(LaunchOptions(memory="256M"), out=tmp_path / "snap",
                    run="echo kdebug-snapshot-marker-$((6*7)) > /dev/kmsg")
     assert cap.ok and cap.trigger == "snapshot" and cap.format == "elf"
     log = drgn_log(cap)
     assert "kdebug-snapshot-marker-42" in log
     assert "Kernel panic" not in log  # a live guest, not a crash
     assert cap.vmcoreinfo["build_id"] == elf.file_build_id(default_kernel.vmlinux)
+
+
+def test_snapshot_of_a_running_session_resumes_it(shared_guest, tmp_path, default_kernel):
+    from kdebug.capture.api import snapshot
+
+    shared_guest.run("echo kdebug-live-marker-$((6*7)) > /dev/kmsg")
+    cap = snapshot(LaunchOptions(), session_name=shared_guest.session.name, out=tmp_path / "snap")
+    assert cap.ok and [s.name for s in cap.stages] == ["stop-guest", "dump", "verify"]
+    assert "kdebug-live-marker-42" in drgn_log(cap)
+    assert cap.vmcoreinfo["build_id"] == elf.file_build_id(default_kernel.vmlinux)
+    # QMP cont: the guest goes on as before.
+    assert shared_guest.run("echo still-$((1+1))").output.strip() == "still-2"
