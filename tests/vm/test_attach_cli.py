@@ -89,3 +89,28 @@ def test_attach_to_a_running_session(shared_guest):
     # Not our guest: it runs on and its shell answers.
     assert shared_guest.alive()
     assert shared_guest.run("echo still-here").output.strip() == "still-here"
+
+
+def test_interactive_attach_ctrl_c_and_quit(default_kernel):
+    """The way people use it: a gdb prompt, continue, Ctrl-C, a command, quit."""
+    need_tool("gdb", "qemu-system-x86_64")
+    import pexpect
+
+    child = pexpect.spawn(sys.executable, ["-m", "kdebug.cli.main", "attach"], cwd=str(ROOT), encoding="utf-8",
+                          timeout=300, dimensions=(50, 200), env={"TERM": "dumb", "PATH": "/usr/bin:/bin"})
+    try:
+        child.expect(r"\(gdb\) ")
+        child.sendline("continue")
+        child.expect("Continuing.")
+        child.sendcontrol("c")
+        child.expect(r"SIGINT|stopped", timeout=60)
+        child.expect(r"\(gdb\) ")
+        child.sendline("kd-ps --pid 1")
+        child.expect(r"1\s+0\s+S\s+\d\s+0x[0-9a-f]+\s+init")
+        child.expect(r"\(gdb\) ")
+        child.sendline("quit")
+        child.expect(pexpect.EOF, timeout=60)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0, child.before
+    assert no_qemu_left(child.pid)
