@@ -258,6 +258,39 @@ class AttachOptions:
     gdb_timeout: float | None = None  # batch runs only
 
 
+def _makefile_version(makefile: Path) -> str | None:
+    try:
+        head = makefile.read_text(errors="replace")[:600]
+    except OSError:
+        return None
+    v = dict(re.findall(r"^(VERSION|PATCHLEVEL|SUBLEVEL) = (\d+)", head, re.M))
+    return f"{v['VERSION']}.{v['PATCHLEVEL']}.{v['SUBLEVEL']}" if len(v) == 3 else None
+
+
+def distro_source_dir(release: str) -> Path | None:
+    """Debian's linux-source of exactly this kernel's package version, as
+    `kdebug kernel build` unpacked it (gdb then shows source lines)."""
+    def version(pkg):
+        try:
+            r = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", pkg], capture_output=True,
+                               text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    image = version(f"linux-image-{release}")
+    if not image:
+        return None
+    major = ".".join(image.split(".")[:2])
+    if version(f"linux-source-{major}") != image:
+        return None
+    upstream = image.split("-")[0].split("+")[0]
+    for mk in sorted(cache_dir("kernels").glob(f"linux-source-{major}-*/src/Makefile")):
+        if _makefile_version(mk) == upstream:
+            return mk.parent
+    return None
+
+
 def _plan_for(kernel: dict, port: int, offset: int | None, a: AttachOptions, **extra) -> GdbPlan:
     vml = kernel.get("vmlinux")
     if not vml:
@@ -266,6 +299,10 @@ def _plan_for(kernel: dict, port: int, offset: int | None, a: AttachOptions, **e
     srcs = list(a.source_dirs)
     if kernel.get("tree"):
         srcs.append(Path(kernel["tree"]))
+    elif not srcs and kernel.get("source") == "distro":
+        found = distro_source_dir(kernel.get("release", ""))
+        if found:
+            srcs.append(found)
     return GdbPlan(vmlinux=Path(vml), port=port, kaslr_offset=offset, batch=a.batch,
                    styled=not a.batch, commands=list(a.commands), files=list(a.files),
                    breaks=list(a.breaks), source_dirs=srcs,

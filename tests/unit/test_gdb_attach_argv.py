@@ -56,3 +56,14 @@ def test_presets():
     for bad in ([], ["nope"], ["syscall"], ["sched", "x"], ["syscall", "a;b"]):
         with pytest.raises(UsageError):
             preset(bad)
+
+
+def test_makefile_version(tmp_path):
+    from kdebug.attach import _makefile_version
+
+    mk = tmp_path / "Makefile"
+    mk.write_text("# SPDX\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\nEXTRAVERSION =\n")
+    assert _makefile_version(mk) == "6.1.192"
+    mk.write_text("VERSION = 6\n")
+    assert _makefile_version(mk) is None
+    assert _makefile_version(tmp_path / "missing") is None
