@@ -3,6 +3,7 @@ attached to the shared guest, checked against the guest's own /proc."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -145,3 +146,27 @@ def test_module_symbols_sit_where_kallsyms_says(live):
     assert len(truth.module_symbols) >= 10
     for name, addr in sorted(truth.module_symbols.items())[:25]:
         assert driver.run(f"p/x (unsigned long)&{name}").endswith(f"= {addr:#x}"), name
+
+
+def test_kd_symbols_follows_rmmod_and_insmod(live, shared_guest):
+    """Module symbols follow the guest: rmmod + insmod while gdb lets it run
+    (internal breakpoints on free_module / do_init_module), then Ctrl-C."""
+    driver, _, _, kernel = live
+    if kernel.module_debug_dir is None:
+        pytest.skip("no module debug files for this kernel")
+    before = {m["name"]: m["address"] for m in kd_json(driver, "kd-lsmod --json")}
+    assert "pvpanic_pci" in before
+    # Typed now, run by the guest's shell once gdb lets it go on.
+    shared_guest.child.sendline("rmmod pvpanic_pci; insmod /lib/modules/$(grep pvpanic.pci /etc/kdebug/modules); "
+                                "grep -w pvpanic_pci_probe /proc/kallsyms; echo __KD_FOLLOW_DONE__")
+    driver.child.sendline("continue")
+    shared_guest.child.expect(r"(\w+) t pvpanic_pci_probe\s+\[pvpanic_pci\]\s+__KD_FOLLOW_DONE__", timeout=120)
+    probe = int(shared_guest.child.match.group(1), 16)
+    driver.child.sendcontrol("c")
+    driver.child.expect(r"SIGINT|stopped", timeout=60)
+    # gdb reported the reload while the guest ran (unload first, then load at the new place).
+    assert "kd-symbols: pvpanic_pci at 0x" in driver.child.before, driver.child.before
+    out = driver.run("kd-lsmod --json")
+    after = {m["name"]: m["address"] for m in json.loads(out[out.index("["):])}
+    assert set(after) == set(before)
+    assert driver.run("p/x (unsigned long)&pvpanic_pci_probe").endswith(f"= {probe:#x}")
