@@ -81,8 +81,10 @@ def link_stext(kernel) -> int:
 
 
 def kd_json(driver, cmd: str):
+    """The JSON array a kd- command printed (after any stop notice gdb printed first)."""
     out = driver.run(cmd)
-    return json.loads(out[out.index("["):])
+    start = 0 if out.startswith("[") else out.index("\n[") + 1
+    return json.loads(out[start:])
 
 
 def dmesg_lines(records) -> list[str]:

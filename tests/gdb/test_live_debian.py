@@ -3,7 +3,6 @@ attached to the shared guest, checked against the guest's own /proc."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -166,7 +165,6 @@ def test_kd_symbols_follows_rmmod_and_insmod(live, shared_guest):
     driver.child.expect(r"SIGINT|stopped", timeout=60)
     # gdb reported the reload while the guest ran (unload first, then load at the new place).
     assert "kd-symbols: pvpanic_pci at 0x" in driver.child.before, driver.child.before
-    out = driver.run("kd-lsmod --json")
-    after = {m["name"]: m["address"] for m in json.loads(out[out.index("["):])}
+    after = {m["name"]: m["address"] for m in kd_json(driver, "kd-lsmod --json")}
     assert set(after) == set(before)
     assert driver.run("p/x (unsigned long)&pvpanic_pci_probe").endswith(f"= {probe:#x}")
