@@ -74,10 +74,13 @@ def arm(guest: Guest, trigger: Trigger) -> None:
                                hint="the kernel may lack the sysctl or refuse the module")
 
 
-def fire(guest: Guest, trigger: Trigger) -> int:
-    """Crash the guest; return the transcript offset where it began."""
+def fire(guest: Guest, trigger: Trigger, qmp=None) -> int:
+    """Crash the guest; return the transcript offset where it began. ``qmp``:
+    an open kdebug.guest.qmp.Qmp (QEMU's monitor takes one client at a time)."""
     offset = len(guest.transcript)
-    if trigger.qmp:
+    if trigger.qmp and qmp is not None:
+        qmp.cmd(trigger.qmp)
+    elif trigger.qmp:
         from kdebug.guest.qmp import Qmp
 
         with Qmp(guest.session.qmp_socket, timeout=10) as q:

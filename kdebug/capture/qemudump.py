@@ -74,7 +74,7 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
             arm(guest, trigger)
         # Connected before the trigger: QMP events go only to connected clients.
         with clock.stage("panic"), Qmp(session.qmp_socket, timeout=10) as q:
-            offset = fire(guest, trigger)
+            offset = fire(guest, trigger, q)
             why = wait_panicked(guest, q, opts.timeouts.panic or trigger.seconds)
             if why:
                 diags = cdiag.after_trigger(guest.transcript[offset:], exited=why == EOF_,

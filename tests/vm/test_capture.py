@@ -140,10 +140,11 @@ def test_qemu_method_elf_opens_in_drgn_and_crash(captured, default_kernel):
     assert 'PANIC: "Kernel panic - not syncing: sysrq triggered crash"' in crash_says(cap)
 
 
-def test_qemu_method_module_trigger(captured):
-    cap = captured("qemu", "oops")
+def test_qemu_method_nmi_trigger(captured):
+    # The NMI goes through the same QMP connection that waits for GUEST_PANICKED.
+    cap = captured("qemu", "nmi")
     assert cap.ok
-    assert re.search(TRIGGERS["oops"].panic, drgn_log(cap))
+    assert re.search(TRIGGERS["nmi"].panic, drgn_log(cap))
 
 
 def test_snapshot_of_a_fresh_guest(tmp_path, default_kernel):
@@ -169,3 +170,13 @@ def test_snapshot_of_a_running_session_resumes_it(shared_guest, tmp_path, defaul
     assert cap.vmcoreinfo["build_id"] == elf.file_build_id(default_kernel.vmlinux)
     # QMP cont: the guest goes on as before.
     assert shared_guest.run("echo still-$((1+1))").output.strip() == "still-2"
+
+
+def test_qmp_second_client_fails_fast(shared_guest):
+    from kdebug.errors import GuestError
+    from kdebug.guest.qmp import Qmp
+
+    with Qmp(shared_guest.session.qmp_socket, timeout=5) as q:
+        with pytest.raises(GuestError, match="another client holds the monitor"):
+            Qmp(shared_guest.session.qmp_socket, timeout=1)
+        assert q.cmd("query-status")["status"] == "running"
