@@ -80,6 +80,10 @@ def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) 
         _tidy_failed(cap)
         e.directory = out
         raise
+    except BaseException:  # Ctrl-C, SIGTERM, a bug: still nothing half-written named vmcore
+        _tidy_failed(cap)
+        cap.failed_stage = cap.failed_stage or "interrupted"
+        raise
     finally:
         write_capture_json(cap)
     return cap

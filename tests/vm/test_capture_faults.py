@@ -122,3 +122,26 @@ def test_auto_falls_back_to_qemu_dump(tmp_path, default_kernel):
     names = {p.name for p in out.iterdir()}
     assert {"vmcore", "capture.json", "console-main.log", "kdump-console-main.log"} <= names
     assert [s.name for s in cap.stages].count("boot") == 2  # both attempts are on record
+
+
+def test_sigterm_mid_dump_stops_qemu_and_keeps_only_partial(tmp_path):
+    out = tmp_path / "c"
+    p = subprocess.Popen([sys.executable, "-m", "kdebug.cli.main", "capture", "--raw", "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        part = out / "vmcore.partial"
+        while time.monotonic() < deadline and not (part.exists() and part.stat().st_size > 20 << 20):
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.05)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert not qemu_pids_for(str(out))
+    data = json.loads((out / "capture.json").read_text())
+    assert data["ok"] is False and data["failed_stage"] == "interrupted"
+    assert data["partial"] == "vmcore.partial" and not (out / "vmcore").exists()
+    assert not check_dump(out / "vmcore.partial").complete
