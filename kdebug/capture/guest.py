@@ -104,6 +104,14 @@ def expect(guest: Guest, patterns: list[re.Pattern], timeout: float) -> tuple[in
     return i, guest.child.match
 
 
+def keep_boot_log(cap, session) -> None:
+    """A boot that failed leaves its console only in the session: keep it."""
+    log = session.console_log
+    if log.is_file() and log.stat().st_size:
+        write_private(cap.directory / "console-main.log", log.read_text(errors="replace"))
+        cap.logs["main"] = "console-main.log"
+
+
 def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", errors="replace") as f:

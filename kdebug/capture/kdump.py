@@ -28,6 +28,7 @@ from kdebug.capture.guest import (
     create_private,
     expect,
     fire,
+    keep_boot_log,
     launch_options,
     run_setup,
     write_private,
@@ -89,6 +90,8 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
         if guest is not None:
             guest.close()
             _save_logs(cap, guest)
+        else:
+            keep_boot_log(cap, session)
         session.remove()
 
 

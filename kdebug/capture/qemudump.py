@@ -14,7 +14,17 @@ import time
 from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
-from kdebug.capture.guest import EOF_, arm, create_private, expect, fire, launch_options, run_setup, write_private
+from kdebug.capture.guest import (
+    EOF_,
+    arm,
+    create_private,
+    expect,
+    fire,
+    keep_boot_log,
+    launch_options,
+    run_setup,
+    write_private,
+)
 from kdebug.capture.kdump import PARTIAL, verify
 from kdebug.capture.plan import CaptureOptions, StageClock
 from kdebug.capture.record import Capture
@@ -96,6 +106,8 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
             guest.close()
             write_private(out / "console-main.log", guest.transcript.replace("\r\n", "\n"))
             cap.logs["main"] = "console-main.log"
+        else:
+            keep_boot_log(cap, session)
         session.remove()
 
 

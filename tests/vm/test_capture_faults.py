@@ -145,3 +145,14 @@ def test_sigterm_mid_dump_stops_qemu_and_keeps_only_partial(tmp_path):
     assert data["ok"] is False and data["failed_stage"] == "interrupted"
     assert data["partial"] == "vmcore.partial" and not (out / "vmcore").exists()
     assert not check_dump(out / "vmcore.partial").complete
+
+
+def test_boot_failure_is_the_boot_stage_with_its_console(tmp_path):
+    out = tmp_path / "c"
+    e = _fail(out, base=LaunchOptions(crashkernel="auto", append=["rdinit=/nonexistent init=/nonexistent"]),
+              timeouts=Timeouts(boot=60))
+    assert e.failed_stage == "boot"
+    # The foundation names it: no init could be run (rdinit= and init= both missing).
+    assert e.diagnoses[0].code == "no-init"
+    assert "Requested init /nonexistent failed" in (out / "console-main.log").read_text()
+    assert not (out / "vmcore.partial").exists() and not (out / ".vmcore.stream").exists()
