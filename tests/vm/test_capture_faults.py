@@ -154,5 +154,5 @@ def test_boot_failure_is_the_boot_stage_with_its_console(tmp_path):
     assert e.failed_stage == "boot"
     # The foundation names it: no init could be run (rdinit= and init= both missing).
     assert e.diagnoses[0].code == "no-init"
-    assert "Requested init /nonexistent failed" in (out / "console-main.log").read_text()
+    assert "Kernel panic - not syncing: VFS: Unable to mount root fs" in (out / "console-main.log").read_text()
     assert not (out / "vmcore.partial").exists() and not (out / ".vmcore.stream").exists()
