@@ -55,6 +55,7 @@ def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) 
     if method == "kdump":
         cap.dump_level = None if opts.raw else opts.dump_level
         cap.compression = None if opts.raw else opts.compression
+        cap.via = opts.via
     if trigger.module:
         cap.tainted = TAINT
     clock = StageClock(cap)
@@ -70,7 +71,7 @@ def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) 
                 why = f"kdump failed at stage {e.failed_stage}: {e.message}"
                 say(f"{why}; falling back to a QEMU memory dump (booting again)")
                 cap.fallback = why
-                cap.method, cap.dump_level, cap.compression = "qemu", None, None
+                cap.method, cap.dump_level, cap.compression, cap.via = "qemu", None, None, None
                 cap.failed_stage, cap.error = None, None
                 cap.partial = None
                 run_qemu(base, opts, trigger, kernel, cap, clock)

@@ -160,7 +160,9 @@ def _check_flat(f, size: int) -> DumpCheck:
         if off == FLAT_END and length == FLAT_END:
             pos += rec.size
             if pos != size:
-                return DumpCheck("flattened", size, False, f"{size - pos} stray bytes after the end marker")
+                # A disk holds the stream and then whatever was there: say where it ends.
+                return DumpCheck("flattened", size, False, f"{size - pos} stray bytes after the end marker",
+                                 pos)
             return DumpCheck("flattened", size, True, "", pos)
         if off < 0 or length < 0:
             return DumpCheck("flattened", size, False, f"corrupt record at byte {pos}")

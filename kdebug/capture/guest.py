@@ -28,8 +28,9 @@ TIMEOUT_ = "timeout"
 
 def launch_options(base: LaunchOptions, kernel: Kernel, trigger: Trigger, *,
                    stream: Path | None = None, pvpanic: bool = False,
-                   crashkernel: str | None = None, unsafe_crashkernel: str | None = None) -> LaunchOptions:
-    """``base`` plus what the capture needs: hook, trigger module, dump port."""
+                   crashkernel: str | None = None, unsafe_crashkernel: str | None = None,
+                   disk: Path | None = None) -> LaunchOptions:
+    """``base`` plus what the capture needs: hook, trigger module, dump port or disk."""
     files = dict(base.extra_files)
     files[HOOK_GUEST_PATH] = HOOK
     if trigger.module:
@@ -37,13 +38,14 @@ def launch_options(base: LaunchOptions, kernel: Kernel, trigger: Trigger, *,
     ports = list(base.serial_ports)
     if stream is not None:
         ports.append(SerialPort(DUMP_PORT, stream))
+    drives = list(base.drives) + ([disk] if disk is not None else [])
     append = list(base.append)
     if unsafe_crashkernel:
         # Past the CLI's 80M floor on purpose (fault tests): straight onto the cmdline.
         append.append(f"crashkernel={unsafe_crashkernel}")
         crashkernel = None
     return dataclasses.replace(base, extra_files=files, serial_ports=ports, pvpanic=pvpanic,
-                               crashkernel=crashkernel, append=append,
+                               crashkernel=crashkernel, append=append, drives=drives,
                                gdb_port=0 if base.gdb_port is None else base.gdb_port)
 
 

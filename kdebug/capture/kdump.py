@@ -33,7 +33,14 @@ from kdebug.capture.guest import (
     run_setup,
     write_private,
 )
-from kdebug.capture.plan import CaptureOptions, StageClock, capture_cmdline, preflight, unsafe_crashkernel
+from kdebug.capture.plan import (
+    CaptureOptions,
+    StageClock,
+    capture_cmdline,
+    disk_name,
+    preflight,
+    unsafe_crashkernel,
+)
 from kdebug.capture.record import Capture
 from kdebug.capture.triggers import Trigger
 from kdebug.errors import CaptureError, ToolMissing
@@ -49,19 +56,28 @@ HOOK_ERROR = re.compile(r"kdebug-capture: error (.*)")
 DONE = re.compile(r"kdebug-capture: done status=(\d+)\s")
 READY_CAPTURE = re.compile(r"kdebug-init: ready role=(capture|main)")
 STREAM = ".vmcore.stream"
+DISK = ".vmcore.disk"
+DISK_SIZE = 16 << 30
 PARTIAL = "vmcore.partial"
 
 def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel: Kernel,
               cap: Capture, clock: StageClock) -> None:
     out = cap.directory
     stream = out / (PARTIAL if opts.raw else STREAM)
+    disk = out / DISK if opts.via == "disk" else None
+    disk_dev = None
     unsafe = unsafe_crashkernel()
     crash = base.crashkernel if base.crashkernel not in (None, "auto") else CRASHKERNEL_DEFAULT
     with clock.stage("preflight"):
         preflight(kernel)
-        create_private(stream)
-        lopts = launch_options(base, kernel, trigger, stream=stream, crashkernel=crash,
-                               unsafe_crashkernel=unsafe)
+        if disk is not None:
+            create_private(disk)
+            os.truncate(disk, DISK_SIZE)  # sparse: costs only what is written
+            disk_dev = disk_name((1 if base.rootfs else 0) + len(base.drives))
+        else:
+            create_private(stream)
+        lopts = launch_options(base, kernel, trigger, stream=None if disk else stream, disk=disk,
+                               crashkernel=crash, unsafe_crashkernel=unsafe)
     session = new_session()
     guest: Guest | None = None
     try:
@@ -79,14 +95,19 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
                 run_setup(guest, opts.setup)
         if not opts.skip_kexec:
             with clock.stage("load") as st:
-                st.detail = _load_capture_kernel(guest, prep.plan.cmdline, opts)
+                st.detail = _load_capture_kernel(guest, prep.plan.cmdline, opts, disk_dev)
         with clock.stage("arm"):
             arm(guest, trigger)
-        _crash_and_dump(guest, trigger, opts, cap, clock, stream)
+        _crash_and_dump(guest, trigger, opts, cap, clock, stream, disk)
         with clock.stage("stop"):
             guest.close()
+        if disk is not None:
+            with clock.stage("read-disk") as st:
+                st.detail = _extract(disk, stream)
         _finish(cap, clock, stream, opts, kernel)
     finally:
+        if disk is not None:
+            disk.unlink(missing_ok=True)
         if guest is not None:
             guest.close()
             _save_logs(cap, guest)
@@ -104,12 +125,12 @@ def _check_reserved(guest: Guest, crashkernel: str | None) -> None:
     raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
 
 
-def _load_capture_kernel(guest: Guest, cmdline: str, opts: CaptureOptions) -> str:
+def _load_capture_kernel(guest: Guest, cmdline: str, opts: CaptureOptions, disk_dev: str | None) -> str:
     if guest.run("command -v kexec", timeout=20).status != 0:
         d = cdiag.kexec_refused("", missing_binary=True)
         raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
     append = capture_cmdline(cmdline, raw=opts.raw, dump_level=opts.dump_level,
-                             compression=opts.compression)
+                             compression=opts.compression, disk=disk_dev)
     base = f"-p /kdump/vmlinuz --initrd=/kdump/initrd.img --append='{append}'"
     tried = []
     # kexec_file_load first: the kernel verifies the image itself, which lockdown
@@ -125,7 +146,7 @@ def _load_capture_kernel(guest: Guest, cmdline: str, opts: CaptureOptions) -> st
 
 
 def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: Capture,
-                    clock: StageClock, stream: Path) -> None:
+                    clock: StageClock, stream: Path, disk: Path | None) -> None:
     panic_timeout = opts.timeouts.panic or trigger.seconds
     with clock.stage("panic"):
         offset = fire(guest, trigger)
@@ -144,7 +165,7 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
         cap.sizes["guest_vmcore"] = int(m.group(1))
     with clock.stage("dump") as st:
         i, m = expect(guest, [DONE], opts.timeouts.dump)
-        got = stream.stat().st_size
+        got = stream.stat().st_size if disk is None else 0
         if i != 0:
             d = cdiag.transfer_cut(got, "no 'done' from the capture kernel", qemu_exited=i == EOF_)
             raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
@@ -153,6 +174,9 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
             tail = guest.transcript[offset:].splitlines()[-8:]
             raise CaptureError(f"makedumpfile in the capture kernel failed (status {status})",
                                hint=" | ".join(x.strip() for x in tail if x.strip())[-300:])
+        if disk is not None:
+            st.detail = "written to the raw disk"
+            return
         _drain(guest, stream, cap.sizes["guest_vmcore"] if opts.raw else None, opts.timeouts.drain)
         cap.sizes["transferred"] = stream.stat().st_size
         st.detail = f"{cap.sizes['transferred']} bytes over virtio-serial"
@@ -168,6 +192,24 @@ def _fail_after_trigger(guest: Guest, offset: int, trigger: Trigger, *, exited: 
     if diags:
         raise CaptureError(diags[0].cause, hint=diags[0].fix, diagnoses=diags)
     raise CaptureError("QEMU exited" if exited else "timed out", hint="see the console logs")
+
+
+def _extract(disk: Path, target: Path) -> str:
+    """Copy the dump off the raw disk: it ends where its own format says."""
+    chk = check_dump(disk)
+    if chk.expected_size is None or chk.expected_size > chk.size or chk.format == "unknown":
+        d = cdiag.transfer_cut(0, f"the disk holds no whole dump ({chk.reason})", qemu_exited=False)
+        raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(disk, "rb") as src, os.fdopen(fd, "wb") as dst:
+        left = chk.expected_size
+        while left:
+            buf = src.read(min(left, 8 << 20))
+            if not buf:
+                break
+            dst.write(buf)
+            left -= len(buf)
+    return f"{chk.expected_size} bytes of {chk.format} read back from the raw disk"
 
 
 def _drain(guest: Guest, stream: Path, expect_size: int | None, timeout: float) -> None:

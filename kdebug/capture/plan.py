@@ -18,6 +18,7 @@ from kdebug.errors import CaptureError, KdebugError, UsageError
 
 METHODS = ("kdump", "qemu", "auto")
 COMPRESSIONS = ("lzo", "zlib", "none")
+VIAS = ("serial", "disk")
 DUMP_PORT = "org.kdebug.dump"
 #: Settings the capture kernel needs (Documentation/admin-guide/kdump/kdump.rst):
 #: one CPU, devices reset, interrupts polled; kexec adds elfcorehdr=.
@@ -44,6 +45,7 @@ class CaptureOptions:
     dump_level: int = 31
     compression: str = "lzo"
     raw: bool = False  # unfiltered ELF (cat /proc/vmcore)
+    via: str = "serial"  # "disk": a raw virtio disk read back on the host
     out: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     setup: tuple[str, ...] = ()  # guest shell lines run after boot, before kexec -p
@@ -54,6 +56,8 @@ class CaptureOptions:
             raise UsageError(f"unknown method {self.method!r}", hint="kdump, qemu or auto")
         if not 0 <= self.dump_level <= 31:
             raise UsageError(f"--dump-level {self.dump_level} is out of range (0-31)")
+        if self.via not in VIAS:
+            raise UsageError(f"unknown --via {self.via!r}", hint="serial or disk")
         if self.compression not in COMPRESSIONS:
             raise UsageError(f"unknown compression {self.compression!r}", hint=", ".join(COMPRESSIONS))
 
@@ -79,7 +83,8 @@ def make_out_dir(out: Path | None, prefix: str = "capture") -> Path:
     return out
 
 
-def capture_cmdline(cmdline: str, *, raw: bool, dump_level: int, compression: str) -> str:
+def capture_cmdline(cmdline: str, *, raw: bool, dump_level: int, compression: str,
+                    disk: str | None = None) -> str:
     """The capture kernel's command line: the first kernel's, minus
     crashkernel= (nothing to reserve there), plus the kdump settings and
     what kdebug's capture hook reads."""
@@ -87,7 +92,16 @@ def capture_cmdline(cmdline: str, *, raw: bool, dump_level: int, compression: st
             and a not in CAPTURE_ARGS]
     mode = ["kdebug.dump=elf"] if raw else [
         "kdebug.dump=flat", f"kdebug.level={dump_level}", f"kdebug.comp={compression}"]
+    if disk:
+        mode.append(f"kdebug.disk={disk}")
     return " ".join([*keep, *CAPTURE_ARGS, *mode])
+
+
+def disk_name(index: int) -> str:
+    """Guest name of the ``index``-th virtio disk (vda, vdb, ...), in argv order."""
+    if not 0 <= index < 26:
+        raise UsageError("too many disks for --via disk")
+    return "vd" + chr(ord("a") + index)
 
 
 REQUIRED_CONFIG = ("KEXEC", "CRASH_DUMP", "PROC_VMCORE")

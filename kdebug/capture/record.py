@@ -23,6 +23,7 @@ trigger            "sysrq", "oops", ..., "run", or "snapshot"
 command            the --run command, or null
 dump_level         makedumpfile -d level (0-31); null for ELF dumps
 compression        "zlib", "lzo", "none" (kdump format) or null
+via                how the kdump left the guest: "serial" or "disk"; null for qemu
 kernel             {release, build_id, image, vmlinux, cmdline}
 vmcoreinfo         {release, build_id, build_id_matches} read from the dump
 guest              {memory_mb, cpus, crashkernel}
@@ -71,6 +72,7 @@ class Capture:
     command: str | None = None
     dump_level: int | None = None
     compression: str | None = None
+    via: str | None = None
     vmcore: str | None = None
     partial: str | None = None
     format: str | None = None

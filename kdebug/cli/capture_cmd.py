@@ -53,6 +53,9 @@ def _explain(e: CaptureError) -> None:
               help="makedumpfile -d: pages to leave out (31: all but kernel data).")
 @click.option("--compress", type=click.Choice(COMPRESSIONS), default="lzo", show_default=True,
               help="Page compression of the kdump-compressed vmcore.")
+@click.option("--via", type=click.Choice(["serial", "disk"]), default="serial", show_default=True,
+              help="serial: stream over a virtio-serial port; disk: write a raw virtio disk, "
+                   "read back on the host without mounting.")
 @click.option("--raw", is_flag=True, help="Unfiltered ELF vmcore (cat /proc/vmcore): large, slower.")
 @click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Output directory (default: a new kdebug-capture-* directory here).")
@@ -78,6 +81,7 @@ def capture(kw):
     opts = CaptureOptions(
         method=kw.pop("method"), trigger=kw.pop("trigger"), run=kw.pop("run_cmd"),
         dump_level=kw.pop("dump_level"), compression=kw.pop("compress"), raw=kw.pop("raw"),
+        via=kw.pop("via"),
         out=kw.pop("out"), setup=tuple(kw.pop("setup")),
         timeouts=Timeouts(boot=kw.pop("timeout"), panic=kw.pop("panic_timeout"),
                           capture_boot=kw.pop("capture_timeout"), dump=kw.pop("dump_timeout")))

@@ -4,21 +4,24 @@
 # the shell to kdebug, which stops QEMU once the host has every byte.
 # `kdebug capture` puts the settings on the capture kernel's command line:
 #   kdebug.dump=flat|elf  kdebug.level=0-31  kdebug.comp=zlib|lzo|none
+#   kdebug.disk=vdX: write to that raw virtio disk instead (--via disk), then sync
 # Markers on the console: "kdebug-capture: start|done|error ...".
 if [ -e /proc/vmcore ]; then
-	kd_mode= kd_level=31 kd_comp=
+	kd_mode= kd_level=31 kd_comp= kd_disk=
 	for kd_arg in $(cat /proc/cmdline); do
 		case "$kd_arg" in
 		kdebug.dump=*) kd_mode=${kd_arg#*=} ;;
 		kdebug.level=*) kd_level=${kd_arg#*=} ;;
 		kdebug.comp=zlib) kd_comp=-c ;;
 		kdebug.comp=lzo) kd_comp=-l ;;
+		kdebug.disk=*) kd_disk=/dev/${kd_arg#*=} ;;
 		esac
 	done
 	kd_port=
 	kd_i=0
 	# The port appears once the host's control message arrives: give it 5 s.
 	while [ -n "$kd_mode" ] && [ -z "$kd_port" ] && [ $kd_i -lt 50 ]; do
+		[ -n "$kd_disk" ] && [ -b "$kd_disk" ] && kd_port=$kd_disk && break
 		for kd_n in /sys/class/virtio-ports/*/name; do
 			[ "$(cat "$kd_n" 2>/dev/null)" = org.kdebug.dump ] || continue
 			kd_dev=/dev/${kd_n%/name}
@@ -31,7 +34,7 @@ if [ -e /proc/vmcore ]; then
 	if [ -z "$kd_mode" ]; then
 		:
 	elif [ -z "$kd_port" ]; then
-		echo "kdebug-capture: error no-port (virtio-serial port org.kdebug.dump not found)"
+		echo "kdebug-capture: error no-port (${kd_disk:-virtio-serial port org.kdebug.dump} not found)"
 	else
 		echo "kdebug-capture: start size=$(stat -c %s /proc/vmcore) port=$kd_port"
 		if [ "$kd_mode" = elf ]; then
@@ -40,6 +43,9 @@ if [ -e /proc/vmcore ]; then
 			# --message-level 4: errors only, no progress bars on the console.
 			makedumpfile -F $kd_comp -d "$kd_level" --message-level 4 /proc/vmcore > "$kd_port"
 		fi
-		echo "kdebug-capture: done status=$?"
+		kd_st=$?
+		# A disk write sits in the page cache until synced.
+		[ -n "$kd_disk" ] && sync
+		echo "kdebug-capture: done status=$kd_st"
 	fi
 fi

@@ -144,4 +144,13 @@ def test_hook_script_prints_the_markers():
 
     text = HOOK.read_text()
     assert 'echo "kdebug-capture: start size=$(stat -c %s /proc/vmcore) port=' in text
-    assert 'echo "kdebug-capture: done status=$?"' in text
+    assert 'echo "kdebug-capture: done status=$kd_st"' in text
+
+
+def test_capture_cmdline_names_the_dump_disk():
+    from kdebug.capture.plan import disk_name
+
+    c = capture_cmdline("console=ttyS0", raw=False, dump_level=31, compression="lzo", disk=disk_name(1))
+    assert c.split()[-1] == "kdebug.disk=vdb"
+    with pytest.raises(UsageError):
+        CaptureOptions(via="9p").validate()
