@@ -83,6 +83,7 @@ def _elf_size(disk: Path) -> int:
 
 VARIANTS = [
     ("kdump lzo -d31", dict(method="kdump", compression="lzo", dump_level=31)),
+    ("kdump lzo -d31 --via disk", dict(method="kdump", compression="lzo", dump_level=31, via="disk")),
     ("kdump zlib -d31", dict(method="kdump", compression="zlib", dump_level=31)),
     ("kdump none -d31", dict(method="kdump", compression="none", dump_level=31)),
     ("kdump lzo -d1", dict(method="kdump", compression="lzo", dump_level=1)),
