@@ -41,8 +41,11 @@ def preset(words: list[str]) -> list[BreakSpec]:
         if len(args) != 1 or not args[0].isidentifier():
             raise UsageError("usage: kd-break syscall NAME (e.g. openat)")
         sc = args[0].removeprefix("sys_")
-        # x86-64 syscall wrappers are __x64_sys_* since v4.17 (pt_regs-based calling).
-        return [BreakSpec(f"__x64_sys_{sc}", alternatives=(f"__do_sys_{sc}", f"sys_{sc}"))]
+        # x86-64 syscall wrappers are __x64_sys_* since v4.17 (pt_regs-based
+        # calling). uname, stat, lstat, fstat are the "new" variants on x86-64
+        # (sys_newuname...); the plain names are the old i386 ABI.
+        return [BreakSpec(f"__x64_sys_new{sc}",
+                          alternatives=(f"__x64_sys_{sc}", f"__do_sys_{sc}", f"sys_{sc}"))]
     if name == "sched":
         if len(args) != 1 or not args[0].isdigit():
             raise UsageError("usage: kd-break sched PID")

@@ -83,8 +83,9 @@ def link_stext(kernel) -> int:
 def kd_json(driver, cmd: str):
     """The JSON array a kd- command printed (after any stop notice gdb printed first)."""
     out = driver.run(cmd)
-    start = 0 if out.startswith("[") else out.index("\n[") + 1
-    return json.loads(out[start:])
+    m = re.search(r"^\[(?:\]|\n)", out, re.M)  # json.dumps(indent=2): "[" alone, or "[]"
+    assert m, out[-2000:]
+    return json.loads(out[m.start():])
 
 
 def dmesg_lines(records) -> list[str]:

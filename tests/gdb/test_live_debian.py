@@ -168,3 +168,28 @@ def test_kd_symbols_follows_rmmod_and_insmod(live, shared_guest):
     after = {m["name"]: m["address"] for m in kd_json(driver, "kd-lsmod --json")}
     assert set(after) == set(before)
     assert driver.run("p/x (unsigned long)&pvpanic_pci_probe").endswith(f"= {probe:#x}")
+
+
+def test_syscall_preset_hits_and_reports(live, shared_guest):
+    driver, _, _, _ = live
+    out = driver.run("kd-break syscall uname")
+    m = re.search(r"kd-break: #(\d+) break __x64_sys_newuname", out)  # x86-64's uname(2)
+    assert m, out
+    stopped = True
+    try:
+        shared_guest.child.sendline("uname -r")
+        driver.child.sendline("continue")
+        stopped = False
+        driver.child.expect(r"kd-break: __x64_sys_newuname hit on CPU \d+, task (\d+) \((\w+)\)", timeout=120)
+        stopped = True
+        pid, comm = int(driver.child.match.group(1)), driver.child.match.group(2)
+        assert comm in ("uname", "sh")  # busybox may run the applet inside the shell
+        driver.child.expect(r"#0\s+0x[0-9a-f]+ __x64_sys_newuname\+", timeout=30)
+        driver.child.expect(r"last log lines:", timeout=30)
+        driver.run("echo")  # the rest of the report, up to the prompt
+        assert [t["comm"] for t in kd_json(driver, f"kd-ps --pid {pid} --json")] == [comm]
+    finally:
+        if not stopped:
+            driver.child.sendcontrol("c")
+            driver.child.expect(r"SIGINT|stopped", timeout=60)
+        driver.run(f"delete {m.group(1)}")
