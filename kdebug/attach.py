@@ -50,8 +50,9 @@ def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
     argv = [gdb, "-nx", "-q"]
     if plan.batch:
         argv.append("-batch")
+    # The architecture up front: KGDB, unlike QEMU, sends no target description.
     early = ["set confirm off", "set pagination off", "set width 0", "set height 0",
-             "set print pretty off"]
+             "set print pretty off", "set architecture i386:x86-64"]
     if not plan.styled:
         early.append("set style enabled off")
     if plan.index_cache:
@@ -256,6 +257,7 @@ class AttachOptions:
     source_dirs: list[Path] = field(default_factory=list)
     boot_timeout: float = 120.0
     gdb_timeout: float | None = None  # batch runs only
+    kgdb: bool = False  # through the kernel's own KGDB on a second serial port, no gdbstub
 
 
 def _makefile_version(makefile: Path) -> str | None:
@@ -336,6 +338,54 @@ def attach_session(name: str | None, a: AttachOptions, echo=print) -> int:
             with Qmp(s.qmp_socket) as q:
                 q.cmd("cont")
     return rc
+
+
+def kgdb_serial_args(port: int) -> tuple[str, ...]:
+    """A second 8250 port (ttyS1) as a TCP server on loopback: gdb's line to KGDB."""
+    return ("-serial", f"tcp:127.0.0.1:{port},server=on,wait=off")
+
+
+def attach_kgdb(launch, a: AttachOptions, echo=print) -> int:
+    """gdb over KGDB (kgdboc=ttyS1), the way one debugs real hardware: no
+    gdbstub and no QEMU help; the KASLR offset comes from the guest's own
+    /proc/kallsyms, read over its console before it stops."""
+    import dataclasses
+
+    from kdebug.launch.launcher import prepare
+    from kdebug.launch.qemu import boot, free_port
+    from kdebug.session import new_session
+
+    check_gdb()
+    if launch.freeze:
+        raise DebuggerError("--kgdb cannot --freeze: KGDB starts with the kernel", hint="use the gdbstub")
+    launch.gdb_port = 0
+    launch.append = [*launch.append, "kgdboc=ttyS1,115200"]
+    session = new_session()
+    try:
+        prep = prepare(launch, session)
+        cfg = prep.kernel.config
+        if cfg is not None and cfg.values and not cfg.builtin("KGDB_SERIAL_CONSOLE"):
+            raise DebuggerError(f"kernel {prep.kernel.release} has no KGDB_SERIAL_CONSOLE",
+                                hint="build one with `kdebug kernel build` (launch/kconfig/debug.config)")
+        port = free_port()
+        plan = dataclasses.replace(prep.plan, extra_args=tuple(prep.plan.extra_args) + kgdb_serial_args(port))
+        k = prep.kernel.to_dict()
+        echo(f"kdebug: kernel {prep.kernel.release}, accel {prep.accel.name}, KGDB on ttyS1 = 127.0.0.1:{port}")
+        with boot(plan, session, timeout=a.boot_timeout) as guest:
+            line = guest.run("grep -w _stext /proc/kallsyms").output.split()
+            if not line or int(line[0], 16) == 0:
+                raise DebuggerError("the guest hides /proc/kallsyms addresses", hint="use --nokaslr")
+            _, syms = read_vmlinux(Path(k["vmlinux"]), ["_stext"])
+            offset = int(line[0], 16) - syms["_stext"]
+            echo(f"kdebug: KASLR offset {offset:#x} (from the guest's /proc/kallsyms); entering KGDB (sysrq g)")
+            guest.child.sendline("echo g > /proc/sysrq-trigger")
+            guest.wait_for(r"KGDB: Waiting for remote debugger|Entering kdb", timeout=30)
+            gplan = _plan_for(k, port, offset, a)
+            with ConsoleDrain(guest):
+                rc = run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
+        return rc
+    finally:
+        session.remove()
 
 
 def attach_new(launch, a: AttachOptions, echo=print) -> int:

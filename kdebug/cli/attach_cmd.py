@@ -20,6 +20,7 @@ _path = click.Path(path_type=Path)
 @click.option("--ex", "commands", multiple=True, metavar="CMD", help="Run this gdb command (repeatable).")
 @click.option("-x", "files", type=_path, multiple=True, metavar="FILE", help="Run gdb commands from FILE.")
 @click.option("--source", "source_dirs", type=_path, multiple=True, help="Kernel source directory for gdb.")
+@click.option("--kgdb", is_flag=True, help="Through the kernel's KGDB on a second serial port (no gdbstub).")
 @click.option("--batch", is_flag=True, help="Run the commands and exit (no prompt); the guest stops too.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the guest's shell.")
 @pass_kw
@@ -36,7 +37,7 @@ def attach(kw):
     a = AttachOptions(session=kw.pop("session_name"), batch=kw.pop("batch"),
                       commands=list(kw.pop("commands")), files=list(kw.pop("files")),
                       breaks=list(kw.pop("breaks")), source_dirs=list(kw.pop("source_dirs")),
-                      boot_timeout=kw.pop("timeout"))
+                      boot_timeout=kw.pop("timeout"), kgdb=kw.pop("kgdb"))
     freeze = kw.pop("freeze")
 
     def echo(msg):
@@ -44,6 +45,10 @@ def attach(kw):
 
     if a.session:
         raise click.exceptions.Exit(attach_session(a.session, a, echo))
+    if a.kgdb:
+        from kdebug.attach import attach_kgdb
+
+        raise click.exceptions.Exit(attach_kgdb(to_launch_options(kw, freeze=freeze), a, echo))
     raise click.exceptions.Exit(attach_new(to_launch_options(kw, freeze=freeze), a, echo))
 
 

@@ -68,3 +68,14 @@ def test_makefile_version(tmp_path):
     mk.write_text("VERSION = 6\n")
     assert _makefile_version(mk) is None
     assert _makefile_version(tmp_path / "missing") is None
+
+
+def test_kgdb_serial_port_is_loopback_only():
+    from kdebug.attach import kgdb_serial_args
+
+    assert kgdb_serial_args(4444) == ("-serial", "tcp:127.0.0.1:4444,server=on,wait=off")
+
+
+def test_architecture_is_set_before_connecting():
+    argv = gdb_argv(GdbPlan(Path("v"), 1))
+    assert "set architecture i386:x86-64" in ex_list(argv, "-iex")  # KGDB sends no target description

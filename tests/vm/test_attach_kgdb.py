@@ -1,0 +1,23 @@
+"""`kdebug attach --kgdb`: the same gdb session through the kernel's own KGDB
+on a second serial port, on the debug kernel (no gdbstub used)."""
+
+from __future__ import annotations
+
+import re
+
+from tests.gdb.test_live_tree import tree  # noqa: F401  (the built debug kernel)
+from tests.vm.test_attach_cli import kdebug, no_qemu_left
+
+
+def test_attach_over_kgdb(tree):  # noqa: F811
+    r = kdebug("attach", "--tree", str(tree), "--kgdb", "--batch", "--ex", "kd-version",
+               "--ex", "p init_task.comm", "--ex", "bt 3")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "KGDB on ttyS1" in r.stderr and "-gdb" not in r.stderr
+    m = re.search(r"KASLR offset (0x[0-9a-f]+) \(from the guest's /proc/kallsyms\)", r.stderr)
+    assert m, r.stderr
+    assert re.search(r"^Linux version 6\.1\.\d+ ", r.stdout, re.M), r.stdout
+    assert '"swapper/0' in r.stdout
+    # Stopped by sysrq-g: KGDB's own breakpoint, reached from the sysrq handler.
+    assert "kgdb_breakpoint" in r.stdout and "sysrq" in r.stdout
+    assert no_qemu_left(r.pid)
