@@ -132,6 +132,23 @@ def share_ram(plan, path: Path):
     return dataclasses.replace(plan, extra_args=tuple(plan.extra_args) + shared_ram_args(str(path), plan.memory_mb))
 
 
+def hold_ram_file(path: Path, qemu_pid: int, timeout: float = 15.0) -> Path:
+    """Keep the RAM file open here and unlink it once QEMU has mapped it: no
+    copy of guest memory outlives us, even after kill -9. gdb opens it
+    through our fd's /proc path."""
+    fd = os.open(path, os.O_RDONLY)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if str(path) in Path(f"/proc/{qemu_pid}/maps").read_text():
+                path.unlink(missing_ok=True)
+                break
+        except OSError:
+            break
+        time.sleep(0.05)
+    return Path(f"/proc/{os.getpid()}/fd/{fd}")
+
+
 # --- running gdb -----------------------------------------------------------------
 
 def check_gdb(gdb: str = GDB) -> None:
@@ -420,7 +437,8 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
                     q.cmd("stop")
                     offset = kaslr_offset_from_qmp(q, Path(k["vmlinux"]))
                 echo(f"kdebug: KASLR offset {offset:#x}")
-            gplan = _plan_for(k, prep.plan.gdb_port, offset, a, ram_file=ram)
+            held = hold_ram_file(ram, guest.child.pid)
+            gplan = _plan_for(k, prep.plan.gdb_port, offset, a, ram_file=held)
             with ConsoleDrain(guest):
                 rc = run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
         return rc

@@ -117,7 +117,10 @@ class KdSymbols(core.Command):
             _state["index"] = None
         if not _state["dirs"]:
             raise gdb.GdbError("kd-symbols: no module debug directory (use --dir DIR)")
-        out = [m for m in (load_module(mod) for mod in all_modules()) if m]
+        try:
+            out = [m for m in (load_module(mod) for mod in all_modules()) if m]
+        except (gdb.MemoryError, gdb.GdbError):
+            out = ["kd-symbols: the kernel is not up yet (no module list)"]
         if a.follow and not _follow:
             _follow.append(_Follow("do_init_module", load=True))
             _follow.append(_Follow("free_module", load=False))

@@ -35,7 +35,8 @@ def test_attach_batch_with_kaslr(default_kernel):
     cmds = ["kd-cmdline", 'p $kd_per_cpu("runqueues", 1).cpu', "kd-ps --pid 1"]
     # The RAM-file fast path and the gdbstub must read the same kernel.
     same = ["kd-ps --json", "kd-dmesg --json", "kd-lsmod --json"]
-    cmds += [*same, "kd-memory", "kd-memory off", *same, "list start_kernel"]
+    cmds += [*same, "kd-memory", "kd-memory off", *same, "list start_kernel",
+             "shell ls /dev/shm | grep -c kdebug- || true"]
     r = kdebug("attach", "--batch", *[a for c in cmds for a in ("--ex", c)])
     assert r.returncode == 0, r.stderr
     m = re.search(r"KASLR offset (0x[0-9a-f]+)", r.stderr)
@@ -47,6 +48,8 @@ def test_attach_batch_with_kaslr(default_kernel):
     assert fast and int(fast[-1]) > 50, r.stdout
     head, tail = r.stdout.split("kd-memory: reading through the gdbstub")
     assert json_blocks(head) == json_blocks(tail) and len(json_blocks(tail)) == 3
+    # The guest-RAM file is unlinked once QEMU maps it (gdb reads it through our fd).
+    assert re.search(r"^0$", r.stdout, re.M), r.stdout[-500:]
     from kdebug.attach import distro_source_dir
 
     if distro_source_dir(default_kernel.release):  # `kdebug kernel build` unpacked the same version
