@@ -58,8 +58,9 @@ def best(driver: GdbDriver, cmd: str, runs: int, forget: bool) -> tuple[float, f
     for _ in range(runs):
         if forget:
             driver.run(FORGET)
-        out = driver.run("python import time as _t; _s = _t.monotonic(); _o = gdb.execute(%r, to_string=True); "
-                         "print('%%.6f %%d' %% (_t.monotonic() - _s, len(_o.splitlines())))" % cmd, timeout=900)
+        py = (f"python import time as _t; _s = _t.monotonic(); _o = gdb.execute({cmd!r}, to_string=True); "
+              "print(f'{_t.monotonic() - _s:.6f} {len(_o.splitlines())}')")
+        out = driver.run(py, timeout=900)
         dt, n = out.split()[-2:]
         inside.append(float(dt))
         lines = int(n)

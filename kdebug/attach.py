@@ -214,6 +214,7 @@ class GdbDriver:
         self.child = pexpect.spawn(argv[0], argv[1:], encoding="utf-8", codec_errors="replace",
                                    timeout=timeout, echo=False, dimensions=(200, 1000),
                                    env={**os.environ, "TERM": "dumb"})
+        self.child.delaybeforesend = None  # pexpect's default 50 ms per line would dominate timings
         self.startup = self._until_marker(timeout)
 
     def _until_marker(self, timeout: float) -> str:
