@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import click
 from kdebug.capture.plan import METHODS, CaptureOptions
 from kdebug.capture.triggers import TRIGGERS
 from kdebug.cli.options import launch_options, pass_kw, to_launch_options
-from kdebug.errors import CaptureError
+from kdebug.errors import CaptureError, UsageError
 from kdebug.report.render import FORMATS
 
 
@@ -18,7 +19,10 @@ def _write(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text)
+        try:
+            output.write_text(text)
+        except OSError as e:
+            raise UsageError(f"cannot write {output}: {e.strerror}") from None
         click.echo(f"kdebug: wrote {output}", err=True)
 
 
@@ -140,6 +144,13 @@ def crash_loop(kw):
         cross = render_text(report).split("== Cross-check", 1)
         if len(cross) == 2:
             click.echo("== Cross-check" + cross[1], nl=False)
+    # The capture directory keeps the report beside the dump it describes.
+    # 0600 like the dump: the log and tasks in it come from guest memory.
+    for f in ("json", "html"):
+        fd = os.open(cap.directory / f"report.{f}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(render(report, f))
+    say(f"report saved: {cap.directory}/report.json, report.html")
     if output is not None:
         _write(render(report, fmt), output)
 

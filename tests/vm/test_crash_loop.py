@@ -22,3 +22,8 @@ def test_crash_loop_sysrq(tmp_path, default_kernel):
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["panic"]["reason"] == "sysrq" and doc["panic"]["task"]["comm"] == "sh"
     assert (out / "vmcore").is_file() and (out / "capture.json").is_file()
+    # the report is kept beside the dump, private like it
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["panic"] == doc["panic"]
+    assert "sysrq_handle_crash" in (out / "report.html").read_text()
+    assert (out / "report.json").stat().st_mode & 0o777 == 0o600
