@@ -65,8 +65,11 @@ class VmcoreInfo:
                 "build_id": self.build_id, "release": self.release, "machine": self.machine}
 
 
-def parse_vmcoreinfo(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` lines (``SYMBOL(init_uts_ns)=...`` keys included)."""
+def parse_vmcoreinfo(text: bytes | str) -> dict[str, str]:
+    """``KEY=VALUE`` lines (``SYMBOL(init_uts_ns)=...`` keys included); bytes may
+    carry the note's NUL padding."""
+    if isinstance(text, bytes):
+        text = text.rstrip(b"\0").decode("latin-1")
     out = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")

@@ -26,12 +26,16 @@ from pathlib import Path
 
 from kdebug import elf
 
-KDUMP_SIGNATURE = b"KDUMP   "
-FLAT_SIGNATURE = b"makedumpfile"
+# One reader of the formats' signatures and of VMCOREINFO, shared with postmortem.
+from kdebug.vmcore import (
+    DUMP_DH_COMPRESSED_INCOMPLETE,
+    FLAT_SIGNATURE,
+    KDUMP_SIGNATURE,
+    parse_vmcoreinfo,
+)
+
 FLAT_HEADER_SIZE = 4096
 FLAT_END = -1
-#: disk_dump_header.status: makedumpfile could not write everything.
-DUMP_DH_COMPRESSED_INCOMPLETE = 0x8
 _PAGE_DESC = struct.Struct("<qIIQ")  # offset, size, flags, page_flags
 
 
@@ -51,18 +55,6 @@ class DumpCheck:
     @property
     def release(self) -> str | None:
         return self.vmcoreinfo.get("OSRELEASE")
-
-
-def parse_vmcoreinfo(text: bytes | str) -> dict[str, str]:
-    """``KEY=value`` lines (kernel/crash_core.c) into a dict."""
-    if isinstance(text, bytes):
-        text = text.rstrip(b"\0").decode("latin-1")
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key] = value
-    return out
 
 
 def check_dump(path: Path) -> DumpCheck:
