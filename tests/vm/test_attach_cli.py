@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -109,8 +110,16 @@ def test_interactive_attach_ctrl_c_and_quit(default_kernel):
         child.expect(r"\(gdb\) ")
         child.sendline("continue")
         child.expect("Continuing.")
-        child.sendcontrol("c")
-        child.expect(r"SIGINT|stopped", timeout=60)
+        # A ^C that lands before gdb has handed the terminal to the running
+        # target is swallowed by gdb itself (seen once in CI): press it again,
+        # as a person would, a bounded number of times.
+        for _ in range(5):
+            time.sleep(0.5)
+            child.sendcontrol("c")
+            if child.expect([r"SIGINT|stopped", pexpect.TIMEOUT], timeout=12) == 0:
+                break
+        else:
+            raise AssertionError("gdb never stopped the guest on Ctrl-C")
         child.expect(r"\(gdb\) ")
         child.sendline("kd-ps --pid 1")
         child.expect(r"1\s+0\s+S\s+\d\s+0x[0-9a-f]+\s+init")
