@@ -4,6 +4,8 @@ capture.json in the directory, QEMU stopped on every path."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kdebug.capture.kdump import PARTIAL, STREAM, run_kdump
@@ -23,6 +25,24 @@ def _new(out: Path, kernel: Kernel, **kw) -> Capture:
                                           "image": str(kernel.image),
                                           "vmlinux": str(kernel.vmlinux) if kernel.vmlinux else None},
                    **kw)
+
+
+@contextmanager
+def _finishing(cap: Capture) -> Iterator[None]:
+    """Whatever ends a capture or snapshot, capture.json is written and nothing
+    half-written is named vmcore; a CaptureError names the directory."""
+    try:
+        yield
+    except CaptureError as e:
+        _tidy_failed(cap)
+        e.directory = cap.directory
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM, a bug
+        _tidy_failed(cap)
+        cap.failed_stage = cap.failed_stage or "interrupted"
+        raise
+    finally:
+        write_capture_json(cap)
 
 
 def _tidy_failed(cap: Capture) -> None:
@@ -59,7 +79,7 @@ def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) 
     if trigger.module:
         cap.tainted = TAINT
     clock = StageClock(cap)
-    try:
+    with _finishing(cap):
         if method == "kdump":
             try:
                 run_kdump(base, opts, trigger, kernel, cap, clock)
@@ -77,16 +97,6 @@ def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) 
                 run_qemu(base, opts, trigger, kernel, cap, clock)
         else:
             run_qemu(base, opts, trigger, kernel, cap, clock)
-    except CaptureError as e:
-        _tidy_failed(cap)
-        e.directory = out
-        raise
-    except BaseException:  # Ctrl-C, SIGTERM, a bug: still nothing half-written named vmcore
-        _tidy_failed(cap)
-        cap.failed_stage = cap.failed_stage or "interrupted"
-        raise
-    finally:
-        write_capture_json(cap)
     return cap
 
 
@@ -117,16 +127,10 @@ def snapshot(base: LaunchOptions, *, session_name: str | None = None, use_sessio
     out_dir = make_out_dir(out, "snapshot")
     cap = _new(out_dir, kernel, method="qemu", requested_method="qemu", trigger="snapshot", command=run)
     clock = StageClock(cap)
-    try:
+    with _finishing(cap):
         if session is not None:
             cap.kernel["cmdline"] = session.cmdline
             snapshot_session(session, cap, clock, kernel, resume=resume)
         else:
             snapshot_fresh(base, cap, clock, kernel, run, boot_timeout)
-    except CaptureError as e:
-        _tidy_failed(cap)
-        e.directory = out_dir
-        raise
-    finally:
-        write_capture_json(cap)
     return cap
