@@ -19,6 +19,9 @@ from kdebug.launch.qemu import check_port, free_port
 from kdebug.session import Session
 
 QEMU = "qemu-system-x86_64"
+#: Console loglevel of a guest kdebug drives: KERN_EMERG only (panics, oopses
+#: under console_verbose(), kdebug's own markers); dmesg keeps the rest.
+DRIVEN_CONSOLE_LOGLEVEL = 1
 
 
 @dataclass
@@ -89,8 +92,11 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
     for d in drives:
         if not d.path.is_file():
             raise UsageError(f"disk image {d.path} does not exist")
+    # kdebug drives the shell of every guest but an interactive one: kdebug's
+    # /init then quiets the console before its ready marker (busybox-init.sh).
+    driven = () if opts.interactive else (f"kdebug.loglevel={DRIVEN_CONSOLE_LOGLEVEL}",)
     cmdline = build_cmdline(profile.cmdline, crashkernel=crash, nokaslr=opts.nokaslr, root=root,
-                            extra=opts.append)
+                            extra=[*driven, *opts.append])
     accel = choose_accel(opts.accel)
     if opts.gdb_port is None:
         port = free_port()

@@ -190,10 +190,10 @@ class Guest:
     # --- shell ------------------------------------------------------------------
 
     def _setup_shell(self, timeout: float) -> None:
-        # No echo, no prompt, no line editing surprises; kernel messages below
-        # emergency level stay in the log buffer, out of command output.
-        self._raw_run("stty -echo cols 1000 2>/dev/null; export TERM=dumb PS1='' PS2=''; "
-                      "dmesg -n 1 2>/dev/null; true", timeout)
+        # No echo, no prompt, no line editing surprises. Kernel messages are
+        # already off the console: kdebug.loglevel= on the command line.
+        self._raw_run("stty -echo cols 1000 2>/dev/null; export TERM=dumb PS1='' PS2=''; true",
+                      timeout)
         self._shell_ready = True
 
     def _raw_run(self, command: str, timeout: float) -> CommandResult:

@@ -9,6 +9,14 @@ mkdir -p /dev/pts /tmp /run
 mount -t devpts devpts /dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /tmp 2>/dev/null
 
+# Markers for kdebug go through the kernel log at KERN_EMERG: a printk record
+# reaches the serial port whole and at any console loglevel, while a
+# process's own output can be cut by a kernel message between two 16-byte
+# chunks ("kdebug-init: rea[  3.01] ...\ndy"), and then never matches.
+kd_say() {
+	echo "<0>$*" 2>/dev/null > /dev/kmsg || echo "$*"
+}
+
 # Modules in dependency order, written by kdebug at build time.
 if [ -f /etc/kdebug/modules ]; then
 	while read -r ko; do
@@ -18,10 +26,11 @@ fi
 
 role=main
 [ -e /proc/vmcore ] && role=capture
-root=
+root= loglevel=
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
 	root=*) root=${arg#root=} ;;
+	kdebug.loglevel=*) loglevel=${arg#*=} ;;
 	esac
 done
 
@@ -36,7 +45,7 @@ if [ "$1" != "--rooted" ] && [ -n "$root" ] && [ "$role" = main ]; then
 		umount /proc
 		exec switch_root /newroot /init --rooted
 	fi
-	echo "kdebug-init: cannot mount root=$root, staying in the initramfs"
+	kd_say "kdebug-init: cannot mount root=$root, staying in the initramfs"
 fi
 
 hostname kdebug
@@ -45,7 +54,11 @@ for hook in /etc/kdebug/init.d/*; do
 	[ -f "$hook" ] && . "$hook"
 done
 
-echo "kdebug-init: ready role=$role"
+# kdebug.loglevel=N: kdebug drives this shell, so only messages more urgent
+# than N may reach the console from now on, where they could cut its command
+# markers; the kernel log keeps everything (dmesg).
+[ -n "$loglevel" ] && dmesg -n "$loglevel"
+kd_say "kdebug-init: ready role=$role"
 while :; do
 	setsid cttyhack sh
 	# The shell ended: power off instead of letting init exit (a panic).

@@ -5,7 +5,7 @@
 # `kdebug capture` puts the settings on the capture kernel's command line:
 #   kdebug.dump=flat|elf  kdebug.level=0-31  kdebug.comp=zlib|lzo|none
 #   kdebug.disk=vdX: write to that raw virtio disk instead (--via disk), then sync
-# Markers on the console: "kdebug-capture: start|done|error ...".
+# Markers on the console, through init's kd_say: "kdebug-capture: start|done|error ...".
 if [ -e /proc/vmcore ]; then
 	kd_mode= kd_level=31 kd_comp= kd_disk=
 	for kd_arg in $(cat /proc/cmdline); do
@@ -34,9 +34,9 @@ if [ -e /proc/vmcore ]; then
 	if [ -z "$kd_mode" ]; then
 		:
 	elif [ -z "$kd_port" ]; then
-		echo "kdebug-capture: error no-port (${kd_disk:-virtio-serial port org.kdebug.dump} not found)"
+		kd_say "kdebug-capture: error no-port (${kd_disk:-virtio-serial port org.kdebug.dump} not found)"
 	else
-		echo "kdebug-capture: start size=$(stat -c %s /proc/vmcore) port=$kd_port"
+		kd_say "kdebug-capture: start size=$(stat -c %s /proc/vmcore) port=$kd_port"
 		if [ "$kd_mode" = elf ]; then
 			cat /proc/vmcore > "$kd_port"
 		else
@@ -46,6 +46,6 @@ if [ -e /proc/vmcore ]; then
 		kd_st=$?
 		# A disk write sits in the page cache until synced.
 		[ -n "$kd_disk" ] && sync
-		echo "kdebug-capture: done status=$kd_st"
+		kd_say "kdebug-capture: done status=$kd_st"
 	fi
 fi

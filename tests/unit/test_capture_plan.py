@@ -137,14 +137,17 @@ def test_hook_markers_need_the_whole_number():
     assert START.search("kdebug-capture: start size=980492288 port=/dev/vport0p1").group(1) == "980492288"
     assert not DONE.search("kdebug-capture: done status=1")
     assert DONE.search("kdebug-capture: done status=12\r\n").group(1) == "12"
+    assert DONE.search("[   10.123456] kdebug-capture: done status=0\r\n").group(1) == "0"
 
 
 def test_hook_script_prints_the_markers():
     from kdebug.capture.guest import HOOK
 
     text = HOOK.read_text()
-    assert 'echo "kdebug-capture: start size=$(stat -c %s /proc/vmcore) port=' in text
-    assert 'echo "kdebug-capture: done status=$kd_st"' in text
+    # Through the kernel log (init's kd_say), so no kernel message cuts them.
+    assert 'kd_say "kdebug-capture: start size=$(stat -c %s /proc/vmcore) port=' in text
+    assert 'kd_say "kdebug-capture: done status=$kd_st"' in text
+    assert "echo \"kdebug-" not in text
 
 
 def test_capture_cmdline_names_the_dump_disk():

@@ -168,3 +168,26 @@ def test_silent_kvm_falls_back_to_tcg():
             assert guest.run("true").status == 0
     finally:
         session.remove()
+
+
+def test_kernel_messages_racing_the_ready_marker(tmp_path):
+    """Kernel messages reach the serial port between 16-byte chunks of a
+    process's output, so an echoed marker can be cut in two by one (seen in
+    CI: a boot that waited for "kdebug-init: ready" until its timeout). A hook
+    that floods printk while init prints the marker and kdebug sends its first
+    commands must not matter; the guest's own dmesg shows the flood happened."""
+    need_tool("qemu-system-x86_64")
+    hook = tmp_path / "noise"
+    hook.write_text('( i=0; while [ $i -lt 600 ]; do echo "<4>kdebug-noise-$i" > /dev/kmsg; '
+                    'i=$((i + 1)); done ) &\n')
+    session = new_session()
+    try:
+        prep = prepare(LaunchOptions(gdb_port=0, extra_files={"/etc/kdebug/init.d/50-noise": hook}),
+                       session)
+        with boot(prep.plan, session, timeout=60) as guest:
+            assert guest.run("echo marker-$((6*7))", timeout=30).output == "marker-42\n"
+            guest.run("while [ $(dmesg | grep -c kdebug-noise-) -lt 600 ]; do sleep 0.1; done",
+                      timeout=30)
+            assert guest.run("dmesg | grep -c kdebug-noise-").output.strip() == "600"
+    finally:
+        session.remove()
