@@ -1,11 +1,25 @@
-"""Identify a vmcore and read its VMCOREINFO (pure: standard library only).
+"""Read a vmcore's headers: its format, its VMCOREINFO and whether it is whole
+(pure: standard library only). Capture's completeness check and
+post-mortem's identification both read dumps through here.
 
-Three formats carry a kernel's memory: ELF (``/proc/vmcore`` copied, QEMU's
-``dump-guest-memory``), kdump-compressed (``makedumpfile -c/-l``, signature
-``KDUMP   ``) and makedumpfile's flattened stream (``-F``), which must be
-reassembled with ``makedumpfile -R`` before anything can read it. VMCOREINFO
-(kernel/crash_core.c) names the release and, since v5.8, the build-id that
-pairs the dump with its vmlinux.
+Three formats carry a kernel's memory; each says where its data must end,
+so completeness is measured against the file size instead of trusting that
+the writer finished:
+
+- ELF (``/proc/vmcore`` copied, QEMU's ``dump-guest-memory``): every
+  ``PT_LOAD``'s ``p_offset + p_filesz`` lies within the file.
+- kdump-compressed (``makedumpfile -c/-l/-d``, signature ``KDUMP   ``): the
+  page descriptors (one per page set in the second bitmap) exist, the data
+  they point to lies within the file, and the header's "incomplete" flag is
+  clear.
+- flattened (``makedumpfile -F``): the (offset, size) records walk exactly to
+  the end marker (both -1) at the end of the file. Nothing reads this stream
+  until ``makedumpfile -R`` has reassembled it.
+
+Layouts from makedumpfile's diskdump_mod.h and makedumpfile.h
+(disk_dump_header, kdump_sub_header, page_desc, makedumpfile_data_header).
+VMCOREINFO (kernel/crash_core.c) names the release and, since v5.8, the
+build-id that pairs the dump with its vmlinux.
 """
 
 from __future__ import annotations
@@ -22,11 +36,13 @@ ET_CORE = 4
 NT_PRPSINFO = 3  # a user-space core names its process in this note
 KDUMP_SIGNATURE = b"KDUMP   "
 FLAT_SIGNATURE = b"makedumpfile"
+FLAT_HEADER_SIZE = 4096
 #: disk_dump_header.status bit set when makedumpfile ran out of space
 #: (makedumpfile diskdump_mod.h DUMP_DH_COMPRESSED_INCOMPLETE).
 DUMP_DH_COMPRESSED_INCOMPLETE = 0x8
 _ELF_KINDS = {1: "a relocatable object", 2: "an executable (a vmlinux? pass it as --vmlinux)",
               3: "a shared object"}
+_AGAIN = "copy or capture it again"
 
 
 @dataclass
@@ -34,12 +50,19 @@ class VmcoreInfo:
     """What a dump's headers say about it, before any engine opens it."""
 
     path: Path
-    format: str  # "elf" | "kdump" | "flattened"
+    format: str  # "elf" | "kdump" | "flattened" | "unknown"
     size: int
     vmcoreinfo: dict[str, str] = field(default_factory=dict)
-    expected_size: int | None = None  # where the last page should end
+    expected_size: int | None = None  # where the dump's data ends
     machine: str = ""
     notes: list[str] = field(default_factory=list)
+    #: What is wrong, said of the file ("is truncated: ..."); empty when whole.
+    problem: str = ""
+    hint: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.problem
 
     @property
     def build_id(self) -> str | None:
@@ -58,6 +81,10 @@ class VmcoreInfo:
         """Seconds since the epoch; only kdump's kernel records it (CRASHTIME)."""
         v = self.vmcoreinfo.get("CRASHTIME")
         return int(v) if v and v.isdigit() else None
+
+    def _bad(self, problem: str, hint: str | None = None) -> VmcoreInfo:
+        self.problem, self.hint = problem, hint
+        return self
 
     def to_dict(self) -> dict:
         return {"path": str(self.path), "format": self.format, "size": self.size,
@@ -96,55 +123,70 @@ def resolve(path: Path | str) -> Path:
 
 
 def identify(path: Path | str) -> VmcoreInfo:
-    """Read the dump's headers; raise :class:`VmcoreError` for anything unusable."""
+    """A dump post-mortem can open; raise :class:`VmcoreError` for anything else."""
     path = resolve(path)
-    size = path.stat().st_size
+    info = read_dump(path)
+    if info.problem:
+        raise VmcoreError(f"{path} {info.problem}", hint=info.hint)
+    if info.format == "flattened":
+        info.notes.append("flattened makedumpfile stream: reassemble with makedumpfile -R")
+    elif not info.vmcoreinfo:
+        raise VmcoreError(f"{path} has no VMCOREINFO, so the kernel that wrote it cannot be identified",
+                          hint="for QEMU dumps boot with -device vmcoreinfo and load qemu_fw_cfg")
+    return info
+
+
+def read_dump(path: Path | str) -> VmcoreInfo:
+    """Headers and completeness of any file; what the file holds never raises
+    (a dump being written or cut short is an answer, not an error)."""
+    path = Path(path)
+    size = os.path.getsize(path)
     if size == 0:
-        raise VmcoreError(f"{path} is empty")
+        return VmcoreInfo(path, "unknown", 0)._bad("is empty")
     with open(path, "rb") as f:
         head = f.read(16)
         read_at = elf.file_reader(f)
         if head[:4] == elf.ELF_MAGIC:
-            info = _identify_elf(path, size, read_at)
-        elif head[:8] == KDUMP_SIGNATURE:
-            info = _identify_kdump(path, size, read_at)
-        elif head[:12] == FLAT_SIGNATURE:
-            return VmcoreInfo(path, "flattened", size,
-                              notes=["flattened makedumpfile stream: reassemble with makedumpfile -R"])
-        else:
-            raise VmcoreError(f"{path} is not a vmcore (neither ELF nor kdump-compressed; "
-                              f"it starts with {head[:8].hex()})")
-    if not info.vmcoreinfo:
-        raise VmcoreError(f"{path} has no VMCOREINFO, so the kernel that wrote it cannot be identified",
-                          hint="for QEMU dumps boot with -device vmcoreinfo and load qemu_fw_cfg")
-    if info.truncated:
-        raise VmcoreError(f"{path} is truncated: {info.size} of {info.expected_size} bytes",
-                          hint="copy or capture it again")
-    return info
+            return _read_elf(path, size, read_at)
+        if head[:8] == KDUMP_SIGNATURE:
+            return _read_kdump(path, size, read_at)
+        if head[:12] == FLAT_SIGNATURE:
+            return _read_flat(path, size, read_at)
+    return VmcoreInfo(path, "unknown", size)._bad(
+        f"is not a vmcore (neither ELF, kdump-compressed nor a flattened stream; "
+        f"it starts with {head[:8].hex()})")
 
 
 # --- ELF ----------------------------------------------------------------------
 
-def _identify_elf(path: Path, size: int, read_at) -> VmcoreInfo:
+def _read_elf(path: Path, size: int, read_at) -> VmcoreInfo:
+    info = VmcoreInfo(path, "elf", size)
     try:
         hdr = elf.parse_elf_header(read_at)
     except elf.FormatError as e:
-        raise VmcoreError(f"{path} is a damaged ELF file: {e}") from None
+        return info._bad(f"is a damaged ELF file: {e}")
+    info.machine = {62: "x86_64", 183: "aarch64", 3: "i386"}.get(hdr.machine, str(hdr.machine))
     if hdr.type != ET_CORE:
-        kind = _ELF_KINDS.get(hdr.type, f"an ELF file of type {hdr.type}")
-        raise VmcoreError(f"{path} is {kind}, not a vmcore")
-    text, comm = None, None
-    for note in elf.elf_notes(read_at, hdr):
-        if note.name == "VMCOREINFO":
-            text = note.desc.rstrip(b"\0").decode("latin-1")
-        elif note.name == "CORE" and note.type == NT_PRPSINFO and len(note.desc) >= 56:
-            # struct elf_prpsinfo: pr_fname[16] sits before pr_psargs[80] at the end.
-            comm = note.desc[-96:-80].rstrip(b"\0").decode("latin-1", "replace")
-    end = max((s.offset + s.filesz for s in hdr.segments if s.type == elf.PT_LOAD), default=None)
-    if text is None and comm is not None:
-        raise VmcoreError(f"{path} is a user-space core dump (of {comm!r}), not a kernel vmcore")
-    info = VmcoreInfo(path, "elf", size, parse_vmcoreinfo(text or ""), end,
-                      {62: "x86_64", 183: "aarch64", 3: "i386"}.get(hdr.machine, str(hdr.machine)))
+        return info._bad(f"is {_ELF_KINDS.get(hdr.type, f'an ELF file of type {hdr.type}')}, not a vmcore")
+    comm = None
+    try:
+        for note in elf.elf_notes(read_at, hdr):
+            if note.name == "VMCOREINFO":
+                info.vmcoreinfo = parse_vmcoreinfo(note.desc)
+            elif note.name == "CORE" and note.type == NT_PRPSINFO and len(note.desc) >= 56:
+                # struct elf_prpsinfo: pr_fname[16] sits before pr_psargs[80] at the end.
+                comm = note.desc[-96:-80].rstrip(b"\0").decode("latin-1", "replace")
+    except (struct.error, ValueError):
+        return info._bad("is truncated inside its ELF notes", _AGAIN)
+    if not info.vmcoreinfo and comm is not None:
+        return info._bad(f"is a user-space core dump (of {comm!r}), not a kernel vmcore")
+    loads = [s for s in hdr.segments if s.type == elf.PT_LOAD]
+    if not loads:
+        return info._bad("has no memory segments (PT_LOAD)")
+    info.expected_size = max(s.offset + s.filesz for s in loads)
+    if info.truncated:
+        return info._bad(f"is truncated: its memory segments end at byte {info.expected_size}, "
+                         f"the file has {size}", _AGAIN)
     return info
 
 
@@ -152,55 +194,87 @@ def _identify_elf(path: Path, size: int, read_at) -> VmcoreInfo:
 
 # struct disk_dump_header (makedumpfile diskdump_mod.h), 64-bit layout: signature[8],
 # header_version, new_utsname (6 x 65 bytes), pad, timeval, then the ints below.
+_DDH_SIZE = 464
 _DDH_UTS = 12
-_DDH_INTS = struct.Struct("<IiiIIIIIIi")  # status .. nr_cpus, at offset 424
+_DDH_INTS = struct.Struct("<IiiI")  # status, block_size, sub_hdr_size, bitmap_blocks at 424
 # struct kdump_sub_header: offset_vmcoreinfo/size_vmcoreinfo at 32/40 (header_version >= 3),
 # offset_eraseinfo/size_eraseinfo at 64/72 (>= 5).
-_PAGE_DESC = 24  # struct page_desc: offset (8), size (4), flags (4), page_flags (8)
+_PAGE_DESC = struct.Struct("<qIIQ")  # struct page_desc: offset, size, flags, page_flags
 
 
-def _identify_kdump(path: Path, size: int, read_at) -> VmcoreInfo:
-    head = read_at(0, 464)
-    if len(head) < 464:
-        raise VmcoreError(f"{path} is truncated inside its kdump header")
+def _read_kdump(path: Path, size: int, read_at) -> VmcoreInfo:
+    info = VmcoreInfo(path, "kdump", size)
+    head = read_at(0, _DDH_SIZE)
+    if len(head) < _DDH_SIZE:
+        return info._bad("is truncated inside its kdump header", _AGAIN)
     (version,) = struct.unpack_from("<i", head, 8)
     uts = [head[_DDH_UTS + 65 * i: _DDH_UTS + 65 * (i + 1)].split(b"\0")[0].decode("latin-1")
            for i in range(6)]
-    status, block, sub_blocks, bitmap_blocks, *_rest = _DDH_INTS.unpack_from(head, 424)
-    if block <= 0 or block > (1 << 20) or sub_blocks < 0:
-        raise VmcoreError(f"{path} has a corrupt kdump header (block size {block})")
+    info.machine = uts[4]
+    status, block, sub_blocks, bitmap_blocks = _DDH_INTS.unpack_from(head, 424)
+    if block <= 0 or block > (1 << 20) or block & (block - 1) or sub_blocks < 0:
+        return info._bad(f"has a corrupt kdump header (block size {block})")
     sub = read_at(block, 104)
-    vmci = {}
     if version >= 3 and len(sub) >= 48:
         off, length = struct.unpack_from("<qQ", sub, 32)
-        data = read_at(off, length) if 0 < length < (1 << 20) else b""
-        vmci = parse_vmcoreinfo(data.decode("latin-1"))
-    vmci.setdefault("OSRELEASE", uts[2])
-    info = VmcoreInfo(path, "kdump", size, vmci, machine=uts[4])
+        if 0 < length < (1 << 20) and off + length <= size:
+            info.vmcoreinfo = parse_vmcoreinfo(read_at(off, length))
+    if uts[2]:
+        info.vmcoreinfo.setdefault("OSRELEASE", uts[2])
     if status & DUMP_DH_COMPRESSED_INCOMPLETE:
-        info.notes.append("makedumpfile marked this dump incomplete (ran out of space)")
-    info.expected_size = _kdump_end(read_at, block, sub_blocks, bitmap_blocks, sub, version)
-    return info
-
-
-def _kdump_end(read_at, block: int, sub_blocks: int, bitmap_blocks: int, sub: bytes,
-               version: int) -> int:
-    """Where the file should end: the last page's data, or the erase info after it."""
+        return info._bad("was marked incomplete by makedumpfile (it ran out of space)", _AGAIN)
     bitmaps = block * (1 + sub_blocks)
-    second = read_at(bitmaps + bitmap_blocks * block // 2, bitmap_blocks * block // 2)
+    half = bitmap_blocks * block // 2
+    second = read_at(bitmaps + half, half)  # the second bitmap: pages present in the dump
+    if len(second) < half:
+        return info._bad(f"is truncated in its page bitmap (the file has {size} bytes)", _AGAIN)
     pages = int.from_bytes(second, "little").bit_count()
-    descs = bitmaps + bitmap_blocks * block
-    end = descs + pages * _PAGE_DESC
-    if pages:
-        last = read_at(descs + (pages - 1) * _PAGE_DESC, _PAGE_DESC)
-        if len(last) == _PAGE_DESC:
-            off, length = struct.unpack_from("<qI", last, 0)
+    descs = bitmaps + 2 * half
+    end = descs + pages * _PAGE_DESC.size
+    if end > size:
+        info.expected_size = end
+        return info._bad(f"is truncated in its page descriptors (they need {end} bytes, "
+                         f"the file has {size})", _AGAIN)
+    # Every descriptor, not just the last: pages with equal contents (the zero
+    # page) share one copy, which may sit anywhere before the end.
+    chunk = 43690 * _PAGE_DESC.size  # about 1 MiB of descriptors per read
+    for at in range(descs, descs + pages * _PAGE_DESC.size, chunk):
+        raw = read_at(at, min(chunk, descs + pages * _PAGE_DESC.size - at))
+        for off, length, _flags, _pflags in _PAGE_DESC.iter_unpack(raw):
             end = max(end, off + length)
     if version >= 5 and len(sub) >= 80:
         off, length = struct.unpack_from("<qQ", sub, 64)
         if length:
             end = max(end, off + length)
-    return end
+    info.expected_size = end
+    if info.truncated:
+        return info._bad(f"is truncated: its page data ends at byte {end}, the file has {size}", _AGAIN)
+    return info
 
 
-__all__ = ["VmcoreInfo", "identify", "parse_vmcoreinfo", "resolve"]
+# --- flattened ----------------------------------------------------------------
+
+_FLAT_RECORD = struct.Struct(">qq")  # struct makedumpfile_data_header: offset, buf_size
+
+
+def _read_flat(path: Path, size: int, read_at) -> VmcoreInfo:
+    info = VmcoreInfo(path, "flattened", size)
+    pos = FLAT_HEADER_SIZE
+    while True:
+        raw = read_at(pos, _FLAT_RECORD.size)
+        if len(raw) < _FLAT_RECORD.size:
+            return info._bad(f"stops at byte {size} without the flattened stream's end marker", _AGAIN)
+        off, length = _FLAT_RECORD.unpack(raw)
+        pos += _FLAT_RECORD.size
+        if off == -1 and length == -1:
+            info.expected_size = pos
+            if pos != size:
+                # A disk holds the stream and then whatever was there before.
+                return info._bad(f"has {size - pos} stray bytes after the flattened stream's end marker")
+            return info
+        if off < 0 or length < 0:
+            return info._bad(f"has a corrupt flattened record at byte {pos - _FLAT_RECORD.size}")
+        pos += length
+
+
+__all__ = ["VmcoreInfo", "identify", "parse_vmcoreinfo", "read_dump", "resolve"]

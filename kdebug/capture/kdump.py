@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
-from kdebug.capture.check import check_dump
 from kdebug.capture.guest import (
     EOF_,
     TIMEOUT_,
@@ -49,6 +48,7 @@ from kdebug.launch.cmdline import CRASHKERNEL_DEFAULT, cmdline_value
 from kdebug.launch.launcher import LaunchOptions, prepare
 from kdebug.launch.qemu import Guest, boot
 from kdebug.session import new_session
+from kdebug.vmcore import read_dump
 
 PANIC_OR_CAPTURE = re.compile(r"Kernel panic - not syncing|Linux version \S+")
 START = re.compile(r"kdebug-capture: start size=(\d+) ")
@@ -196,9 +196,10 @@ def _fail_after_trigger(guest: Guest, offset: int, trigger: Trigger, *, exited: 
 
 def _extract(disk: Path, target: Path) -> str:
     """Copy the dump off the raw disk: it ends where its own format says."""
-    chk = check_dump(disk)
+    chk = read_dump(disk)
     if chk.expected_size is None or chk.expected_size > chk.size or chk.format == "unknown":
-        d = cdiag.transfer_cut(0, f"the disk holds no whole dump ({chk.reason})", qemu_exited=False)
+        d = cdiag.transfer_cut(0, f"the disk holds no whole dump: it {chk.problem or 'ends past the disk'}",
+                               qemu_exited=False)
         raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(disk, "rb") as src, os.fdopen(fd, "wb") as dst:
@@ -220,11 +221,12 @@ def _drain(guest: Guest, stream: Path, expect_size: int | None, timeout: float) 
         if expect_size is not None:
             if size >= expect_size:
                 return
-        elif check_dump(stream).complete:
+        elif read_dump(stream).complete:
             return
         if time.monotonic() > deadline or not guest.alive():
-            chk = check_dump(stream)
-            d = cdiag.transfer_cut(size, chk.reason or f"expected {expect_size} bytes",
+            chk = read_dump(stream)
+            d = cdiag.transfer_cut(size, f"the dump {chk.problem}" if chk.problem
+                                   else f"expected {expect_size} bytes",
                                    qemu_exited=not guest.alive())
             raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
         time.sleep(0.1)
@@ -252,7 +254,7 @@ def _finish(cap: Capture, clock: StageClock, stream: Path, opts: CaptureOptions,
 
 def verify(cap: Capture, partial: Path, kernel: Kernel) -> None:
     """Check the dump is whole and is this kernel's; only then call it vmcore."""
-    chk = check_dump(partial)
+    chk = read_dump(partial)
     cap.format = chk.format
     cap.sizes["vmcore"] = chk.size
     bid = chk.build_id
@@ -260,7 +262,7 @@ def verify(cap: Capture, partial: Path, kernel: Kernel) -> None:
                       "build_id_matches": bool(bid and kernel.build_id and bid == kernel.build_id)}
     if not chk.complete:
         cap.partial = partial.name
-        raise CaptureError(f"the dump is incomplete: {chk.reason}",
+        raise CaptureError(f"the dump {chk.problem}",
                            hint=f"kept as {partial.name}; run the capture again")
     if kernel.build_id and bid and bid != kernel.build_id:
         cap.partial = partial.name

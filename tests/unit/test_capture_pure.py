@@ -7,7 +7,7 @@ import sys
 
 from tests.unit.test_architecture import BLOCKED, PROG
 
-CAPTURE_CORE = ["kdebug.capture.record", "kdebug.capture.check", "kdebug.capture.plan",
+CAPTURE_CORE = ["kdebug.capture.record", "kdebug.capture.plan",
                 "kdebug.capture.triggers", "kdebug.capture.diagnose", "kdebug.capture.module"]
 
 

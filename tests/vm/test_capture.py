@@ -17,11 +17,11 @@ import sys
 import pytest
 
 from kdebug import elf
-from kdebug.capture.check import check_dump
 from kdebug.capture.plan import CaptureOptions
 from kdebug.capture.record import load_capture
 from kdebug.capture.triggers import TRIGGERS
 from kdebug.launch.launcher import LaunchOptions
+from kdebug.vmcore import read_dump
 from tests.conftest import need_tool
 
 KDUMP_STAGES = ["preflight", "prepare", "boot", "reserve", "load", "arm", "panic", "capture-boot",
@@ -100,7 +100,7 @@ def test_kdump_trigger_panic_in_dump(captured, trigger, default_kernel):
 def test_kdump_vmcoreinfo_build_id_is_vmlinux(captured, default_kernel):
     cap = captured("kdump", "sysrq")
     truth = elf.file_build_id(default_kernel.vmlinux)
-    assert check_dump(cap.vmcore_path).build_id == truth
+    assert read_dump(cap.vmcore_path).build_id == truth
     assert cap.vmcoreinfo == {"release": default_kernel.release, "build_id": truth, "build_id_matches": True}
 
 
@@ -141,7 +141,7 @@ def test_qemu_method_elf_opens_in_drgn_and_crash(captured, default_kernel):
     assert [s.name for s in cap.stages] == QEMU_STAGES
     assert stat.S_IMODE(cap.vmcore_path.stat().st_mode) == 0o600
     assert "sysrq triggered crash" in drgn_log(cap)
-    assert check_dump(cap.vmcore_path).build_id == elf.file_build_id(default_kernel.vmlinux)
+    assert read_dump(cap.vmcore_path).build_id == elf.file_build_id(default_kernel.vmlinux)
     # All of RAM as ELF: at least the guest's memory.
     assert cap.sizes["vmcore"] >= (cap.guest["memory_mb"] << 20)
     assert 'PANIC: "Kernel panic - not syncing: sysrq triggered crash"' in crash_says(cap)

@@ -16,10 +16,10 @@ import time
 
 import pytest
 
-from kdebug.capture.check import check_dump
 from kdebug.capture.plan import UNSAFE_CRASHKERNEL_ENV, CaptureOptions, Timeouts
 from kdebug.errors import CaptureError
 from kdebug.launch.launcher import LaunchOptions
+from kdebug.vmcore import read_dump
 from tests.conftest import need_tool, qemu_pids_for
 
 
@@ -105,8 +105,8 @@ def test_qemu_killed_mid_transfer(tmp_path):
     data = json.loads((out / "capture.json").read_text())
     assert data["partial"] == "vmcore.partial"
     assert stat.S_IMODE(partial.stat().st_mode) == 0o600
-    chk = check_dump(partial)
-    assert chk.format == "elf" and not chk.complete and "truncated" in chk.reason
+    chk = read_dump(partial)
+    assert chk.format == "elf" and not chk.complete and "truncated" in chk.problem
 
 
 def test_auto_falls_back_to_qemu_dump(tmp_path, default_kernel):
@@ -144,7 +144,7 @@ def test_sigterm_mid_dump_stops_qemu_and_keeps_only_partial(tmp_path):
     data = json.loads((out / "capture.json").read_text())
     assert data["ok"] is False and data["failed_stage"] == "interrupted"
     assert data["partial"] == "vmcore.partial" and not (out / "vmcore").exists()
-    assert not check_dump(out / "vmcore.partial").complete
+    assert not read_dump(out / "vmcore.partial").complete
 
 
 def test_boot_failure_is_the_boot_stage_with_its_console(tmp_path):

@@ -1,4 +1,7 @@
-"""vmcore identification on synthetic files: every format and every bad input."""
+"""Reading dumps on files built from the format definitions (the ELF spec,
+makedumpfile's diskdump_mod.h and makedumpfile.h): capture's completeness
+check cut at every interesting point, post-mortem's identification and every
+bad input. Real dumps cut short are checked in tests/vm/test_capture_faults.py."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kdebug.errors import VmcoreError
-from kdebug.vmcore import identify, parse_vmcoreinfo
+from kdebug.vmcore import identify, parse_vmcoreinfo, read_dump
 
 BUILD_ID = "3b43fad5034874490492495d552c0af6a5fab235"
 VMCI = f"OSRELEASE=6.1.0-56-cloud-amd64\nBUILD-ID={BUILD_ID}\nPAGESIZE=4096\nKERNELOFFSET=a000000\n"
@@ -32,8 +35,11 @@ def make_elf_core(notes: bytes, load_size: int = 8192, etype: int = 4, cut: int 
     return data[: len(data) - cut] if cut else data
 
 
-def make_kdump(vmcoreinfo: str, pages: int = 3, cut: int = 0, status: int = 0) -> bytes:
-    """A minimal kdump-compressed file (header v6, 4 KiB blocks, ``pages`` pages)."""
+def make_kdump(vmcoreinfo: str, pages: int = 3, cut: int = 0, status: int = 0,
+               shared_last: bool = False) -> bytes:
+    """A minimal kdump-compressed file (header v6, 4 KiB blocks, ``pages`` pages).
+    ``shared_last``: the last page's descriptor points at the first page's data,
+    as makedumpfile does for pages with equal contents (the zero page)."""
     block = 4096
     hdr = bytearray(block)
     hdr[0:8] = b"KDUMP   "
@@ -51,8 +57,11 @@ def make_kdump(vmcoreinfo: str, pages: int = 3, cut: int = 0, status: int = 0) -
     vmci_off = block + 112  # makedumpfile writes it inside the sub-header blocks
     sub[112:112 + len(vmci)] = vmci
     struct.pack_into("<QiiQQqQ", sub, 0, 0, 31, 0, 0, 0, vmci_off, len(vmci))
-    descs = b"".join(struct.pack("<qIIQ", data_off + 100 * i, 100, 1, 0) for i in range(pages))
-    data = bytes(hdr) + bytes(sub) + bytes(bitmaps) + descs + b"z" * (100 * pages)
+    offsets = [data_off + 100 * i for i in range(pages)]
+    if shared_last:
+        offsets[-1] = data_off
+    descs = b"".join(struct.pack("<qIIQ", off, 100, 1, 0) for off in offsets)
+    data = bytes(hdr) + bytes(sub) + bytes(bitmaps) + descs + b"z" * (100 * len(set(offsets)))
     return data[: len(data) - cut] if cut else data
 
 
@@ -105,8 +114,11 @@ def test_directory_and_missing(tmp_path):
 
 
 def test_flattened_is_recognised(tmp_path):
-    info = identify(_write(tmp_path, b"makedumpfile\0\0\0\0" + b"\0" * 4080))
-    assert info.format == "flattened"
+    info = identify(_write(tmp_path, make_flattened(make_kdump(VMCI))))
+    assert info.format == "flattened" and "makedumpfile -R" in info.notes[0]
+    # a stream cut before its end marker is refused before makedumpfile -R sees it
+    with pytest.raises(VmcoreError, match="without the flattened stream's end marker"):
+        identify(_write(tmp_path, b"makedumpfile\0\0\0\0" + b"\0" * 4080))
 
 
 def test_parse_vmcoreinfo_keeps_symbol_keys():
@@ -161,3 +173,81 @@ def test_real_user_space_core_is_named(tmp_path):
         core = next(tmp_path.glob("core*"))
     with pytest.raises(VmcoreError, match="user-space core dump \\(of 'sleep'\\)"):
         identify(core)
+
+
+# --- completeness (capture's check before a dump is called vmcore) --------------
+
+ELF_CORE = make_elf_core(_note(b"VMCOREINFO", 0, VMCI.encode()), load_size=3 * 4096)
+
+
+def test_vmcoreinfo_note_padding_is_dropped():
+    assert parse_vmcoreinfo(VMCI.encode() + b"\0\0")["BUILD-ID"] == BUILD_ID
+
+
+def test_elf_complete(tmp_path):
+    c = read_dump(_write(tmp_path, ELF_CORE))
+    assert (c.format, c.complete, c.problem, c.build_id) == ("elf", True, "", BUILD_ID)
+    assert c.expected_size == c.size == len(ELF_CORE)
+
+
+@pytest.mark.parametrize("cut", [1, 4095, 4096 * 2])
+def test_elf_truncated(tmp_path, cut):
+    c = read_dump(_write(tmp_path, ELF_CORE[:-cut]))
+    assert not c.complete and c.problem.startswith("is truncated: its memory segments end at byte")
+    assert c.expected_size == len(ELF_CORE)
+
+
+def test_elf_headers_only(tmp_path):
+    assert "damaged ELF" in read_dump(_write(tmp_path, ELF_CORE[:40])).problem
+
+
+def test_kdump_complete(tmp_path):
+    c = read_dump(_write(tmp_path, make_kdump(VMCI)))
+    assert (c.format, c.complete, c.release) == ("kdump", True, "6.1.0-56-cloud-amd64")
+
+
+# make_kdump(pages=3): header, sub-header, two bitmaps (4 KiB blocks), 72 bytes of
+# descriptors, 300 bytes of page data; the second bitmap ends 372 bytes before the end.
+@pytest.mark.parametrize("cut,where", [(1, "page data"), (250, "page data"), (320, "page descriptors"),
+                                       (2756, "page bitmap")])
+def test_kdump_truncated(tmp_path, cut, where):
+    c = read_dump(_write(tmp_path, make_kdump(VMCI, cut=cut)))
+    assert not c.complete and where in c.problem, c.problem
+
+
+def test_kdump_truncation_found_past_a_shared_last_page(tmp_path):
+    data = make_kdump(VMCI, pages=3, shared_last=True)
+    assert read_dump(_write(tmp_path, data)).complete
+    c = read_dump(_write(tmp_path, data[:-1]))
+    assert not c.complete and c.expected_size == len(data)
+
+
+def test_kdump_marked_incomplete(tmp_path):
+    c = read_dump(_write(tmp_path, make_kdump(VMCI, status=0x8)))
+    assert not c.complete and "marked incomplete" in c.problem
+
+
+FLAT = make_flattened(make_kdump(VMCI))
+
+
+def test_flat_complete(tmp_path):
+    c = read_dump(_write(tmp_path, FLAT))
+    assert (c.format, c.complete, c.expected_size) == ("flattened", True, len(FLAT))
+
+
+@pytest.mark.parametrize("cut", [1, 16, 17, 100, 5000])
+def test_flat_without_end_marker(tmp_path, cut):
+    c = read_dump(_write(tmp_path, FLAT[:-cut]))
+    assert not c.complete and "end marker" in c.problem
+
+
+def test_flat_on_a_disk_says_where_it_ends(tmp_path):
+    c = read_dump(_write(tmp_path, FLAT + b"\0" * 4096))
+    assert not c.complete and "4096 stray bytes" in c.problem
+    assert c.expected_size == len(FLAT)
+
+
+@pytest.mark.parametrize("data", [b"", b"hello world, not a dump" * 10])
+def test_unknown(tmp_path, data):
+    c = read_dump(_write(tmp_path, data))
+    assert (c.format, c.complete) == ("unknown", False)
