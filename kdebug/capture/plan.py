@@ -45,7 +45,7 @@ class CaptureOptions:
     dump_level: int = 31
     compression: str = "lzo"
     raw: bool = False  # unfiltered ELF (cat /proc/vmcore)
-    via: str = "serial"  # "disk": a raw virtio disk read back on the host
+    via: str = "serial"  # "disk": a file on an ext4 disk image, read back with debugfs
     out: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     setup: tuple[str, ...] = ()  # guest shell lines run after boot, before kexec -p

@@ -54,8 +54,8 @@ def _explain(e: CaptureError) -> None:
 @click.option("--compress", type=click.Choice(COMPRESSIONS), default="lzo", show_default=True,
               help="Page compression of the kdump-compressed vmcore.")
 @click.option("--via", type=click.Choice(["serial", "disk"]), default="serial", show_default=True,
-              help="serial: stream over a virtio-serial port; disk: write a raw virtio disk, "
-                   "read back on the host without mounting.")
+              help="serial: stream over a virtio-serial port; disk: write the vmcore file on an "
+                   "ext4 disk image, read back with debugfs without mounting.")
 @click.option("--raw", is_flag=True, help="Unfiltered ELF vmcore (cat /proc/vmcore): large, slower.")
 @click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Output directory (default: a new kdebug-capture-* directory here).")

@@ -1,10 +1,12 @@
 # kdebug capture hook, sourced by kdebug's /init (launch/initramfs/busybox-init.sh).
-# In the kdump capture kernel (/proc/vmcore exists) it streams the old kernel's
-# memory to the host over the virtio-serial port org.kdebug.dump, then leaves
-# the shell to kdebug, which stops QEMU once the host has every byte.
-# `kdebug capture` puts the settings on the capture kernel's command line:
+# In the kdump capture kernel (/proc/vmcore exists) it saves the old kernel's
+# memory for the host, then leaves the shell to kdebug, which stops QEMU once
+# the host has every byte. `kdebug capture` puts the settings on the capture
+# kernel's command line:
 #   kdebug.dump=flat|elf  kdebug.level=0-31  kdebug.comp=zlib|lzo|none
-#   kdebug.disk=vdX: write to that raw virtio disk instead (--via disk), then sync
+#   kdebug.disk=vdX: write the file vmcore on that ext4 disk (--via disk), which
+#     the host reads back with debugfs, without mounting; otherwise stream to the
+#     virtio-serial port org.kdebug.dump.
 # Markers on the console, through init's kd_say: "kdebug-capture: start|done|error ...".
 if [ -e /proc/vmcore ]; then
 	kd_mode= kd_level=31 kd_comp= kd_disk=
@@ -31,21 +33,37 @@ if [ -e /proc/vmcore ]; then
 		[ -z "$kd_port" ] && sleep 0.1
 		kd_i=$((kd_i + 1))
 	done
+	kd_file=
+	if [ -n "$kd_disk" ] && [ -n "$kd_port" ]; then
+		mkdir -p /mnt/kdebug-dump
+		if mount -t ext4 -o noinit_itable "$kd_disk" /mnt/kdebug-dump; then
+			kd_file=/mnt/kdebug-dump/vmcore
+		else
+			kd_say "kdebug-capture: error no-mount (cannot mount $kd_disk as ext4)"
+			kd_mode=
+		fi
+	fi
 	if [ -z "$kd_mode" ]; then
 		:
 	elif [ -z "$kd_port" ]; then
 		kd_say "kdebug-capture: error no-port (${kd_disk:-virtio-serial port org.kdebug.dump} not found)"
 	else
 		kd_say "kdebug-capture: start size=$(stat -c %s /proc/vmcore) port=$kd_port"
+		# --message-level 4: errors only, no progress bars on the console.
 		if [ "$kd_mode" = elf ]; then
-			cat /proc/vmcore > "$kd_port"
+			cat /proc/vmcore > "${kd_file:-$kd_port}"
+		elif [ -n "$kd_file" ]; then
+			# A file can be seeked: kdump-compressed at once, no flattened stream.
+			makedumpfile $kd_comp -d "$kd_level" --message-level 4 /proc/vmcore "$kd_file"
 		else
-			# --message-level 4: errors only, no progress bars on the console.
 			makedumpfile -F $kd_comp -d "$kd_level" --message-level 4 /proc/vmcore > "$kd_port"
 		fi
 		kd_st=$?
-		# A disk write sits in the page cache until synced.
-		[ -n "$kd_disk" ] && sync
+		# The host reads the disk once QEMU has stopped: nothing may stay in the page cache.
+		if [ -n "$kd_file" ]; then
+			sync
+			umount /mnt/kdebug-dump || kd_st=1
+		fi
 		kd_say "kdebug-capture: done status=$kd_st"
 	fi
 fi
