@@ -35,6 +35,11 @@ def headers_dir(kernel: Kernel) -> Path:
 
 def trigger_module(kernel: Kernel) -> Path:
     """Path of kdebug_trigger.ko for ``kernel``, built once and cached."""
+    cfg = kernel.config
+    if cfg and cfg.values and not cfg.enabled("MODULES"):
+        raise CaptureError(f"kernel {kernel.release} cannot load modules (CONFIG_MODULES is not set), "
+                           "and this trigger needs kdebug_trigger.ko", stage="module",
+                           hint="use --trigger sysrq or nmi, or --run with your own reproducer")
     build = headers_dir(kernel)
     h = hashlib.sha256()
     for name in FILES:
@@ -45,6 +50,8 @@ def trigger_module(kernel: Kernel) -> Path:
         return out
     if not shutil.which("make"):
         raise ToolMissing("make not found", hint="apt-get install make gcc")
+    if kernel.tree is not None and build == kernel.tree:
+        _modules_prepare(build)
     with tempfile.TemporaryDirectory(prefix="kdebug-trigger-") as tmp:
         for name in FILES:
             shutil.copy(SOURCE_DIR / name, tmp)
@@ -62,3 +69,19 @@ def trigger_module(kernel: Kernel) -> Path:
         shutil.copyfile(ko, part)
         part.replace(out)
     return out
+
+
+def _modules_prepare(tree: Path) -> None:
+    """A tree built with only ``make bzImage`` (or ``kdebug kernel build``)
+    lacks the linker script external modules are linked with; ``make
+    modules_prepare`` adds it (about 2 s with the tree built)."""
+    if (tree / "scripts" / "module.lds").is_file():
+        return
+    try:
+        r = subprocess.run(["make", "-C", str(tree), "modules_prepare"], capture_output=True, text=True,
+                           timeout=300)
+    except subprocess.TimeoutExpired:
+        raise CaptureError(f"make modules_prepare in {tree} took over 300 s", stage="module") from None
+    if r.returncode != 0:
+        last = (r.stderr or r.stdout).strip().splitlines()[-3:]
+        raise CaptureError(f"make modules_prepare in {tree} failed: {' | '.join(last)}", stage="module")

@@ -33,10 +33,18 @@ def live(tree):
     from kdebug.launch.qemu import boot
     from kdebug.session import new_session
 
+    from kdebug.capture.module import trigger_module
+    from kdebug.capture.triggers import MODULE_GUEST_PATH
+    from kdebug.kernel import find_kernel
+
+    # One out-of-tree module, built against the tree, so that the module
+    # commands compare a real list (the tiny kernel has no modules of its own).
+    ko = trigger_module(find_kernel(None, None, tree))
     session = new_session()
-    prep = prepare(LaunchOptions(tree=tree), session)
+    prep = prepare(LaunchOptions(tree=tree, extra_files={MODULE_GUEST_PATH.lstrip("/"): ko}), session)
     guest = boot(prep.plan, session, timeout=120)
     try:
+        assert guest.run(f"insmod {MODULE_GUEST_PATH}").status == 0
         truth = read_truth(guest)
         driver, offset = attach_gdb(guest, prep.kernel)
         try:
@@ -51,7 +59,7 @@ def live(tree):
 def test_busybox_recipe_boots_without_modules(live):
     _, truth, _, prep = live
     assert any("no modules.dep" in w for w in prep.initramfs.warnings)
-    assert truth.modules == []
+    assert [m[0] for m in truth.modules] == ["kdebug_trigger"]  # only the one the fixture loaded
 
 
 def test_kaslr_offset_matches_kallsyms(live):
@@ -90,9 +98,14 @@ def test_kd_dmesg_agrees_with_lx_dmesg(live):
 
 
 def test_kd_lsmod_agrees_with_lx_lsmod(live):
-    driver, _, _, _ = live
-    lx = [line.split()[1] for line in driver.run("lx-lsmod").splitlines()[1:] if line.strip()]
-    assert [m["name"] for m in kd_json(driver, "kd-lsmod --json")] == lx
+    driver, truth, _, _ = live
+    lx = [line.split() for line in driver.run("lx-lsmod").splitlines()[1:] if line.strip()]
+    ours = kd_json(driver, "kd-lsmod --json")
+    assert [m["name"] for m in ours] == [row[1] for row in lx] == [m[0] for m in truth.modules]
+    # lx-lsmod: Address Module Size Used by; /proc/modules: name size refcount deps state address
+    for m, row, proc in zip(ours, lx, truth.modules):
+        assert int(row[0], 16) == m["address"] == int(proc[5], 16)
+        assert int(row[2]) == m["size"] == int(proc[1])
 
 
 def test_per_cpu_and_current_agree_with_lx(live):

@@ -191,3 +191,14 @@ def test_dump_disk_needs_a_built_in_ext4(tmp_path, default_kernel):
     with pytest.raises(CaptureError, match=r"no built-in ext4 \(CONFIG_EXT4_FS=m\)"):
         make_dump_disk(tmp_path / "disk.img", modular)
     assert not (tmp_path / "disk.img").exists()
+
+
+def test_module_trigger_needs_module_support(default_kernel):
+    import dataclasses
+
+    from kdebug.capture.module import trigger_module
+    from kdebug.kconfig import parse_kconfig
+
+    no_modules = dataclasses.replace(default_kernel, config=parse_kconfig("# CONFIG_MODULES is not set\n"))
+    with pytest.raises(CaptureError, match="cannot load modules"):
+        trigger_module(no_modules)
