@@ -29,13 +29,12 @@ def tree():
 @pytest.fixture(scope="module")
 def live(tree):
     need_tool("gdb", "qemu-system-x86_64")
-    from kdebug.launch.launcher import LaunchOptions, prepare
-    from kdebug.launch.qemu import boot
-    from kdebug.session import new_session
-
     from kdebug.capture.module import trigger_module
     from kdebug.capture.triggers import MODULE_GUEST_PATH
     from kdebug.kernel import find_kernel
+    from kdebug.launch.launcher import LaunchOptions, prepare
+    from kdebug.launch.qemu import boot
+    from kdebug.session import new_session
 
     # One out-of-tree module, built against the tree, so that the module
     # commands compare a real list (the tiny kernel has no modules of its own).
@@ -103,7 +102,7 @@ def test_kd_lsmod_agrees_with_lx_lsmod(live):
     ours = kd_json(driver, "kd-lsmod --json")
     assert [m["name"] for m in ours] == [row[1] for row in lx] == [m[0] for m in truth.modules]
     # lx-lsmod: Address Module Size Used by; /proc/modules: name size refcount deps state address
-    for m, row, proc in zip(ours, lx, truth.modules):
+    for m, row, proc in zip(ours, lx, truth.modules, strict=True):
         assert int(row[0], 16) == m["address"] == int(proc[5], 16)
         assert int(row[2]) == m["size"] == int(proc[1])
 
