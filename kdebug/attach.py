@@ -396,7 +396,9 @@ def attach_kgdb(launch, a: AttachOptions, echo=print) -> int:
             _, syms = read_vmlinux(Path(k["vmlinux"]), ["_stext"])
             offset = int(line[0], 16) - syms["_stext"]
             echo(f"kdebug: KASLR offset {offset:#x} (from the guest's /proc/kallsyms); entering KGDB (sysrq g)")
-            guest.child.sendline("echo g > /proc/sysrq-trigger")
+            # KGDB says "Waiting for remote debugger" at KERN_CRIT, under the
+            # console loglevel a driven guest runs with (kdebug.loglevel=1).
+            guest.child.sendline("dmesg -n 3; echo g > /proc/sysrq-trigger")
             guest.wait_for(r"KGDB: Waiting for remote debugger|Entering kdb", timeout=30)
             gplan = _plan_for(k, port, offset, a)
             with ConsoleDrain(guest):

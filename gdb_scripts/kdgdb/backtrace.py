@@ -93,10 +93,7 @@ def sleeping_backtrace(task_addr: int, limit: int = 64) -> list[FrameRecord]:
 
 
 def running_backtrace(cpu: int, limit: int = 64) -> list[FrameRecord]:
-    threads = {t.num: t for t in gdb.selected_inferior().threads()}
-    want = threads.get(cpu + 1)
-    if want is None:
-        raise gdb.GdbError(f"gdb has no thread for CPU {cpu}")
+    want = core.cpu_thread(cpu)
     before = gdb.selected_thread()
     try:
         want.switch()

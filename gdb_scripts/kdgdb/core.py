@@ -256,10 +256,67 @@ def current_task_addr(cpu: int) -> int:
     return u64(per_cpu_addr(addr, cpu))
 
 
+# --- which CPU a gdb thread is ----------------------------------------------------
+# QEMU's gdbstub shows one thread per vCPU, ids 1..N. The kernel's own KGDB
+# (kernel/debug/gdbstub.c) shows one thread per task, with the pid as its id,
+# plus a "shadowCPU<n>" thread per CPU whose id -(n + 2) reaches gdb as a
+# 32-bit number; a task's registers are those its CPU had when KGDB stopped it.
+
+def _thread_id(t) -> int:
+    return t.ptid[1]  # remote targets: (pid, lwp = the stub's thread id, 0)
+
+
+def threads_are_tasks() -> bool:
+    """True under KGDB: thread ids are pids, not vCPUs."""
+    return per_stop("kgdb-threads", lambda: any(
+        not 1 <= _thread_id(t) <= nr_cpu_ids() for t in gdb.selected_inferior().threads()))
+
+
+def kgdb_master_cpu() -> int:
+    """The CPU that entered KGDB (debug_core.c's kgdb_active; -1 when none)."""
+    v = int(gdb.parse_and_eval("kgdb_active.counter"))
+    return v if v >= 0 else 0
+
+
+def _cpu_running_pid(pid: int) -> int | None:
+    from kdgdb.tasks import read_task
+
+    for cpu in online_cpus():
+        if read_task(current_task_addr(cpu)).pid == pid:
+            return cpu
+    return None
+
+
 def selected_cpu() -> int:
-    """QEMU's gdbstub shows one thread per vCPU, numbered from 1."""
+    """The CPU whose registers gdb shows for the selected thread."""
     t = gdb.selected_thread()
-    return t.num - 1 if t is not None else 0
+    if t is None:
+        return 0
+    tid = _thread_id(t)
+    if not threads_are_tasks():
+        return tid - 1
+    # KGDB: the CPU running the selected task; for a shadow thread (or a task
+    # not on a CPU) gdb shows the registers of the CPU that entered KGDB.
+    cpu = _cpu_running_pid(tid) if 0 < tid < 2**31 else None
+    return kgdb_master_cpu() if cpu is None else cpu
+
+
+def cpu_thread(cpu: int):
+    """The gdb thread that has ``cpu``'s registers."""
+    if not threads_are_tasks():
+        want = cpu + 1
+    else:
+        from kdgdb.tasks import read_task
+
+        want = read_task(current_task_addr(cpu)).pid
+        if want == 0:
+            # Its shadow thread's id does not come back to KGDB as the
+            # negative number it was (gdb sends it as 32 bits unsigned).
+            raise gdb.GdbError(f"KGDB gives no thread for CPU {cpu}: it runs its idle task (pid 0)")
+    for t in gdb.selected_inferior().threads():
+        if _thread_id(t) == want:
+            return t
+    raise gdb.GdbError(f"gdb has no thread for CPU {cpu}")
 
 
 # --- commands -------------------------------------------------------------------
