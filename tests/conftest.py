@@ -56,9 +56,11 @@ def shared_guest(default_kernel, tmp_path_factory):
     from kdebug.launch.launcher import LaunchOptions, prepare
     from kdebug.launch.qemu import boot
     from kdebug.session import new_session
+    from tests.gdb.live import threads_helper
 
     session = new_session()
-    prep = prepare(LaunchOptions(crashkernel="128M"), session)
+    # kd-threads: a multi-threaded process for the live gdb tests' truth
+    prep = prepare(LaunchOptions(crashkernel="128M", extra_files=threads_helper()), session)
     guest = boot(prep.plan, session, timeout=120)
     guest.prepared = prep
     yield guest

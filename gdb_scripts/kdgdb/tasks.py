@@ -7,6 +7,7 @@ import gdb
 from kdebug.format import format_tasks
 from kdebug.kgdb.structs import Field
 from kdebug.kgdb.tasks import RawTask, TaskLayout, decode_task, filter_tasks, to_records
+from kdebug.kgdb.tasks import for_each_task as walk_tasks
 from kdgdb import core
 
 T = "struct task_struct"
@@ -30,6 +31,8 @@ def task_layout() -> TaskLayout:
             cpu=_field(cpu),
             thread_group=Field(core.offsetof(T, "thread_group"), 8) if core.has_field(T, "thread_group") else None,
             on_cpu=_field("on_cpu") if core.has_field(T, "on_cpu") else None,
+            thread_node=Field(core.offsetof(T, "thread_node"), 8) if core.has_field(T, "thread_node") else None,
+            signal=_field("signal") if core.has_field(T, "thread_node") else None,
         )
     return core.cached("task_layout", build)
 
@@ -41,31 +44,11 @@ def read_task(addr: int) -> RawTask:
 
 
 def for_each_task() -> list[RawTask]:
-    """Every thread: processes on init_task.tasks, their threads on thread_group."""
+    """Every thread: group leaders on init_task.tasks, then their threads."""
     lay = task_layout()
-    tasks_off = lay.tasks.offset
-    init = core.symbol_address("init_task")
-    out = []
-    seen = set()
-    addr = init
-    while True:
-        leader = read_task(addr)
-        out.append(leader)
-        seen.add(addr)
-        if lay.thread_group is not None:
-            tg_off = lay.thread_group.offset
-            t = leader
-            while t.thread_group_next and t.thread_group_next - tg_off != addr:
-                nxt = t.thread_group_next - tg_off
-                if nxt in seen:
-                    break
-                t = read_task(nxt)
-                out.append(t)
-                seen.add(nxt)
-        addr = leader.tasks_next - tasks_off
-        if addr == init or addr in seen or len(out) > 1_000_000:
-            break
-    return out
+    head = core.cached("thread_head", lambda: core.offsetof("struct signal_struct", "thread_head")
+                       if lay.thread_node is not None else None)
+    return walk_tasks(read_task, core.u64, core.symbol_address("init_task"), lay, head)
 
 
 def collect_tasks():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kdebug.kgdb.structs import Field, span
@@ -31,10 +32,16 @@ class TaskLayout:
     cpu: Field  # thread_info.cpu or cpu
     thread_group: Field | None = None  # thread_group.next (gone in v6.7)
     on_cpu: Field | None = None
+    # A group's threads hang on signal->thread_head by thread_node since commit
+    # 0c740d0afc3b ("introduce for_each_thread() to replace the buggy
+    # while_each_thread()", v3.14); thread_group went in 8e1f385104ac (v6.7).
+    thread_node: Field | None = None  # thread_node.next
+    signal: Field | None = None  # struct signal_struct *
 
     def read_span(self) -> tuple[int, int]:
         return span([self.state, self.exit_state, self.flags, self.pid, self.tgid, self.comm,
-                     self.real_parent, self.tasks, self.cpu, self.thread_group, self.on_cpu])
+                     self.real_parent, self.tasks, self.cpu, self.thread_group, self.on_cpu,
+                     self.thread_node, self.signal])
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,8 @@ class RawTask:
     thread_group_next: int | None
     cpu: int
     on_cpu: bool
+    thread_node_next: int | None = None
+    signal: int | None = None
 
 
 def decode_task(buf: bytes, address: int, layout: TaskLayout, start: int = 0) -> RawTask:
@@ -69,7 +78,57 @@ def decode_task(buf: bytes, address: int, layout: TaskLayout, start: int = 0) ->
         thread_group_next=layout.thread_group.get(buf, b) if layout.thread_group else None,
         cpu=layout.cpu.get(buf, b),
         on_cpu=bool(layout.on_cpu.get(buf, b)) if layout.on_cpu else False,
+        thread_node_next=layout.thread_node.get(buf, b) if layout.thread_node else None,
+        signal=layout.signal.get(buf, b) if layout.signal else None,
     )
+
+
+#: No real kernel has this many tasks: a list that goes on is corrupt memory.
+MAX_TASKS = 1_000_000
+
+
+def for_each_task(read_task: Callable[[int], RawTask], read_u64: Callable[[int], int], init_task: int,
+                  layout: TaskLayout, thread_head_offset: int | None = None) -> list[RawTask]:
+    """Every task: the group leaders on init_task.tasks, each followed by its
+    other threads, from signal->thread_head (``thread_head_offset`` into
+    struct signal_struct) where the kernel has it, else from thread_group.
+    A cycle that does not come back to its head (memory read mid-change, or
+    corrupt) ends that walk instead of looping."""
+    out: list[RawTask] = []
+    seen: set[int] = set()
+
+    def add(addr: int) -> RawTask | None:
+        if addr in seen or len(out) >= MAX_TASKS:
+            return None
+        t = read_task(addr)
+        out.append(t)
+        seen.add(addr)
+        return t
+
+    addr = init_task
+    while (leader := add(addr)) is not None:
+        if layout.thread_node is not None and thread_head_offset is not None and leader.signal:
+            head = leader.signal + thread_head_offset
+            node = read_u64(head)
+            while node and node != head:
+                task = node - layout.thread_node.offset
+                if task == leader.address:
+                    node = leader.thread_node_next
+                    continue
+                t = add(task)
+                if t is None:
+                    break
+                node = t.thread_node_next
+        elif layout.thread_group is not None:
+            t = leader
+            while t.thread_group_next and t.thread_group_next - layout.thread_group.offset != addr:
+                t = add(t.thread_group_next - layout.thread_group.offset)
+                if t is None:
+                    break
+        addr = leader.tasks_next - layout.tasks.offset
+        if addr == init_task:
+            break
+    return out
 
 
 def state_letter(state: int, exit_state: int = 0) -> str:

@@ -6,12 +6,36 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kdebug.attach import GdbDriver, GdbPlan, gdb_argv, index_cache_dir, kaslr_offset_from_qmp
 from kdebug.guest.qmp import Qmp
 from kdebug.kgdb.elfsyms import read_vmlinux
 
 STAT = re.compile(r"^(\d+) \((.*)\) (\S) (\d+) ", re.S)
+#: Where the threaded helper (kd_threads.c) sits in the guest, and its threads.
+THREADS_GUEST = "bin/kd-threads"
+EXTRA_THREADS = 3
+
+
+def threads_helper() -> dict[str, Path]:
+    """extra_files for a guest that runs a multi-threaded process in
+    read_truth: kd_threads.c built static, once per source."""
+    import hashlib
+    import subprocess
+
+    from kdebug.paths import cache_dir
+    from tests.conftest import need_tool
+
+    need_tool("gcc")
+    src = Path(__file__).with_name("kd_threads.c")
+    out = cache_dir("test-bin") / f"kd-threads-{hashlib.sha256(src.read_bytes()).hexdigest()[:12]}"
+    if not out.exists():
+        tmp = out.with_suffix(".tmp")
+        subprocess.run(["gcc", "-static", "-O2", "-pthread", "-o", str(tmp), str(src)], check=True,
+                       capture_output=True, timeout=120)
+        tmp.replace(out)
+    return {THREADS_GUEST: out}
 
 
 @dataclass
@@ -28,6 +52,7 @@ class Truth:
     init_stack: list[str] = field(default_factory=list)
     module_symbols: dict[str, int] = field(default_factory=dict)  # global text symbols of modules
     sleepers: list[int] = field(default_factory=list)
+    threaded: int = 0  # pid of the kd-threads process, whose threads are in tasks too
 
 
 def read_truth(guest, sleepers: int = 2) -> Truth:
@@ -35,7 +60,14 @@ def read_truth(guest, sleepers: int = 2) -> Truth:
     out = guest.run(" ".join(["sleep 600 &"] * sleepers) + " echo started", timeout=30).output
     assert "started" in out
     t.sleepers = [int(p) for p in guest.run("pidof sleep").output.split()]
-    for line in guest.run("cat /proc/[0-9]*/stat 2>/dev/null", timeout=60).output.splitlines():
+    if guest.run(f"test -x /{THREADS_GUEST}").status == 0:
+        guest.run(f"/{THREADS_GUEST} {EXTRA_THREADS} & echo started", timeout=30)
+        t.threaded = int(guest.run("pidof kd-threads").output.split()[0])
+        # all threads up before anyone looks
+        guest.run(f"while [ $(ls /proc/{t.threaded}/task | wc -l) -lt {EXTRA_THREADS + 1} ]; do sleep 0.1; done",
+                  timeout=30)
+    # Every thread of every process: /proc/PID/task/TID/stat.
+    for line in guest.run("cat /proc/[0-9]*/task/[0-9]*/stat 2>/dev/null", timeout=60).output.splitlines():
         m = STAT.match(line)
         if m and m.group(2) != "cat":
             t.tasks[int(m.group(1))] = (m.group(2), m.group(3), int(m.group(4)))

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import need_tool
-from tests.gdb.live import attach_gdb, dmesg_lines, kd_json, link_stext, read_truth, release
+from tests.gdb.live import EXTRA_THREADS, attach_gdb, dmesg_lines, kd_json, link_stext, read_truth, release
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def live(shared_guest):
         yield driver, truth, offset, kernel
     finally:
         release(shared_guest, driver)
-        shared_guest.run("kill " + " ".join(map(str, truth.sleepers)))
+        shared_guest.run("kill " + " ".join(map(str, [*truth.sleepers, truth.threaded])))
 
 
 def test_kaslr_offset_matches_kallsyms(live):
@@ -52,6 +52,11 @@ def test_kd_ps_agrees_with_proc(live):
     assert phantoms == []
     assert {kd[p]["comm"] for p in truth.sleepers} == {"sleep"}
     assert kd[2]["is_kthread"] and not kd[1]["is_kthread"]
+    # threads: /proc/PID/task says which; kd-ps --pid takes the whole group
+    tids = sorted(p for p in truth.tasks if truth.tasks[p][0] == "kd-threads")
+    assert len(tids) == EXTRA_THREADS + 1 and tids[0] == truth.threaded
+    group = kd_json(driver, f"kd-ps --pid {truth.threaded} --json")
+    assert sorted(t["pid"] for t in group) == tids and {t["tgid"] for t in group} == {truth.threaded}
 
 
 def test_kd_ps_filters(live):

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import STRICT, need, need_tool
-from tests.gdb.live import attach_gdb, kd_json, link_stext, read_truth, release
+from tests.gdb.live import EXTRA_THREADS, attach_gdb, kd_json, link_stext, read_truth, release, threads_helper
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def live(tree):
     # commands compare a real list (the tiny kernel has no modules of its own).
     ko = trigger_module(find_kernel(None, None, tree))
     session = new_session()
-    prep = prepare(LaunchOptions(tree=tree, extra_files={MODULE_GUEST_PATH.lstrip("/"): ko}), session)
+    files = {MODULE_GUEST_PATH.lstrip("/"): ko, **threads_helper()}
+    prep = prepare(LaunchOptions(tree=tree, extra_files=files), session)
     guest = boot(prep.plan, session, timeout=120)
     try:
         assert guest.run(f"insmod {MODULE_GUEST_PATH}").status == 0
@@ -79,6 +80,9 @@ def test_kd_ps_agrees_with_lx_ps_and_proc(live):
     kdp = {t["pid"]: t for t in kd}
     for pid, (comm, _state, ppid) in truth.tasks.items():
         assert kdp[pid]["ppid"] == ppid and comm.startswith(kdp[pid]["comm"])
+    # every thread of the threaded process, on its group
+    group = [t["pid"] for t in kd if t["tgid"] == truth.threaded]
+    assert len(group) == EXTRA_THREADS + 1 and set(group) <= set(truth.tasks)
 
 
 def test_kd_dmesg_agrees_with_lx_dmesg(live):

@@ -71,3 +71,55 @@ def test_records_take_ppid_from_the_parents_tgid():
     assert [r.pid for r in filter_tasks(recs, pids={7})] == [7, 8]  # a tgid selects its threads
     assert [r.pid for r in filter_tasks(recs, states="R")] == [0]
     assert [r.pid for r in filter_tasks(recs, kthreads=True)] == [2]
+
+
+# --- the walk: leaders on init_task.tasks, threads on signal->thread_head ------
+
+def _walk_layout(**kw) -> TaskLayout:
+    base = dict(state=Field(0, 4), exit_state=Field(4, 4), flags=Field(8, 4), pid=Field(12, 4),
+                tgid=Field(16, 4), comm=Field(20, 16), real_parent=Field(40, 8), tasks=Field(0x100, 8),
+                cpu=Field(48, 4))
+    return TaskLayout(**base, **kw)
+
+
+def _raw(addr, pid, tgid, tasks_next, thread_node_next=None, signal=None, thread_group_next=None):
+    from kdebug.kgdb.tasks import RawTask
+
+    return RawTask(address=addr, pid=pid, tgid=tgid, state=0, exit_state=0, flags=0, comm=f"t{pid}",
+                   real_parent=0, tasks_next=tasks_next, thread_group_next=thread_group_next, cpu=0,
+                   on_cpu=False, thread_node_next=thread_node_next, signal=signal)
+
+
+def test_walk_threads_from_signal_thread_head():
+    """init (pid 0, alone) -> proc 10 with threads 11 and 12 -> back to init.
+    thread_node at +0x200 of each task; thread_head at +0x10 of signal."""
+    from kdebug.kgdb.tasks import for_each_task
+
+    lay = _walk_layout(thread_node=Field(0x200, 8), signal=Field(0x300, 8))
+    INIT, P, T1, T2, SIG0, SIG = 0x1000, 0x2000, 0x3000, 0x4000, 0x9000, 0xA000
+    head0, head = SIG0 + 0x10, SIG + 0x10
+    tasks = {
+        INIT: _raw(INIT, 0, 0, P + 0x100, thread_node_next=head0, signal=SIG0),
+        # the leader sits on its own list, between two threads
+        P: _raw(P, 10, 10, INIT + 0x100, thread_node_next=T2 + 0x200, signal=SIG),
+        T1: _raw(T1, 11, 10, 0, thread_node_next=P + 0x200, signal=SIG),
+        T2: _raw(T2, 12, 10, 0, thread_node_next=head, signal=SIG),
+    }
+    mem = {head0: INIT + 0x200, head: T1 + 0x200}
+    got = for_each_task(tasks.__getitem__, mem.__getitem__, INIT, lay, thread_head_offset=0x10)
+    assert [t.pid for t in got] == [0, 10, 11, 12]
+
+
+def test_walk_with_thread_group_and_a_broken_cycle():
+    from kdebug.kgdb.tasks import for_each_task
+
+    lay = _walk_layout(thread_group=Field(0x180, 8))
+    INIT, P, T1 = 0x1000, 0x2000, 0x3000
+    tasks = {
+        INIT: _raw(INIT, 0, 0, P + 0x100),
+        P: _raw(P, 10, 10, INIT + 0x100, thread_group_next=T1 + 0x180),
+        # T1's next points at itself (memory changing under us): the walk must end
+        T1: _raw(T1, 11, 10, 0, thread_group_next=T1 + 0x180),
+    }
+    got = for_each_task(tasks.__getitem__, {}.__getitem__, INIT, lay)
+    assert [t.pid for t in got] == [0, 10, 11]
