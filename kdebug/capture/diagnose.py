@@ -144,6 +144,11 @@ def transfer_cut(received: int, reason: str, *, qemu_exited: bool) -> Diagnosis:
                      "run the capture again; the incomplete data is kept as vmcore.partial only")
 
 
+def dump_disk_empty(why: str) -> Diagnosis:
+    return Diagnosis("dump-disk-empty", f"the capture kernel left no vmcore on the ext4 dump disk ({why})",
+                     "read console-capture.log for the capture hook's own lines; run the capture again")
+
+
 def split_logs(transcript: str, trigger_offset: int) -> tuple[str, str]:
     """(crashed kernel's console, capture kernel's console) of one run."""
     m = CAPTURE_KERNEL_START.search(transcript, trigger_offset)

@@ -225,8 +225,7 @@ def read_dump_disk(disk: Path, target: Path) -> str:
                        preexec_fn=lambda: os.umask(0o077))
     if r.returncode != 0 or not target.exists():
         why = " ".join(ln for ln in r.stderr.splitlines() if not ln.startswith("debugfs "))
-        d = cdiag.transfer_cut(0, f"no /{DISK_FILE} on the dump disk: {why.strip() or 'debugfs failed'}",
-                               qemu_exited=False)
+        d = cdiag.dump_disk_empty(why.strip() or "debugfs failed")
         raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
     return f"{target.stat().st_size} bytes read back from the ext4 dump disk with debugfs"
 

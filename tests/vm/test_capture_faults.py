@@ -171,7 +171,7 @@ def test_dump_disk_round_trip_and_an_empty_disk(tmp_path, default_kernel):
     assert subprocess.run(["e2fsck", "-fn", str(disk)], capture_output=True).returncode == 0
     with pytest.raises(CaptureError) as ei:
         read_dump_disk(disk, tmp_path / "vmcore.partial")
-    assert ei.value.diagnoses[0].code == "transfer-cut" and "no /vmcore on the dump disk" in ei.value.message
+    assert ei.value.diagnoses[0].code == "dump-disk-empty" and "no vmcore on the ext4 dump disk" in ei.value.message
     payload = os.urandom(300_000)
     (tmp_path / "src").write_bytes(payload)
     subprocess.run(["debugfs", "-w", "-R", "write src vmcore", str(disk)], cwd=tmp_path,
