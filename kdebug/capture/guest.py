@@ -11,13 +11,16 @@ from pathlib import Path
 import pexpect
 
 from kdebug.capture.module import trigger_module
-from kdebug.capture.plan import DUMP_PORT
+from kdebug.capture.plan import DUMP_PORT, StageClock
+from kdebug.capture.record import Capture
 from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
 from kdebug.errors import CaptureError
 from kdebug.kernel import Kernel, find_kernel
-from kdebug.launch.launcher import LaunchOptions
+from kdebug.launch.cmdline import cmdline_value
+from kdebug.launch.launcher import LaunchOptions, prepare
 from kdebug.launch.plan import SerialPort
-from kdebug.launch.qemu import Guest
+from kdebug.launch.qemu import Guest, boot
+from kdebug.session import Session
 
 HOOK = Path(__file__).resolve().parents[2] / "launch" / "triggers" / "capture-hook.sh"
 HOOK_GUEST_PATH = "etc/kdebug/init.d/50-capture"
@@ -47,6 +50,20 @@ def launch_options(base: LaunchOptions, kernel: Kernel, trigger: Trigger, *,
     return dataclasses.replace(base, extra_files=files, serial_ports=ports, pvpanic=pvpanic,
                                crashkernel=crashkernel, append=append, drives=drives,
                                gdb_port=0 if base.gdb_port is None else base.gdb_port)
+
+
+def boot_recorded(lopts: LaunchOptions, session: Session, kernel: Kernel, cap: Capture,
+                  clock: StageClock, timeout: float) -> Guest:
+    """The prepare and boot stages every capture starts with; the guest's
+    shape (memory, CPUs, crashkernel=, command line) goes into capture.json."""
+    with clock.stage("prepare"):
+        prep = prepare(lopts, session, resolve_kernel=lambda *a: kernel)
+    plan = prep.plan
+    cap.guest = {"memory_mb": plan.memory_mb, "cpus": plan.cpus,
+                 "crashkernel": cmdline_value(plan.cmdline, "crashkernel")}
+    cap.kernel["cmdline"] = plan.cmdline
+    with clock.stage("boot"):
+        return boot(plan, session, timeout=timeout)
 
 
 def resolve_kernel(base: LaunchOptions) -> Kernel:

@@ -27,6 +27,7 @@ from kdebug.capture.guest import (
     EOF_,
     TIMEOUT_,
     arm,
+    boot_recorded,
     create_private,
     expect,
     fire,
@@ -48,9 +49,9 @@ from kdebug.capture.triggers import Trigger
 from kdebug.errors import CaptureError
 from kdebug.initramfs.build import which
 from kdebug.kernel import Kernel
-from kdebug.launch.cmdline import CRASHKERNEL_DEFAULT, cmdline_value
-from kdebug.launch.launcher import LaunchOptions, prepare
-from kdebug.launch.qemu import Guest, boot
+from kdebug.launch.cmdline import CRASHKERNEL_DEFAULT
+from kdebug.launch.launcher import LaunchOptions
+from kdebug.launch.qemu import Guest
 from kdebug.session import new_session
 from kdebug.vmcore import read_dump
 
@@ -87,13 +88,7 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
     session = new_session()
     guest: Guest | None = None
     try:
-        with clock.stage("prepare"):
-            prep = prepare(lopts, session, resolve_kernel=lambda *a: kernel)
-        cap.guest = {"memory_mb": prep.plan.memory_mb, "cpus": prep.plan.cpus,
-                     "crashkernel": cmdline_value(prep.plan.cmdline, "crashkernel")}
-        cap.kernel["cmdline"] = prep.plan.cmdline
-        with clock.stage("boot"):
-            guest = boot(prep.plan, session, timeout=opts.timeouts.boot)
+        guest = boot_recorded(lopts, session, kernel, cap, clock, opts.timeouts.boot)
         with clock.stage("reserve"):
             _check_reserved(guest, cap.guest["crashkernel"])
         if opts.setup:
@@ -101,7 +96,7 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
                 run_setup(guest, opts.setup)
         if not opts.skip_kexec:
             with clock.stage("load") as st:
-                st.detail = _load_capture_kernel(guest, prep.plan.cmdline, opts, disk_dev)
+                st.detail = _load_capture_kernel(guest, guest.plan.cmdline, opts, disk_dev)
         with clock.stage("arm"):
             arm(guest, trigger)
         _crash_and_dump(guest, trigger, opts, cap, clock, stream, disk)

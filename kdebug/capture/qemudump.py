@@ -17,6 +17,7 @@ from kdebug.capture import diagnose as cdiag
 from kdebug.capture.guest import (
     EOF_,
     arm,
+    boot_recorded,
     create_private,
     expect,
     fire,
@@ -32,8 +33,8 @@ from kdebug.capture.triggers import Trigger
 from kdebug.errors import CaptureError, KdebugError
 from kdebug.guest.qmp import Qmp
 from kdebug.kernel import Kernel
-from kdebug.launch.launcher import LaunchOptions, prepare
-from kdebug.launch.qemu import Guest, boot
+from kdebug.launch.launcher import LaunchOptions
+from kdebug.launch.qemu import Guest
 from kdebug.session import Session, new_session
 
 DUMP_TIMEOUT = 300.0
@@ -71,12 +72,7 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
     guest: Guest | None = None
     offset = None
     try:
-        with clock.stage("prepare"):
-            prep = prepare(lopts, session, resolve_kernel=lambda *a: kernel)
-        cap.guest = {"memory_mb": prep.plan.memory_mb, "cpus": prep.plan.cpus, "crashkernel": None}
-        cap.kernel["cmdline"] = prep.plan.cmdline
-        with clock.stage("boot"):
-            guest = boot(prep.plan, session, timeout=opts.timeouts.boot)
+        guest = boot_recorded(lopts, session, kernel, cap, clock, opts.timeouts.boot)
         if opts.setup:
             with clock.stage("setup"):
                 run_setup(guest, opts.setup)
@@ -140,12 +136,7 @@ def snapshot_fresh(base: LaunchOptions, cap: Capture, clock: StageClock, kernel:
     session = new_session()
     guest: Guest | None = None
     try:
-        with clock.stage("prepare"):
-            prep = prepare(base, session, resolve_kernel=lambda *a: kernel)
-        cap.guest = {"memory_mb": prep.plan.memory_mb, "cpus": prep.plan.cpus, "crashkernel": None}
-        cap.kernel["cmdline"] = prep.plan.cmdline
-        with clock.stage("boot"):
-            guest = boot(prep.plan, session, timeout=boot_timeout)
+        guest = boot_recorded(base, session, kernel, cap, clock, boot_timeout)
         if run:
             with clock.stage("run") as st:
                 r = guest.run(run, timeout=120)
