@@ -68,16 +68,20 @@ def shared_guest(default_kernel, tmp_path_factory):
     session.remove()
 
 
-def qemu_pids_for(marker: str) -> list[int]:
-    """QEMU processes whose command line contains ``marker``."""
+def qemu_pids_for(marker: str | None = None, parent: int | None = None) -> list[int]:
+    """QEMU processes whose command line contains ``marker`` and/or whose parent is ``parent``."""
     pids = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
             cmd = (d / "cmdline").read_bytes()
+            stat = (d / "stat").read_text() if parent is not None else ""
         except OSError:
             continue
-        if b"qemu-system" in cmd and marker.encode() in cmd:
-            pids.append(int(d.name))
+        if b"qemu-system" not in cmd or (marker is not None and marker.encode() not in cmd):
+            continue
+        if parent is not None and int(stat.rsplit(")", 1)[1].split()[1]) != parent:
+            continue
+        pids.append(int(d.name))
     return pids

@@ -12,26 +12,14 @@ from pathlib import Path
 
 import pexpect
 
-from tests.conftest import need_tool
+from tests.conftest import need_tool, qemu_pids_for
 
 KDEBUG = [sys.executable, "-m", "kdebug.cli.main"]
 
 
 def children_qemu(pid: int) -> list[int]:
     """QEMU processes whose parent is ``pid``."""
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-            cmd = (d / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"qemu-system" in cmd:
-            out.append(int(d.name))
-    return out
+    return qemu_pids_for(parent=pid)
 
 
 def gone(pids: list[int], within: float = 10.0) -> bool:
