@@ -158,8 +158,11 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
     with clock.stage("capture-boot"):
         i, m = expect(guest, [START, HOOK_ERROR, READY_CAPTURE], opts.timeouts.capture_boot)
         if i == 1:
-            raise CaptureError(f"capture hook: {m.group(1).strip()}",
-                               hint="the dump port is missing in the capture kernel (virtio_console?)")
+            what = m.group(1).strip()
+            raise CaptureError(f"capture hook: {what}", hint=(
+                "the capture kernel needs ext4 and virtio_blk for the dump disk; or use --via serial"
+                if what.startswith("no-mount") else
+                "the dump port is missing in the capture kernel (virtio_console?)"))
         if i != 0:
             _fail_after_trigger(guest, offset, trigger, exited=i == EOF_, timed_out=i == TIMEOUT_,
                                 ready=i == 2)
