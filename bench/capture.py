@@ -36,7 +36,7 @@ from kdebug.capture.plan import CaptureOptions  # noqa: E402
 from kdebug.initramfs.build import build_initramfs  # noqa: E402
 from kdebug.initramfs.recipe import load_recipe  # noqa: E402
 from kdebug.kernel import find_kernel  # noqa: E402
-from kdebug.launch.launcher import LaunchOptions  # noqa: E402
+from kdebug.plan.prepare import LaunchOptions  # noqa: E402
 
 MEMORY_MB = 1024
 

@@ -21,13 +21,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kdebug.attach import GdbDriver, GdbPlan, gdb_argv, index_cache_dir, kaslr_offset_from_qmp, ram_file_path, share_ram  # noqa: E402
+from kdebug.attach.driver import GdbDriver  # noqa: E402
+from kdebug.attach.kaslr import kaslr_offset_from_qmp  # noqa: E402
+from kdebug.attach.plan import GdbPlan, gdb_argv, host_python_path, index_cache_dir  # noqa: E402
+from kdebug.attach.ram import ram_file_path, share_ram  # noqa: E402
+from kdebug.guest.qemu import boot  # noqa: E402
 from kdebug.guest.qmp import Qmp  # noqa: E402
-from kdebug.launch.launcher import LaunchOptions, prepare  # noqa: E402
-from kdebug.launch.qemu import boot  # noqa: E402
-from kdebug.session import new_session  # noqa: E402
+from kdebug.guest.session import new_session  # noqa: E402
+from kdebug.plan.prepare import LaunchOptions, prepare  # noqa: E402
 
-FORGET = "python import kdgdb.core as c; c._forget_stop()"  # kd-ps caches per stop: drop it between runs
+# kd-ps caches per stop: drop it between runs
+FORGET = "python import kdebug.gdb_scripts.kdgdb.core as c; c._forget_stop()"
 
 
 def booted(opts: LaunchOptions):
@@ -81,7 +85,8 @@ def bench_commands(tree: Path, ntasks: int, runs: int) -> None:
         print(f"guest: {count} tasks ({ntasks} sleeps started in {time.monotonic() - t0:.1f} s)")
         offset = stop_and_offset(guest, prep.kernel)
         plan = GdbPlan(vmlinux=prep.kernel.vmlinux, port=prep.plan.gdb_port, kaslr_offset=offset, styled=False,
-                       index_cache=index_cache_dir(), kernel_scripts=prep.kernel.gdb_scripts, ram_file=ram)
+                       index_cache=index_cache_dir(), kernel_scripts=prep.kernel.gdb_scripts, ram_file=ram,
+                       python_path=host_python_path())
         with GdbDriver(gdb_argv(plan)) as d:
             for cmd in ("kd-ps", "lx-ps", "kd-dmesg", "lx-dmesg"):
                 d.run(cmd, timeout=900)  # warm-up: type lookups, gdb's symbol caches
@@ -112,7 +117,7 @@ def bench_attach() -> None:
             results = []
             for label in ("cold", "warm"):
                 plan = GdbPlan(vmlinux=prep.kernel.vmlinux, port=prep.plan.gdb_port, kaslr_offset=offset,
-                               styled=False, index_cache=Path(cache), ram_file=ram)
+                               styled=False, index_cache=Path(cache), ram_file=ram, python_path=host_python_path())
                 t0 = time.monotonic()
                 with GdbDriver(gdb_argv(plan), timeout=900) as d:
                     out = d.run("kd-ps", timeout=900)

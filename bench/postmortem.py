@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kdebug.report.dump import open_dump  # noqa: E402
+from kdebug.vmcore.locate import open_dump  # noqa: E402
 
 CRASH_COMMANDS = "sys\nbt\nps\nlog\nmod\nquit\n"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from kdebug.errors import KdebugError
 from kdebug.kconfig import check_features, load_features
 from kdebug.kernel import Kernel, image_build_id, vmlinux_build_id
-from kdebug.launch.accel import AccelChoice, choose_accel
+from kdebug.plan.accel import AccelChoice, choose_accel
 
 #: (tool, package, version argument, what it is for)
 TOOLS = [

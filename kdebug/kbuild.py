@@ -20,9 +20,9 @@ from pathlib import Path
 
 from kdebug.errors import BuildError, ToolMissing, UsageError
 from kdebug.paths import cache_dir
+from kdebug.resources import launch_path
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_FRAGMENT = ROOT / "launch" / "kconfig" / "debug.config"
+DEFAULT_FRAGMENT = launch_path("kconfig", "debug.config")
 DEFAULT_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
 BASES = ("tinyconfig", "defconfig")
 TARGETS = ("bzImage", "vmlinux", "scripts_gdb")

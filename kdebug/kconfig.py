@@ -12,8 +12,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdebug import ROOT
 from kdebug.errors import UsageError
+from kdebug.resources import launch_path
 
 _LINE = re.compile(r"^CONFIG_([A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# CONFIG_([A-Za-z0-9_]+) is not set$")
@@ -89,7 +89,7 @@ class FeatureCheck:
 
 
 def load_features(path: Path | None = None) -> list[Feature]:
-    path = path or ROOT / "launch" / "features.toml"
+    path = path or launch_path("features.toml")
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:

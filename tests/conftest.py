@@ -53,9 +53,9 @@ def shared_guest(default_kernel, tmp_path_factory):
     """One booted default kernel (busybox recipe, crashkernel=128M) shared by
     the read-only VM tests: booting under TCG costs ~5 s each."""
     need_tool("qemu-system-x86_64")
-    from kdebug.launch.launcher import LaunchOptions, prepare
-    from kdebug.launch.qemu import boot
-    from kdebug.session import new_session
+    from kdebug.guest.qemu import boot
+    from kdebug.guest.session import new_session
+    from kdebug.plan.prepare import LaunchOptions, prepare
     from tests.gdb.live import threads_helper
 
     session = new_session()

@@ -4,8 +4,7 @@ $kd_per_cpu(var, cpu), $container_of(ptr, "type", "member")."""
 from __future__ import annotations
 
 import gdb
-
-from kdgdb import core
+from kdebug.gdb_scripts.kdgdb import core
 
 
 def _task_ptr(addr: int) -> gdb.Value:
@@ -47,7 +46,7 @@ class KdTask(Function):
     name = "kd_task"
 
     def call(self, pid):
-        from kdgdb.tasks import find_task
+        from kdebug.gdb_scripts.kdgdb.tasks import find_task
 
         return _task_ptr(find_task(int(pid)).address)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from kdebug.gdb_scripts.kdgdb import core
+
+from kdebug.decode.modules import ModuleLayout, decode_module
+from kdebug.decode.structs import Field
 from kdebug.format import format_modules
-from kdebug.kgdb.modules import ModuleLayout, decode_module
-from kdebug.kgdb.structs import Field
-from kdgdb import core
 
 M = "struct module"
 

@@ -4,9 +4,9 @@ detach helpers `kdebug attach --session` uses."""
 from __future__ import annotations
 
 import gdb
+from kdebug.gdb_scripts.kdgdb import core
 
-from kdebug.kgdb.elfsyms import read_vmlinux
-from kdgdb import core
+from kdebug.decode.elfsyms import read_vmlinux
 
 
 def symbol_file_command(vmlinux: str, offset: int) -> str:

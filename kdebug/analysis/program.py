@@ -8,7 +8,7 @@ import drgn
 from drgn.helpers.linux.kallsyms import load_module_kallsyms
 
 from kdebug.errors import KernelError, PostmortemError
-from kdebug.report.dump import Dump
+from kdebug.vmcore.locate import Dump
 
 
 def open_program(dump: Dump) -> tuple[drgn.Program, list[str]]:

@@ -12,8 +12,8 @@ from drgn.helpers.linux.panic import tainted
 from drgn.helpers.linux.timekeeping import ktime_get_real_seconds, uptime
 from drgn.helpers.linux.vmstat import global_node_page_state, nr_free_pages
 
-from kdebug.report.dump import Dump
 from kdebug.report.model import MemorySummary, SystemInfo
+from kdebug.vmcore.locate import Dump
 
 
 def _s(obj: drgn.Object) -> str:

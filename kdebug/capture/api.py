@@ -15,9 +15,9 @@ from kdebug.capture.qemudump import run_qemu, snapshot_fresh, snapshot_session
 from kdebug.capture.record import Capture, write_capture_json
 from kdebug.capture.triggers import get_trigger
 from kdebug.errors import CaptureError
+from kdebug.guest.session import find_session
 from kdebug.kernel import Kernel, find_kernel
-from kdebug.launch.launcher import LaunchOptions
-from kdebug.session import find_session
+from kdebug.plan.prepare import LaunchOptions
 
 
 def _new(out: Path, kernel: Kernel, **kw) -> Capture:

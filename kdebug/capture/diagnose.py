@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from kdebug.launch.diagnose import Diagnosis
+from kdebug.plan.diagnose import Diagnosis
 
 CAPTURE_KERNEL_START = re.compile(r"Linux version \S+")
 _OOM = re.compile(r"System is deadlocked on memory|Out of memory and no killable processes|"

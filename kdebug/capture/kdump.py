@@ -23,19 +23,6 @@ import time
 from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
-from kdebug.capture.guest import (
-    EOF_,
-    TIMEOUT_,
-    arm,
-    boot_recorded,
-    create_private,
-    expect,
-    fire,
-    keep_boot_log,
-    launch_options,
-    run_setup,
-    write_private,
-)
 from kdebug.capture.plan import (
     CaptureOptions,
     StageClock,
@@ -45,15 +32,25 @@ from kdebug.capture.plan import (
     unsafe_crashkernel,
 )
 from kdebug.capture.record import Capture
+from kdebug.capture.steps import (
+    arm,
+    boot_recorded,
+    create_private,
+    fire,
+    keep_boot_log,
+    launch_options,
+    run_setup,
+    write_private,
+)
 from kdebug.capture.triggers import Trigger
 from kdebug.errors import CaptureError
+from kdebug.guest.qemu import EOF, TIMEOUT, Guest
+from kdebug.guest.session import new_session
 from kdebug.initramfs.build import which
 from kdebug.kernel import Kernel
-from kdebug.launch.cmdline import CRASHKERNEL_DEFAULT
-from kdebug.launch.launcher import LaunchOptions
-from kdebug.launch.qemu import Guest
-from kdebug.session import new_session
-from kdebug.vmcore import read_dump
+from kdebug.plan.cmdline import CRASHKERNEL_DEFAULT
+from kdebug.plan.prepare import LaunchOptions
+from kdebug.vmcore.info import read_dump
 
 PANIC_OR_CAPTURE = re.compile(r"Kernel panic - not syncing|Linux version \S+")
 START = re.compile(r"kdebug-capture: start size=(\d+) ")
@@ -152,11 +149,11 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
     with clock.stage("panic"):
         offset = fire(guest, trigger)
         guest.trigger_offset = offset
-        i, _ = expect(guest, [PANIC_OR_CAPTURE], panic_timeout)
-        if i in (EOF_, TIMEOUT_):
-            _fail_after_trigger(guest, offset, trigger, exited=i == EOF_, timed_out=i == TIMEOUT_)
+        i, _ = guest.expect([PANIC_OR_CAPTURE], panic_timeout)
+        if i in (EOF, TIMEOUT):
+            _fail_after_trigger(guest, offset, trigger, exited=i == EOF, timed_out=i == TIMEOUT)
     with clock.stage("capture-boot"):
-        i, m = expect(guest, [START, HOOK_ERROR, READY_CAPTURE], opts.timeouts.capture_boot)
+        i, m = guest.expect([START, HOOK_ERROR, READY_CAPTURE], opts.timeouts.capture_boot)
         if i == 1:
             what = m.group(1).strip()
             raise CaptureError(f"capture hook: {what}", hint=(
@@ -164,14 +161,14 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
                 if what.startswith("no-mount") else
                 "the dump port is missing in the capture kernel (virtio_console?)"))
         if i != 0:
-            _fail_after_trigger(guest, offset, trigger, exited=i == EOF_, timed_out=i == TIMEOUT_,
+            _fail_after_trigger(guest, offset, trigger, exited=i == EOF, timed_out=i == TIMEOUT,
                                 ready=i == 2)
         cap.sizes["guest_vmcore"] = int(m.group(1))
     with clock.stage("dump") as st:
-        i, m = expect(guest, [DONE], opts.timeouts.dump)
+        i, m = guest.expect([DONE], opts.timeouts.dump)
         got = stream.stat().st_size if disk is None else 0
         if i != 0:
-            d = cdiag.transfer_cut(got, "no 'done' from the capture kernel", qemu_exited=i == EOF_)
+            d = cdiag.transfer_cut(got, "no 'done' from the capture kernel", qemu_exited=i == EOF)
             raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
         status = int(m.group(1))
         if status != 0:

@@ -19,8 +19,9 @@ from pathlib import Path
 from kdebug.errors import CaptureError, ToolMissing
 from kdebug.kernel import Kernel
 from kdebug.paths import cache_dir
+from kdebug.resources import launch_path
 
-SOURCE_DIR = Path(__file__).resolve().parents[2] / "launch" / "triggers"
+SOURCE_DIR = launch_path("triggers")
 FILES = ("kdebug_trigger.c", "Kbuild")
 TAINT = "kdebug_trigger.ko loaded (out-of-tree, unsigned: taint O and E)"
 

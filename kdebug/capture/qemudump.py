@@ -14,28 +14,26 @@ import time
 from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
-from kdebug.capture.guest import (
-    EOF_,
+from kdebug.capture.kdump import PARTIAL, verify
+from kdebug.capture.plan import CaptureOptions, StageClock
+from kdebug.capture.record import Capture
+from kdebug.capture.steps import (
     arm,
     boot_recorded,
     create_private,
-    expect,
     fire,
     keep_boot_log,
     launch_options,
     run_setup,
     write_private,
 )
-from kdebug.capture.kdump import PARTIAL, verify
-from kdebug.capture.plan import CaptureOptions, StageClock
-from kdebug.capture.record import Capture
 from kdebug.capture.triggers import Trigger
 from kdebug.errors import CaptureError, KdebugError
+from kdebug.guest.qemu import EOF, Guest
 from kdebug.guest.qmp import Qmp
+from kdebug.guest.session import Session, new_session
 from kdebug.kernel import Kernel
-from kdebug.launch.launcher import LaunchOptions
-from kdebug.launch.qemu import Guest
-from kdebug.session import Session, new_session
+from kdebug.plan.prepare import LaunchOptions
 
 DUMP_TIMEOUT = 300.0
 
@@ -55,10 +53,10 @@ def wait_panicked(guest: Guest, q: Qmp, timeout: float) -> str | None:
         ev = q.pull_event(wait=0.3)
         if ev and ev.get("event") == "GUEST_PANICKED":
             return None
-        i, _ = expect(guest, [], 0.1)
-        if i == EOF_:
+        i, _ = guest.expect([], 0.1)
+        if i == EOF:
             ev = q.pull_event(wait=False)
-            return None if ev and ev.get("event") == "GUEST_PANICKED" else EOF_
+            return None if ev and ev.get("event") == "GUEST_PANICKED" else EOF
     return "timeout"
 
 
@@ -83,7 +81,7 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
             offset = fire(guest, trigger, q)
             why = wait_panicked(guest, q, opts.timeouts.panic or trigger.seconds)
             if why:
-                diags = cdiag.after_trigger(guest.transcript[offset:], exited=why == EOF_,
+                diags = cdiag.after_trigger(guest.transcript[offset:], exited=why == EOF,
                                             timed_out=why == "timeout", kdump=False)
                 d = diags[0] if diags else None
                 raise CaptureError(d.cause if d else "no GUEST_PANICKED from QEMU",

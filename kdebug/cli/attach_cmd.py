@@ -1,4 +1,4 @@
-"""kdebug attach, kdebug kernel build."""
+"""kdebug attach."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def attach(kw):
 
     Example: kdebug attach --batch --ex kd-ps --ex 'kd-dmesg --tail 5'
     """
-    from kdebug.attach import AttachOptions, attach_new, attach_session
+    from kdebug.attach.flow import attach_new, attach_session
+    from kdebug.attach.plan import AttachOptions
 
     a = AttachOptions(session=kw.pop("session_name"), batch=kw.pop("batch"),
                       commands=list(kw.pop("commands")), files=list(kw.pop("files")),
@@ -46,39 +47,10 @@ def attach(kw):
     if a.session:
         raise click.exceptions.Exit(attach_session(a.session, a, echo))
     if a.kgdb:
-        from kdebug.attach import attach_kgdb
+        from kdebug.attach.flow import attach_kgdb
 
         raise click.exceptions.Exit(attach_kgdb(to_launch_options(kw, freeze=freeze), a, echo))
     raise click.exceptions.Exit(attach_new(to_launch_options(kw, freeze=freeze), a, echo))
 
 
-@click.group()
-def kernel():
-    """Build kernels to debug."""
-
-
-@kernel.command("build")
-@click.option("--src", type=_path, default=Path("/usr/src/linux-source-6.1.tar.xz"), show_default=True,
-              help="Kernel source directory or tarball.")
-@click.option("--fragment", type=_path, help="kconfig fragment (default: launch/kconfig/debug.config).")
-@click.option("--base", type=click.Choice(["tinyconfig", "defconfig"]), default="tinyconfig", show_default=True)
-@click.option("-j", "jobs", type=int, help="Parallel jobs (default: all CPUs).")
-def kernel_build(src, fragment, base, jobs):
-    """Configure and build bzImage, vmlinux and scripts_gdb; print the tree.
-
-    Cached by source and fragment: a second run returns at once. Use the
-    printed directory with --tree, e.g. `kdebug attach --tree DIR`.
-
-    Example: kdebug kernel build --src /usr/src/linux-source-6.1.tar.xz
-    """
-    from kdebug.kbuild import DEFAULT_FRAGMENT, build_kernel
-
-    res = build_kernel(src, fragment or DEFAULT_FRAGMENT, base=base, jobs=jobs,
-                       progress=lambda m: click.echo(f"kdebug: {m}", err=True))
-    for opt in res.missing:
-        click.echo(f"kdebug: warning: {opt} from the fragment is not in the final .config", err=True)
-    click.echo(f"kdebug: {'cached' if res.cached else f'built in {res.seconds:.0f} s'}", err=True)
-    click.echo(str(res.tree))
-
-
-COMMANDS = [attach, kernel]
+COMMANDS = [attach]

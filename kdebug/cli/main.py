@@ -76,18 +76,21 @@ def cli(ctx, verbose):
 
 
 def _register() -> None:
-    from kdebug.cli import attach_cmd, doctor_cmd, initramfs_cmd, launch_cmds
+    from kdebug.cli import (
+        attach_cmd,
+        capture_cmd,
+        doctor_cmd,
+        initramfs_cmd,
+        kernel_cmd,
+        launch_cmds,
+        postmortem_cmd,
+    )
 
     cli.add_command(doctor_cmd.doctor)
     cli.add_command(initramfs_cmd.initramfs)
-    for c in launch_cmds.COMMANDS:
-        cli.add_command(c)
-    for c in attach_cmd.COMMANDS:
-        cli.add_command(c)
-    from kdebug.cli import capture_cmd  # noqa: I001
-    [cli.add_command(c) for c in capture_cmd.COMMANDS]
-    from kdebug.cli import postmortem_cmd  # noqa: I001
-    [cli.add_command(c) for c in postmortem_cmd.COMMANDS]
+    for group in (launch_cmds, attach_cmd, kernel_cmd, capture_cmd, postmortem_cmd):
+        for c in group.COMMANDS:
+            cli.add_command(c)
 
 
 _register()

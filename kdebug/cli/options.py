@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from kdebug.errors import UsageError
-from kdebug.launch.launcher import LaunchOptions
+from kdebug.plan.prepare import LaunchOptions
 
 _path = click.Path(path_type=Path)
 

@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdebug import ROOT
+from kdebug.resources import CRASH_EXT as _CRASH_EXT
+from kdebug.resources import data_path
 
-CRASH_EXT = ROOT / "crash_ext"
+CRASH_EXT = data_path(_CRASH_EXT)
 
 
 @dataclass

@@ -6,10 +6,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdebug import ROOT
 from kdebug.errors import UsageError
+from kdebug.resources import launch_path
 
-RECIPE_DIR = ROOT / "launch" / "initramfs"
+RECIPE_DIR = launch_path("initramfs")
 _KEYS = {"description", "init", "busybox", "binaries", "modules", "kdump", "files"}
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from kdebug.report.classify import oops_block, signature
 from kdebug.report.crosscheck import cross_check
-from kdebug.report.dump import Dump
 from kdebug.report.model import EngineRun, Report
+from kdebug.vmcore.locate import Dump
 
 LOG_TAIL = 60
 
@@ -97,7 +97,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
 def postmortem(path, *, vmlinux=None, tree=None, crash: bool = True, crash_timeout: float = 120.0,
                progress=None, on_partial=None) -> Report:
     """vmcore path -> Report (KdebugError for anything a user can fix)."""
-    from kdebug.report.dump import open_dump
+    from kdebug.vmcore.locate import open_dump
 
     dump = open_dump(path, vmlinux=vmlinux, tree=tree)
     return build_report(dump, crash=crash, crash_timeout=crash_timeout, progress=progress,

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${KDEBUG_VENV:-.venv}/bin/python
-"$PY" -m kdebug.kgdb.warm
+"$PY" -m kdebug.attach.warm
 if [ -e /usr/src/linux-source-6.1.tar.xz ]; then
     tree=$("$PY" -m kdebug.cli.main kernel build 2>/dev/null | tail -1) || { echo "setup: WARNING: kdebug kernel build failed (see ~/.cache/kdebug/kernels/*/build.log)"; exit 0; }
     echo "setup: debug kernel tree $tree"

@@ -8,9 +8,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdebug.attach import GdbDriver, GdbPlan, gdb_argv, index_cache_dir, kaslr_offset_from_qmp
+from kdebug.attach.driver import GdbDriver
+from kdebug.attach.kaslr import kaslr_offset_from_qmp
+from kdebug.attach.plan import GdbPlan, gdb_argv, host_python_path, index_cache_dir
+from kdebug.decode.elfsyms import read_vmlinux
 from kdebug.guest.qmp import Qmp
-from kdebug.kgdb.elfsyms import read_vmlinux
 
 STAT = re.compile(r"^(\d+) \((.*)\) (\S) (\d+) ", re.S)
 #: Where the threaded helper (kd_threads.c) sits in the guest, and its threads.
@@ -96,7 +98,8 @@ def attach_gdb(guest, kernel) -> tuple[GdbDriver, int]:
         offset = kaslr_offset_from_qmp(q, kernel.vmlinux)
     plan = GdbPlan(vmlinux=kernel.vmlinux, port=guest.plan.gdb_port, kaslr_offset=offset, styled=False,
                    index_cache=index_cache_dir(), kernel_scripts=kernel.gdb_scripts,
-                   module_dirs=[kernel.module_debug_dir] if kernel.module_debug_dir else [])
+                   module_dirs=[kernel.module_debug_dir] if kernel.module_debug_dir else [],
+                   python_path=host_python_path())
     return GdbDriver(gdb_argv(plan)), offset
 
 

@@ -31,10 +31,10 @@ def live(tree):
     need_tool("gdb", "qemu-system-x86_64")
     from kdebug.capture.module import trigger_module
     from kdebug.capture.triggers import MODULE_GUEST_PATH
+    from kdebug.guest.qemu import boot
+    from kdebug.guest.session import new_session
     from kdebug.kernel import find_kernel
-    from kdebug.launch.launcher import LaunchOptions, prepare
-    from kdebug.launch.qemu import boot
-    from kdebug.session import new_session
+    from kdebug.plan.prepare import LaunchOptions, prepare
 
     # One out-of-tree module, built against the tree, so that the module
     # commands compare a real list (the tiny kernel has no modules of its own).

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from kdebug.attach import LOADER
+from kdebug.attach.plan import LOADER, host_python_path, python_path_command
 from tests.conftest import need_tool
 
 COMMANDS = ["kd-ps", "kd-dmesg", "kd-lsmod", "kd-version", "kd-cmdline", "kd-cpus", "kd-task", "kd-bt",
@@ -16,7 +16,8 @@ FUNCTIONS = ["kd_current", "kd_task", "kd_per_cpu", "container_of"]
 
 def gdb_batch(*cmds: str) -> str:
     need_tool("gdb")
-    argv = ["gdb", "-nx", "-q", "-batch", "-iex", "set style enabled off", "-ex", f"source {LOADER}"]
+    argv = ["gdb", "-nx", "-q", "-batch", "-iex", "set style enabled off",
+            "-iex", python_path_command(host_python_path()), "-ex", f"source {LOADER}"]
     for c in cmds:
         argv += ["-ex", c]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=120)

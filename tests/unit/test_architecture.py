@@ -5,11 +5,11 @@ import sys
 
 CORE = [
     "kdebug.errors", "kdebug.elf", "kdebug.kconfig", "kdebug.kernel", "kdebug.paths",
-    "kdebug.session", "kdebug.doctor",
+    "kdebug.guest.session", "kdebug.doctor",
     "kdebug.initramfs.cpio", "kdebug.initramfs.recipe", "kdebug.initramfs.modules",
     "kdebug.initramfs.build",
-    "kdebug.launch.argv", "kdebug.launch.cmdline", "kdebug.launch.plan", "kdebug.launch.profile",
-    "kdebug.launch.diagnose", "kdebug.launch.accel",
+    "kdebug.plan.argv", "kdebug.plan.cmdline", "kdebug.plan.plan", "kdebug.plan.profile",
+    "kdebug.plan.diagnose", "kdebug.plan.accel",
 ]
 BLOCKED = ["gdb", "drgn", "pexpect", "pygdbmi", "click", "qemu"]
 
@@ -35,7 +35,7 @@ def test_core_imports_no_adapters():
 
 def test_blocker_really_blocks():
     # The check above must be able to fail: an adapter module is refused.
-    r = subprocess.run([sys.executable, "-c", PROG % (BLOCKED, ["kdebug.launch.qemu"])],
+    r = subprocess.run([sys.executable, "-c", PROG % (BLOCKED, ["kdebug.guest.qemu"])],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "blocked adapter import: pexpect" in r.stderr
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from kdebug.launch.argv import build_argv
-from kdebug.launch.plan import Drive, LaunchPlan, SerialPort
+from kdebug.plan.argv import build_argv
+from kdebug.plan.plan import Drive, LaunchPlan, SerialPort
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
 

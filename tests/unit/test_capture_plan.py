@@ -141,7 +141,7 @@ def test_hook_markers_need_the_whole_number():
 
 
 def test_hook_script_prints_the_markers():
-    from kdebug.capture.guest import HOOK
+    from kdebug.capture.steps import HOOK
 
     text = HOOK.read_text()
     # Through the kernel log (init's kd_say), so no kernel message cuts them.

@@ -1,7 +1,7 @@
 import pytest
 
 from kdebug.errors import UsageError
-from kdebug.launch.cmdline import build_cmdline, check_crashkernel, cmdline_value, crashkernel_mb
+from kdebug.plan.cmdline import build_cmdline, check_crashkernel, cmdline_value, crashkernel_mb
 
 
 @pytest.mark.parametrize("value,mem,mb", [

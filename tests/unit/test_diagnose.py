@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kdebug.launch.diagnose import diagnose
+from kdebug.plan.diagnose import diagnose
 
 LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "console"
 

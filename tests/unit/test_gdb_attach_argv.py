@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from kdebug.attach import LOADER, GdbPlan, gdb_argv
+from kdebug.attach.plan import LOADER, GdbPlan, gdb_argv
+from kdebug.decode.breaks import PRESETS, preset
 from kdebug.errors import UsageError
-from kdebug.kgdb.breaks import PRESETS, preset
 
 
 def ex_list(argv, flag="-ex"):
@@ -60,7 +60,7 @@ def test_presets():
 
 
 def test_makefile_version(tmp_path):
-    from kdebug.attach import _makefile_version
+    from kdebug.attach.sources import _makefile_version
 
     mk = tmp_path / "Makefile"
     mk.write_text("# SPDX\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\nEXTRAVERSION =\n")
@@ -71,7 +71,7 @@ def test_makefile_version(tmp_path):
 
 
 def test_kgdb_serial_port_is_loopback_only():
-    from kdebug.attach import kgdb_serial_args
+    from kdebug.attach.plan import kgdb_serial_args
 
     assert kgdb_serial_args(4444) == ("-serial", "tcp:127.0.0.1:4444,server=on,wait=off")
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from kdebug.kgdb.elfsyms import ElfSymsError, parse_sections, read_vmlinux
+from kdebug.decode.elfsyms import ElfSymsError, parse_sections, read_vmlinux
 from tests.conftest import need_tool
 
 

@@ -5,8 +5,8 @@ import struct
 
 import pytest
 
+from kdebug.decode import kaslr
 from kdebug.errors import DebuggerError
-from kdebug.kgdb import kaslr
 from tests.conftest import FIXTURES
 
 # Link-time addresses from that kernel's System.map.

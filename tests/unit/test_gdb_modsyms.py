@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from kdebug.kgdb.modsyms import add_symbol_file_command, index_debug_files, module_key
+from kdebug.decode.modsyms import add_symbol_file_command, index_debug_files, module_key
 
 
 def test_index_normalizes_names(tmp_path):

@@ -1,6 +1,6 @@
 """Virtual to RAM-file offsets for the fast read path."""
 
-from kdebug.kgdb.physmap import LINEAR_LIMIT, PhysMap, shared_ram_args
+from kdebug.decode.physmap import LINEAR_LIMIT, PhysMap, shared_ram_args
 
 PO = 0xFFFF9A0000000000  # a randomized page_offset_base
 # Text linked at 0xffffffff81000000 (pa 0x1000000), moved 0x35e00000 virtually

@@ -3,8 +3,8 @@ data-less records, descriptors in the wrong state or from an older lap."""
 
 import struct
 
-from kdebug.kgdb.printk import DESC_FLAGS_SHIFT, PrbLayout, PrbRings, block_text, caller_name, decode_records, tail
-from kdebug.kgdb.structs import Field
+from kdebug.decode.printk import DESC_FLAGS_SHIFT, PrbLayout, PrbRings, block_text, caller_name, decode_records, tail
+from kdebug.decode.structs import Field
 
 LAY = PrbLayout(desc_size=24, state_var=Field(0, 8), text_begin=Field(8, 8), text_next=Field(16, 8),
                 info_size=32, seq=Field(0, 8), ts_nsec=Field(8, 8), text_len=Field(16, 2),

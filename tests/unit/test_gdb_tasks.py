@@ -2,8 +2,8 @@
 
 import struct
 
-from kdebug.kgdb.structs import Field, span
-from kdebug.kgdb.tasks import PF_KTHREAD, TaskLayout, decode_task, filter_tasks, state_letter, to_records
+from kdebug.decode.structs import Field, span
+from kdebug.decode.tasks import PF_KTHREAD, TaskLayout, decode_task, filter_tasks, state_letter, to_records
 
 LAY = TaskLayout(
     state=Field(24, 4), exit_state=Field(100, 4), flags=Field(44, 4), pid=Field(200, 4),
@@ -83,7 +83,7 @@ def _walk_layout(**kw) -> TaskLayout:
 
 
 def _raw(addr, pid, tgid, tasks_next, thread_node_next=None, signal=None, thread_group_next=None):
-    from kdebug.kgdb.tasks import RawTask
+    from kdebug.decode.tasks import RawTask
 
     return RawTask(address=addr, pid=pid, tgid=tgid, state=0, exit_state=0, flags=0, comm=f"t{pid}",
                    real_parent=0, tasks_next=tasks_next, thread_group_next=thread_group_next, cpu=0,
@@ -93,7 +93,7 @@ def _raw(addr, pid, tgid, tasks_next, thread_node_next=None, signal=None, thread
 def test_walk_threads_from_signal_thread_head():
     """init (pid 0, alone) -> proc 10 with threads 11 and 12 -> back to init.
     thread_node at +0x200 of each task; thread_head at +0x10 of signal."""
-    from kdebug.kgdb.tasks import for_each_task
+    from kdebug.decode.tasks import for_each_task
 
     lay = _walk_layout(thread_node=Field(0x200, 8), signal=Field(0x300, 8))
     INIT, P, T1, T2, SIG0, SIG = 0x1000, 0x2000, 0x3000, 0x4000, 0x9000, 0xA000
@@ -111,7 +111,7 @@ def test_walk_threads_from_signal_thread_head():
 
 
 def test_walk_with_thread_group_and_a_broken_cycle():
-    from kdebug.kgdb.tasks import for_each_task
+    from kdebug.decode.tasks import for_each_task
 
     lay = _walk_layout(thread_group=Field(0x180, 8))
     INIT, P, T1 = 0x1000, 0x2000, 0x3000

@@ -89,7 +89,7 @@ def test_core_imports_no_adapters():
     """The pure core loads with drgn, click, pexpect and gdb made unimportable."""
     code = ("import sys\n"
             "for m in ('drgn', 'click', 'pexpect', 'gdb', 'pygdbmi'): sys.modules[m] = None\n"
-            "import kdebug.vmcore, kdebug.report.model, kdebug.report.classify, kdebug.report.render\n"
+            "import kdebug.vmcore.info, kdebug.report.model, kdebug.report.classify, kdebug.report.render\n"
             "import kdebug.report.crosscheck, kdebug.report.triage, kdebug.crash.parse, kdebug.crash.runner\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kdebug.errors import VmcoreError
-from kdebug.vmcore import identify, parse_vmcoreinfo, read_dump
+from kdebug.vmcore.info import identify, parse_vmcoreinfo, read_dump
 
 BUILD_ID = "3b43fad5034874490492495d552c0af6a5fab235"
 VMCI = f"OSRELEASE=6.1.0-56-cloud-amd64\nBUILD-ID={BUILD_ID}\nPAGESIZE=4096\nKERNELOFFSET=a000000\n"
@@ -140,7 +140,7 @@ def make_flattened(data: bytes, chunk: int = 5000) -> bytes:
 
 
 def test_flattened_is_reassembled_by_makedumpfile(tmp_path, monkeypatch):
-    from kdebug.report import dump
+    from kdebug.vmcore import locate as dump
     from tests.conftest import need_tool
 
     need_tool("makedumpfile")

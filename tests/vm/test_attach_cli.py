@@ -51,7 +51,7 @@ def test_attach_batch_with_kaslr(default_kernel):
     assert json_blocks(head) == json_blocks(tail) and len(json_blocks(tail)) == 3
     # The guest-RAM file is unlinked once QEMU maps it (gdb reads it through our fd).
     assert re.search(r"^0$", r.stdout, re.M), r.stdout[-500:]
-    from kdebug.attach import distro_source_dir
+    from kdebug.attach.sources import distro_source_dir
 
     if distro_source_dir(default_kernel.release):  # `kdebug kernel build` unpacked the same version
         assert "void start_kernel(void)" in r.stdout

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from kdebug.errors import BootError
-from kdebug.launch.launcher import LaunchOptions, prepare
-from kdebug.launch.qemu import READY, boot
-from kdebug.session import new_session
+from kdebug.guest.qemu import READY, boot
+from kdebug.guest.session import new_session
+from kdebug.plan.prepare import LaunchOptions, prepare
 from tests.conftest import need_tool, qemu_pids_for
 
 
@@ -150,7 +150,7 @@ def test_silent_kvm_falls_back_to_tcg():
     import dataclasses
     from pathlib import Path
 
-    from kdebug.launch.accel import kvm_status
+    from kdebug.plan.accel import kvm_status
 
     if not Path("/dev/kvm").exists():
         pytest.skip("no /dev/kvm: QEMU would refuse KVM at once, nothing to fall back from")

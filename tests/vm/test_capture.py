@@ -20,8 +20,8 @@ from kdebug import elf
 from kdebug.capture.plan import CaptureOptions
 from kdebug.capture.record import load_capture
 from kdebug.capture.triggers import TRIGGERS
-from kdebug.launch.launcher import LaunchOptions
-from kdebug.vmcore import read_dump
+from kdebug.plan.prepare import LaunchOptions
+from kdebug.vmcore.info import read_dump
 from tests.conftest import need_tool
 
 KDUMP_STAGES = ["preflight", "prepare", "boot", "reserve", "load", "arm", "panic", "capture-boot",

@@ -18,8 +18,8 @@ import pytest
 
 from kdebug.capture.plan import UNSAFE_CRASHKERNEL_ENV, CaptureOptions, Timeouts
 from kdebug.errors import CaptureError
-from kdebug.launch.launcher import LaunchOptions
-from kdebug.vmcore import read_dump
+from kdebug.plan.prepare import LaunchOptions
+from kdebug.vmcore.info import read_dump
 from tests.conftest import need_tool, qemu_pids_for
 
 

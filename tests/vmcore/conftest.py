@@ -30,7 +30,7 @@ def kdump_oops(tmp_path_factory, default_kernel):
     need_tool("qemu-system-x86_64", "makedumpfile")
     from kdebug.capture.api import capture
     from kdebug.capture.plan import CaptureOptions
-    from kdebug.launch.launcher import LaunchOptions
+    from kdebug.plan.prepare import LaunchOptions
 
     out = tmp_path_factory.mktemp("kdump-oops") / "cap"
     return capture(LaunchOptions(crashkernel="auto"), CaptureOptions(method="kdump", trigger="oops", out=out))

@@ -37,10 +37,10 @@ class DumpFacts:
 
 def make_qemu_dump(out_dir: Path, trigger: str = "sysrq", memory: str = "512M",
                    timeout: float = 120.0) -> DumpFacts:
+    from kdebug.guest.qemu import boot
     from kdebug.guest.qmp import Qmp
-    from kdebug.launch.launcher import LaunchOptions, prepare
-    from kdebug.launch.qemu import boot
-    from kdebug.session import new_session
+    from kdebug.guest.session import new_session
+    from kdebug.plan.prepare import LaunchOptions, prepare
 
     setup, (kind, action) = TRIGGERS[trigger]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -63,7 +63,7 @@ def make_qemu_dump(out_dir: Path, trigger: str = "sysrq", memory: str = "512M",
                 guest.run(setup)
             with Qmp(session.qmp_socket, timeout=30) as qmp:
                 if kind == "console":
-                    guest.child.sendline(action)
+                    guest.send(action)
                 else:
                     qmp.cmd(action)
                 deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ from tests.conftest import ROOT, need, need_tool
 def _program(path):
     import drgn
 
-    from kdebug.report.dump import open_dump
+    from kdebug.vmcore.locate import open_dump
 
     prog = drgn.Program()
     prog.set_core_dump(str(path))

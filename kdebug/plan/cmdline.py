@@ -6,7 +6,7 @@ import re
 import shlex
 
 from kdebug.errors import UsageError
-from kdebug.launch.profile import parse_size_mb
+from kdebug.plan.profile import parse_size_mb
 
 #: Measured here (LAB-NOTES): a capture kernel of the Debian cloud kernel runs
 #: out of memory in 64M and 72M ("System is deadlocked on memory"); 80M is

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kdebug.kgdb.structs import Field
+from kdebug.decode.structs import Field
 from kdebug.model import PrintkRecord
 
 # kernel/printk/printk_ringbuffer.h: the state lives in the top two bits of

@@ -12,7 +12,7 @@ from pathlib import Path
 from kdebug import kernel
 from kdebug.errors import KernelError, ToolMissing, VmcoreError
 from kdebug.paths import cache_dir
-from kdebug.vmcore import VmcoreInfo, identify
+from kdebug.vmcore.info import VmcoreInfo, identify
 
 
 @dataclass

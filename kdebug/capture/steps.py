@@ -1,32 +1,27 @@
 """Steps both capture methods take in a booted guest (adapter: drives the
-console through :class:`kdebug.launch.qemu.Guest`, QMP for NMIs)."""
+console through :class:`kdebug.guest.qemu.Guest`, QMP for NMIs)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from pathlib import Path
-
-import pexpect
 
 from kdebug.capture.module import trigger_module
 from kdebug.capture.plan import DUMP_PORT, StageClock
 from kdebug.capture.record import Capture
 from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
 from kdebug.errors import CaptureError
+from kdebug.guest.qemu import Guest, boot
+from kdebug.guest.session import Session
 from kdebug.kernel import Kernel, find_kernel
-from kdebug.launch.cmdline import cmdline_value
-from kdebug.launch.launcher import LaunchOptions, prepare
-from kdebug.launch.plan import SerialPort
-from kdebug.launch.qemu import Guest, boot
-from kdebug.session import Session
+from kdebug.plan.cmdline import cmdline_value
+from kdebug.plan.plan import SerialPort
+from kdebug.plan.prepare import LaunchOptions, prepare
+from kdebug.resources import launch_path
 
-HOOK = Path(__file__).resolve().parents[2] / "launch" / "triggers" / "capture-hook.sh"
+HOOK = launch_path("triggers", "capture-hook.sh")
 HOOK_GUEST_PATH = "etc/kdebug/init.d/50-capture"
-
-EOF_ = "eof"
-TIMEOUT_ = "timeout"
 
 
 def launch_options(base: LaunchOptions, kernel: Kernel, trigger: Trigger, *,
@@ -106,21 +101,8 @@ def fire(guest: Guest, trigger: Trigger, qmp=None) -> int:
             q.cmd(trigger.qmp)
     else:
         # Not run(): the command never returns, the kernel dies under it.
-        guest.child.sendline(trigger.console)
+        guest.send(trigger.console)
     return offset
-
-
-def expect(guest: Guest, patterns: list[re.Pattern], timeout: float) -> tuple[int | str, re.Match | None]:
-    """Index of the pattern seen, or "eof"/"timeout"."""
-    try:
-        i = guest.child.expect([*patterns, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
-    except OSError:
-        return EOF_, None
-    if i == len(patterns):
-        return EOF_, None
-    if i == len(patterns) + 1:
-        return TIMEOUT_, None
-    return i, guest.child.match
 
 
 def keep_boot_log(cap, session) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kdebug.kgdb.structs import Field, span
+from kdebug.decode.structs import Field, span
 from kdebug.model import TASK_STATE_LETTERS, TaskRecord
 
 # include/linux/sched.h. #defines, absent from the debuginfo; their letters are

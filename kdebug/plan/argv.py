@@ -5,7 +5,7 @@ Golden-tested (tests/unit/test_argv.py); ``--dry-run`` prints it.
 
 from __future__ import annotations
 
-from kdebug.launch.plan import LaunchPlan
+from kdebug.plan.plan import LaunchPlan
 
 
 def _machine(p: LaunchPlan) -> list[str]:

@@ -7,10 +7,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdebug import ROOT
 from kdebug.errors import UsageError
+from kdebug.resources import launch_path
 
-PROFILE_DIR = ROOT / "launch" / "profiles"
+PROFILE_DIR = launch_path("profiles")
 _SIZE = re.compile(r"^(\d+)([KMGT]?)(?:i?B)?$", re.I)
 _UNITS = {"": 1 << 20, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 

@@ -7,6 +7,7 @@ path, Ctrl-C included) terminates it and waits.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import io
@@ -14,22 +15,27 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pexpect
 
 from kdebug.errors import BootError, GuestError, LaunchError, ToolMissing, UsageError
-from kdebug.launch.argv import build_argv
-from kdebug.launch.diagnose import Diagnosis, diagnose
-from kdebug.launch.plan import LaunchPlan
-from kdebug.session import Session
+from kdebug.guest.session import Session
+from kdebug.plan.argv import build_argv
+from kdebug.plan.diagnose import Diagnosis, diagnose
+from kdebug.plan.plan import LaunchPlan
 
 #: Printed by kdebug's busybox init once the shell is about to start.
 READY = re.compile(r"kdebug-init: ready role=(\w+)")
 #: Boot failures worth stopping for at once instead of waiting for the timeout.
 PANIC = re.compile(r"Kernel panic - not syncing:|Attempted to kill init|Failed to execute \S+ \(error")
 QEMU_ERROR = re.compile(r"qemu-system-\w+: (.*)")
+#: What :meth:`Guest.expect` returns instead of an index.
+EOF = "eof"
+TIMEOUT = "timeout"
 
 PR_SET_PDEATHSIG = 1
 
@@ -228,6 +234,52 @@ class Guest:
         if not self._shell_ready:
             self._setup_shell(timeout)
         return self._raw_run(command, timeout)
+
+    # --- raw console (for what never returns: a trigger, sysrq-g) ----------------
+
+    @property
+    def pid(self) -> int:
+        """QEMU's process id."""
+        return self.child.pid
+
+    def send(self, line: str) -> None:
+        """Type ``line`` into the console without waiting for it to finish."""
+        self.child.sendline(line)
+
+    def expect(self, patterns: list[re.Pattern], timeout: float) -> tuple[int | str, re.Match | None]:
+        """Index of the first of ``patterns`` seen on the console with its match,
+        or (EOF, None) when QEMU exited, (TIMEOUT, None) after ``timeout``."""
+        try:
+            i = self.child.expect([*patterns, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+        except OSError:
+            return EOF, None
+        if i == len(patterns):
+            return EOF, None
+        if i == len(patterns) + 1:
+            return TIMEOUT, None
+        return i, self.child.match
+
+    @contextlib.contextmanager
+    def draining(self) -> Iterator[None]:
+        """Keep reading the console while something else (gdb) owns the
+        terminal, so QEMU never blocks on a full pty; the text stays in the
+        transcript."""
+        stop = threading.Event()
+
+        def drain() -> None:
+            while not stop.is_set() and self.alive():
+                try:
+                    self.child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.3)
+                except Exception:
+                    return
+
+        t = threading.Thread(target=drain, daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            t.join(timeout=2)
 
     def poweroff(self, timeout: float = 10.0) -> None:
         if self.alive():

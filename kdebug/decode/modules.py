@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kdebug.kgdb.structs import Field
+from kdebug.decode.structs import Field
 from kdebug.model import ModuleRecord
 
 MODULE_REF_BASE = 1  # kernel/module: refcnt starts at 1 for a live module

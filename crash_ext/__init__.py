@@ -1,0 +1,2 @@
+"""What runs inside crash (installed as ``kdebug.crash_ext``): command files
+and the source of kdebug's crash extension. Read through :mod:`kdebug.resources`."""

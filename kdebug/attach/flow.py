@@ -1,0 +1,125 @@
+"""The attach flows: a new guest (gdbstub), a `kdebug boot` session, or the
+kernel's own KGDB. Each boots or finds the guest, works out the KASLR
+offset, runs gdb and stops what it started."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from kdebug.attach.kaslr import kaslr_offset_from_qmp
+from kdebug.attach.plan import AttachOptions, KernelFiles, gdb_argv, kgdb_serial_args, plan_for
+from kdebug.attach.ram import hold_ram_file, ram_file_path, share_ram
+from kdebug.attach.runner import check_gdb, run_gdb
+from kdebug.decode.elfsyms import read_vmlinux
+from kdebug.errors import DebuggerError
+from kdebug.plan.prepare import prepare
+
+
+def attach_session(name: str | None, a: AttachOptions, echo=print) -> int:
+    """gdb on a guest started by `kdebug boot`; the guest keeps running after."""
+    from kdebug.guest.qmp import Qmp
+    from kdebug.guest.session import find_session
+
+    s = find_session(name)
+    if not s.gdb_port:
+        raise DebuggerError(f"session {s.name} has no gdbstub (started with --gdb-port 0)")
+    with Qmp(s.qmp_socket) as q:
+        q.cmd("stop")
+        try:
+            offset = kaslr_offset_from_qmp(q, Path(s.kernel["vmlinux"]))
+        except DebuggerError:
+            q.cmd("cont")
+            raise
+    echo(f"kdebug: session {s.name}, gdb 127.0.0.1:{s.gdb_port}, KASLR offset {offset:#x}")
+    plan = plan_for(KernelFiles.from_dict(s.kernel), s.gdb_port, offset, a, detach_on_quit=True)
+    try:
+        rc = run_gdb(gdb_argv(plan), timeout=a.gdb_timeout).returncode
+    finally:
+        if s.alive():
+            with Qmp(s.qmp_socket) as q:
+                q.cmd("cont")
+    return rc
+
+
+def attach_kgdb(launch, a: AttachOptions, echo=print) -> int:
+    """gdb over KGDB (kgdboc=ttyS1), the way one debugs real hardware: no
+    gdbstub and no QEMU help; the KASLR offset comes from the guest's own
+    /proc/kallsyms, read over its console before it stops."""
+    from kdebug.guest.qemu import boot, free_port
+    from kdebug.guest.session import new_session
+
+    check_gdb()
+    if launch.freeze:
+        raise DebuggerError("--kgdb cannot --freeze: KGDB starts with the kernel", hint="use the gdbstub")
+    launch.gdb_port = 0
+    launch.append = [*launch.append, "kgdboc=ttyS1,115200"]
+    session = new_session()
+    try:
+        prep = prepare(launch, session)
+        cfg = prep.kernel.config
+        if cfg is not None and cfg.values and not cfg.builtin("KGDB_SERIAL_CONSOLE"):
+            raise DebuggerError(f"kernel {prep.kernel.release} has no KGDB_SERIAL_CONSOLE",
+                                hint="build one with `kdebug kernel build` (launch/kconfig/debug.config)")
+        port = free_port()
+        plan = dataclasses.replace(prep.plan, extra_args=tuple(prep.plan.extra_args) + kgdb_serial_args(port))
+        k = KernelFiles.from_kernel(prep.kernel)
+        echo(f"kdebug: kernel {prep.kernel.release}, accel {prep.accel.name}, KGDB on ttyS1 = 127.0.0.1:{port}")
+        with boot(plan, session, timeout=a.boot_timeout) as guest:
+            line = guest.run("grep -w _stext /proc/kallsyms").output.split()
+            if not line or int(line[0], 16) == 0:
+                raise DebuggerError("the guest hides /proc/kallsyms addresses", hint="use --nokaslr")
+            _, syms = read_vmlinux(k.vmlinux, ["_stext"])
+            offset = int(line[0], 16) - syms["_stext"]
+            echo(f"kdebug: KASLR offset {offset:#x} (from the guest's /proc/kallsyms); entering KGDB (sysrq g)")
+            # KGDB says "Waiting for remote debugger" at KERN_CRIT, under the
+            # console loglevel a driven guest runs with (kdebug.loglevel=1).
+            guest.send("dmesg -n 3; echo g > /proc/sysrq-trigger")
+            guest.wait_for(r"KGDB: Waiting for remote debugger|Entering kdb", timeout=30)
+            gplan = plan_for(k, port, offset, a)
+            with guest.draining():
+                rc = run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
+        return rc
+    finally:
+        session.remove()
+
+
+def attach_new(launch, a: AttachOptions, echo=print) -> int:
+    """Boot a guest (``launch`` is a LaunchOptions), stop it at its shell (or
+    at the first instruction with freeze), run gdb, stop the guest afterwards."""
+    from kdebug.guest.qemu import READY, boot
+    from kdebug.guest.qmp import Qmp
+    from kdebug.guest.session import new_session
+
+    check_gdb()
+    if launch.freeze and not launch.nokaslr:
+        # Before the kernel decompresses itself there is no offset to read.
+        launch.nokaslr = True
+        echo("kdebug: --freeze boots with nokaslr (the KASLR offset is chosen after the first instruction)")
+    if launch.gdb_port == 0:
+        launch.gdb_port = None
+    session = new_session()
+    ram = ram_file_path(session)
+    try:
+        prep = prepare(launch, session)
+        k = KernelFiles.from_kernel(prep.kernel)
+        echo(f"kdebug: kernel {prep.kernel.release}, accel {prep.accel.name}, "
+             f"gdb 127.0.0.1:{prep.plan.gdb_port}")
+        plan = share_ram(prep.plan, ram)
+        with boot(plan, session, ready=None if launch.freeze else READY,
+                  timeout=a.boot_timeout) as guest:
+            offset = 0
+            if not launch.freeze:
+                echo(f"kdebug: guest at its shell in {guest.boot_seconds:.1f} s; stopping it")
+                with Qmp(session.qmp_socket) as q:
+                    q.cmd("stop")
+                    offset = kaslr_offset_from_qmp(q, k.vmlinux)
+                echo(f"kdebug: KASLR offset {offset:#x}")
+            held = hold_ram_file(ram, guest.pid)
+            gplan = plan_for(k, prep.plan.gdb_port, offset, a, ram_file=held)
+            with guest.draining():
+                rc = run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
+        return rc
+    finally:
+        ram.unlink(missing_ok=True)
+        session.remove()

@@ -1,0 +1,41 @@
+"""kdebug kernel build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_path = click.Path(path_type=Path)
+
+
+@click.group()
+def kernel():
+    """Build kernels to debug."""
+
+
+@kernel.command("build")
+@click.option("--src", type=_path, default=Path("/usr/src/linux-source-6.1.tar.xz"), show_default=True,
+              help="Kernel source directory or tarball.")
+@click.option("--fragment", type=_path, help="kconfig fragment (default: launch/kconfig/debug.config).")
+@click.option("--base", type=click.Choice(["tinyconfig", "defconfig"]), default="tinyconfig", show_default=True)
+@click.option("-j", "jobs", type=int, help="Parallel jobs (default: all CPUs).")
+def kernel_build(src, fragment, base, jobs):
+    """Configure and build bzImage, vmlinux and scripts_gdb; print the tree.
+
+    Cached by source and fragment: a second run returns at once. Use the
+    printed directory with --tree, e.g. `kdebug attach --tree DIR`.
+
+    Example: kdebug kernel build --src /usr/src/linux-source-6.1.tar.xz
+    """
+    from kdebug.kbuild import DEFAULT_FRAGMENT, build_kernel
+
+    res = build_kernel(src, fragment or DEFAULT_FRAGMENT, base=base, jobs=jobs,
+                       progress=lambda m: click.echo(f"kdebug: {m}", err=True))
+    for opt in res.missing:
+        click.echo(f"kdebug: warning: {opt} from the fragment is not in the final .config", err=True)
+    click.echo(f"kdebug: {'cached' if res.cached else f'built in {res.seconds:.0f} s'}", err=True)
+    click.echo(str(res.tree))
+
+
+COMMANDS = [kernel]
