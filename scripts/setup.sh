@@ -21,6 +21,26 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# bookworm-backports: the newer kernel generation (6.12 with -dbg and headers).
+# Each metapackage in backports.list is resolved to the exact packages its
+# backports version depends on; installing those leaves bookworm's own
+# metapackages (and so the 6.1 kernel) in place.
+BPO=/etc/apt/sources.list.d/kdebug-backports.sources
+if [ ! -e "$BPO" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > "$BPO"
+    apt-get update -qq || true
+fi
+mapfile -t META < <(sed 's/#.*//' scripts/packages.d/backports.list | awk 'NF {print $1}')
+mapfile -t BPKGS < <(apt-cache depends -t bookworm-backports "${META[@]}" 2>/dev/null | awk '$1 == "Depends:" {print $2}' | sort -u)
+bmissing=()
+for p in "${BPKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || bmissing+=("$p")
+done
+if ((${#bmissing[@]})); then
+    echo "setup: installing from bookworm-backports: ${bmissing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bmissing[@]}" >/dev/null
+fi
+
 VENV=${KDEBUG_VENV:-.venv}
 if [ ! -x "$VENV/bin/kdebug" ] || [ pyproject.toml -nt "$VENV/.kdebug-installed" ]; then
     echo "setup: creating $VENV"
