@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,11 +176,54 @@ def distro_kernels() -> list[tuple[str, Path, Path | None]]:
     return sorted(found, key=lambda t: _version_key(t[0]), reverse=True)
 
 
-def default_kernel() -> Kernel:
+#: Kernel metapackages of the distribution itself (not backports): their
+#: kernel is the one its crash, makedumpfile and kexec-tools were released with.
+METAPACKAGES = ("linux-image-cloud-amd64", "linux-image-amd64")
+
+
+def metapackage_release() -> str | None:
+    """The release the installed distribution kernel metapackage depends on."""
+    for meta in METAPACKAGES:
+        try:
+            r = subprocess.run(["dpkg-query", "-W", "-f", "${Status}|${Depends}", meta],
+                               capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        status, _, depends = r.stdout.partition("|")
+        if r.returncode != 0 or "install ok installed" not in status:
+            continue
+        m = re.search(r"linux-image-(\S+?)(?:-unsigned)?(?:\s|,|$)", depends)
+        if m:
+            return m.group(1)
+    return None
+
+
+def select_release(releases: list[str], wanted: str | None, preferred: str | None) -> str | None:
+    """Which of ``releases`` (newest first, each with its debug vmlinux) to boot:
+    ``wanted`` exactly or as a prefix ("6.12"), else the distribution's own
+    (``preferred``), else the newest."""
+    if wanted:
+        exact = [r for r in releases if r == wanted]
+        return (exact or [r for r in releases if r.startswith(wanted)] or [None])[0]
+    if preferred in releases:
+        return preferred
+    return releases[0] if releases else None
+
+
+def default_kernel(release: str | None = None) -> Kernel:
+    """The kernel to boot when none is named: ``release`` (--release or
+    KDEBUG_KERNEL), else the distribution's own generation, else the newest
+    /boot kernel whose debug vmlinux is installed."""
+    release = release or os.environ.get("KDEBUG_KERNEL") or None
     kernels = distro_kernels()
-    for rel, img, dbg in kernels:
-        if dbg is not None:
-            return _distro(rel, img, dbg)
+    usable = {rel: (img, dbg) for rel, img, dbg in kernels if dbg is not None}
+    pick = select_release(list(usable), release, metapackage_release())
+    if pick is not None:
+        return _distro(pick, *usable[pick])
+    if release:
+        have = ", ".join(usable) or "none"
+        raise KernelError(f"no installed kernel with its debug vmlinux matches release {release!r} (installed: {have})",
+                          hint="see `kdebug doctor`; install linux-image-RELEASE and its -dbg package")
     if kernels:
         rels = ", ".join(k[0] for k in kernels)
         raise KernelError(
@@ -253,7 +297,9 @@ def tree_kernel(tree: Path) -> Kernel:
 
 
 def find_kernel(kernel: Path | None = None, vmlinux: Path | None = None,
-                tree: Path | None = None) -> Kernel:
+                tree: Path | None = None, release: str | None = None) -> Kernel:
+    if release is not None and (tree is not None or kernel is not None):
+        raise UsageError("--release picks an installed kernel: it cannot be combined with --kernel/--tree")
     if tree is not None:
         if kernel is not None or vmlinux is not None:
             raise UsageError("--tree cannot be combined with --kernel/--vmlinux")
@@ -262,4 +308,4 @@ def find_kernel(kernel: Path | None = None, vmlinux: Path | None = None,
         return explicit_kernel(kernel, vmlinux)
     if vmlinux is not None:
         raise UsageError("--vmlinux needs --kernel (the bootable image it belongs to)")
-    return default_kernel()
+    return default_kernel(release)

@@ -38,7 +38,9 @@ for p in "${BPKGS[@]}"; do
 done
 if ((${#bmissing[@]})); then
     echo "setup: installing from bookworm-backports: ${bmissing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bmissing[@]}" >/dev/null
+    # pkg/suite, not -t: -t would also move bookworm's metapackages to backports.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${bmissing[@]/%//bookworm-backports}" >/dev/null
 fi
 
 VENV=${KDEBUG_VENV:-.venv}

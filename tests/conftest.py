@@ -39,6 +39,7 @@ def need_tool(*names: str) -> None:
 
 @pytest.fixture(scope="session")
 def default_kernel():
+    """The kernel kdebug boots when none is named (unit tests that read files)."""
     from kdebug.errors import KdebugError
     from kdebug.kernel import find_kernel
 
@@ -48,10 +49,62 @@ def default_kernel():
         need(False, f"no default kernel: {e}")
 
 
+def kernel_generations() -> list[str]:
+    """The newest installed distro release of each kernel generation (6.1,
+    6.12, ...) with its debug vmlinux; KDEBUG_TEST_KERNELS=6.1,6.12 narrows it."""
+    from kdebug.kernel import distro_kernels
+
+    newest: dict[str, str] = {}
+    for release, _, vmlinux in distro_kernels():  # newest first
+        gen = ".".join(release.split(".")[:2]).split("-")[0]
+        if vmlinux is not None and gen not in newest:
+            newest[gen] = release
+    wanted = [w for w in os.environ.get("KDEBUG_TEST_KERNELS", "").split(",") if w]
+    return [r for g, r in newest.items() if not wanted or g in wanted]
+
+
+def pytest_generate_tests(metafunc):
+    """The vm, gdb and vmcore tiers run once per kernel generation (the
+    ``kernel`` fixture); a test marked ``one_kernel`` runs on the default only
+    (it boots a build tree or checks something no kernel changes)."""
+    if "kernel" not in metafunc.fixturenames:
+        return
+    gens = kernel_generations()
+    if metafunc.definition.get_closest_marker("one_kernel"):
+        from kdebug.kernel import metapackage_release
+
+        gens = [r for r in gens if r == metapackage_release()] or gens[:1]
+    ids = [".".join(r.split(".")[:2]).split("-")[0] for r in gens]
+    metafunc.parametrize("kernel", gens or [None], ids=ids or ["none"], indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def shared_guest(default_kernel, tmp_path_factory):
-    """One booted default kernel (busybox recipe, crashkernel=128M) shared by
-    the read-only VM tests: booting under TCG costs ~5 s each."""
+def kernel(request):
+    """An installed distro kernel (one per generation, see pytest_generate_tests)."""
+    from kdebug.errors import KdebugError
+    from kdebug.kernel import find_kernel
+
+    if request.param is None:
+        need(False, "no distro kernel with its debug vmlinux is installed")
+    try:
+        return find_kernel(release=request.param)
+    except KdebugError as e:
+        need(False, f"kernel {request.param}: {e}")
+
+
+@pytest.fixture
+def kernel_env(kernel, monkeypatch):
+    """What kdebug boots when a test names no kernel (in this process and in
+    the CLI it starts): the generation under test. Autoused by the vm, gdb
+    and vmcore tiers."""
+    monkeypatch.setenv("KDEBUG_KERNEL", kernel.release)
+    return kernel
+
+
+@pytest.fixture(scope="session")
+def shared_guest(kernel, tmp_path_factory):
+    """One booted kernel per generation (busybox recipe, crashkernel=128M)
+    shared by the read-only VM tests: booting under TCG costs ~5 s each."""
     need_tool("qemu-system-x86_64")
     from kdebug.guest.qemu import boot
     from kdebug.guest.session import new_session
@@ -60,7 +113,8 @@ def shared_guest(default_kernel, tmp_path_factory):
 
     session = new_session()
     # kd-threads: a multi-threaded process for the live gdb tests' truth
-    prep = prepare(LaunchOptions(crashkernel="128M", extra_files=threads_helper()), session)
+    prep = prepare(LaunchOptions(release=kernel.release, crashkernel="128M", extra_files=threads_helper()),
+                   session)
     guest = boot(prep.plan, session, timeout=120)
     guest.prepared = prep
     yield guest

@@ -28,18 +28,15 @@ def warm_index(vmlinux: Path, build_id: str | None, timeout: float = 900) -> boo
 
 
 def main() -> int:
-    from kdebug.errors import KdebugError
-    from kdebug.kernel import find_kernel
+    """Warm the index of every installed distro kernel with its debug vmlinux
+    (setup installs two generations; either may be attached)."""
+    from kdebug.kernel import distro_kernels, vmlinux_build_id
 
-    try:
-        k = find_kernel()
-    except KdebugError as e:
-        print(f"setup: gdb index not prepared: {e}", file=sys.stderr)
-        return 0
-    if k.vmlinux is None:
-        return 0
-    ok = warm_index(k.vmlinux, k.build_id)
-    print(f"setup: gdb index cache for {k.release}: {'ready' if ok else 'FAILED'}")
+    for release, _, vmlinux in distro_kernels():
+        if vmlinux is None:
+            continue
+        ok = warm_index(vmlinux, vmlinux_build_id(vmlinux))
+        print(f"setup: gdb index cache for {release}: {'ready' if ok else 'FAILED'}")
     return 0
 
 

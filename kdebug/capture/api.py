@@ -67,7 +67,7 @@ def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) 
     """Crash a guest and bring its vmcore home (see kdebug.capture.record for the result)."""
     opts.validate()
     trigger = get_trigger(opts.trigger, opts.run)
-    kernel = find_kernel(base.kernel, base.vmlinux, base.tree)
+    kernel = find_kernel(base.kernel, base.vmlinux, base.tree, base.release)
     out = make_out_dir(opts.out)
     method = "qemu" if opts.method == "qemu" else "kdump"
     cap = _new(out, kernel, method=method, requested_method=opts.method, trigger=trigger.name,
@@ -123,7 +123,7 @@ def snapshot(base: LaunchOptions, *, session_name: str | None = None, use_sessio
                              Path(k["tree"]) if k.get("tree") else None)
     else:
         session = None
-        kernel = find_kernel(base.kernel, base.vmlinux, base.tree)
+        kernel = find_kernel(base.kernel, base.vmlinux, base.tree, base.release)
     out_dir = make_out_dir(out, "snapshot")
     cap = _new(out_dir, kernel, method="qemu", requested_method="qemu", trigger="snapshot", command=run)
     clock = StageClock(cap)

@@ -62,7 +62,7 @@ def boot_recorded(lopts: LaunchOptions, session: Session, kernel: Kernel, cap: C
 
 
 def resolve_kernel(base: LaunchOptions) -> Kernel:
-    return find_kernel(base.kernel, base.vmlinux, base.tree)
+    return find_kernel(base.kernel, base.vmlinux, base.tree, base.release)
 
 
 def create_private(path: Path) -> None:

@@ -15,9 +15,9 @@ def doctor(kw):
 
     Example: kdebug doctor --tree ~/linux
     """
-    if kw["kernel"] or kw["vmlinux"] or kw["tree"]:
+    if kw["kernel"] or kw["vmlinux"] or kw["tree"] or kw["release"]:
         # A kernel the user named must exist: that is an error, not a table row.
-        kernel = find_kernel(kw["kernel"], kw["vmlinux"], kw["tree"])
+        kernel = find_kernel(kw["kernel"], kw["vmlinux"], kw["tree"], kw["release"])
         report = collect_doctor(lambda: kernel)
     else:
         report = collect_doctor(find_kernel)

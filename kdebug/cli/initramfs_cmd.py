@@ -38,7 +38,7 @@ def build(kw):
     Example: kdebug initramfs build busybox -o initrd.img --add ./repro:/bin/repro
     """
     recipe = load_recipe(kw["recipe"])
-    kernel = find_kernel(kw["kernel"], kw["vmlinux"], kw["tree"])
+    kernel = find_kernel(kw["kernel"], kw["vmlinux"], kw["tree"], kw["release"])
     adds, mods = parse_adds(kw["adds"]), list(kw["modules"])
     if kw["fmt"] == "ext4":
         if not kw["output"]:

@@ -14,10 +14,13 @@ _path = click.Path(path_type=Path)
 
 
 def kernel_options(f):
+    f = click.option("--release", metavar="REL",
+                     help="An installed distro kernel by release or prefix (e.g. 6.12); also KDEBUG_KERNEL. "
+                     "Default: the distribution's own kernel generation.")(f)
     f = click.option("--tree", type=_path, help="Kernel build tree (bzImage, vmlinux, .config).")(f)
     f = click.option("--vmlinux", type=_path, help="Debug ELF vmlinux matching --kernel.")(f)
     f = click.option("--kernel", type=_path,
-                     help="Bootable kernel image (bzImage). Default: newest /boot kernel with -dbg.")(f)
+                     help="Bootable kernel image (bzImage), with --vmlinux.")(f)
     return f
 
 
@@ -57,7 +60,7 @@ def parse_adds(adds: tuple[str, ...]) -> dict[str, Path]:
 
 def to_launch_options(kw: dict, **extra) -> LaunchOptions:
     return LaunchOptions(
-        kernel=kw.get("kernel"), vmlinux=kw.get("vmlinux"), tree=kw.get("tree"),
+        kernel=kw.get("kernel"), vmlinux=kw.get("vmlinux"), tree=kw.get("tree"), release=kw.get("release"),
         initrd=kw.get("initrd"), recipe=kw.get("recipe") or "busybox", profile=kw.get("profile") or "default",
         memory=kw.get("memory"), cpus=kw.get("cpus"), accel=kw.get("accel") or "auto",
         crashkernel=kw.get("crashkernel"), nokaslr=bool(kw.get("nokaslr")),

@@ -29,6 +29,7 @@ class LaunchOptions:
     kernel: Path | None = None
     vmlinux: Path | None = None
     tree: Path | None = None
+    release: str | None = None  # an installed distro kernel by release (or prefix)
     initrd: Path | None = None  # a ready-made initramfs instead of a recipe
     recipe: str = "busybox"
     profile: str = "default"
@@ -61,7 +62,7 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
     """Resolve kernel, initramfs, accelerator and ports into a plan."""
     if shutil.which(QEMU) is None:
         raise ToolMissing(f"{QEMU} not found", hint="apt-get install qemu-system-x86 (scripts/setup.sh)")
-    kernel = resolve_kernel(opts.kernel, opts.vmlinux, opts.tree)
+    kernel = resolve_kernel(opts.kernel, opts.vmlinux, opts.tree, opts.release)
     profile = load_profile(opts.profile)
     memory = parse_size_mb(opts.memory, "memory") if opts.memory else profile.memory_mb
     if memory < 128:

@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import STRICT, need, need_tool
 from tests.gdb.live import EXTRA_THREADS, attach_gdb, kd_json, link_stext, read_truth, release, threads_helper
 
+pytestmark = pytest.mark.one_kernel  # boots the built debug tree, not a distro kernel
+
 
 @pytest.fixture(scope="module")
 def tree():

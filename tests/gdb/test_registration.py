@@ -9,6 +9,8 @@ import pytest
 from kdebug.attach.plan import LOADER, host_python_path, python_path_command
 from tests.conftest import need_tool
 
+pytestmark = pytest.mark.one_kernel  # gdb without a target: no kernel involved
+
 COMMANDS = ["kd-ps", "kd-dmesg", "kd-lsmod", "kd-version", "kd-cmdline", "kd-cpus", "kd-task", "kd-bt",
             "kd-symbols", "kd-memory", "kd-config", "kd-break", "kd-symbol-file"]
 FUNCTIONS = ["kd_current", "kd_task", "kd_per_cpu", "container_of"]

@@ -22,7 +22,8 @@ def test_system_python_can_format(tmp_path):
     # formatter and tabulate from here.
     from kdebug.attach.plan import host_python_path
 
-    code = (f"import site; [site.addsitedir(p) for p in {host_python_path()!r}]; from kdebug.format import format_tasks; "
+    code = (f"import site; [site.addsitedir(p) for p in {host_python_path()!r}]; "
+            "from kdebug.format import format_tasks; "
             "from kdebug.model import TaskRecord; "
             "print(format_tasks([TaskRecord(1, 1, 0, 'S', 0, 'init', 0x10)]))")
     r = subprocess.run(["/usr/bin/python3", "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path)

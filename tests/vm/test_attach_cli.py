@@ -32,7 +32,7 @@ def no_qemu_left(pid: int) -> bool:
     return not [q for q in qemu_pids_for(f"-{pid}") if q]
 
 
-def test_attach_batch_with_kaslr(default_kernel):
+def test_attach_batch_with_kaslr(kernel):
     cmds = ["kd-cmdline", 'p $kd_per_cpu("runqueues", 1).cpu', "kd-ps --pid 1"]
     # The RAM-file fast path and the gdbstub must read the same kernel.
     same = ["kd-ps --json", "kd-dmesg --json", "kd-lsmod --json"]
@@ -53,7 +53,7 @@ def test_attach_batch_with_kaslr(default_kernel):
     assert re.search(r"^0$", r.stdout, re.M), r.stdout[-500:]
     from kdebug.attach.sources import distro_source_dir
 
-    if distro_source_dir(default_kernel.release):  # `kdebug kernel build` unpacked the same version
+    if distro_source_dir(kernel.release):  # `kdebug kernel build` unpacked the same version
         assert "void start_kernel(void)" in r.stdout
     assert no_qemu_left(r.pid)
 
@@ -71,7 +71,7 @@ def json_blocks(text: str) -> list:
     return out
 
 
-def test_attach_nokaslr(default_kernel):
+def test_attach_nokaslr(kernel):
     r = kdebug("attach", "--nokaslr", "--batch", "--ex", "kd-cmdline", "--ex", 'p $kd_per_cpu("runqueues", 1).cpu')
     assert r.returncode == 0, r.stderr
     assert "KASLR offset 0x0" in r.stderr
@@ -79,7 +79,7 @@ def test_attach_nokaslr(default_kernel):
     assert no_qemu_left(r.pid)
 
 
-def test_attach_freeze_break_boot(default_kernel):
+def test_attach_freeze_break_boot(kernel):
     r = kdebug("attach", "--freeze", "--break", "boot", "--batch", "--ex", "continue", "--ex", "p $pc")
     assert r.returncode == 0, r.stderr
     assert "--freeze boots with nokaslr" in r.stderr
@@ -99,7 +99,7 @@ def test_attach_to_a_running_session(shared_guest):
     assert shared_guest.run("echo still-here").output.strip() == "still-here"
 
 
-def test_interactive_attach_ctrl_c_and_quit(default_kernel):
+def test_interactive_attach_ctrl_c_and_quit(kernel):
     """The way people use it: a gdb prompt, continue, Ctrl-C, a command, quit."""
     need_tool("gdb", "qemu-system-x86_64")
     import pexpect

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.gdb.test_live_tree import tree  # noqa: F401  (the built debug kernel)
 from tests.vm.test_attach_cli import kdebug, no_qemu_left
+
+pytestmark = pytest.mark.one_kernel  # boots the built debug tree, not a distro kernel
 
 
 def test_attach_over_kgdb(tree):  # noqa: F811

@@ -13,10 +13,10 @@ from kdebug.plan.prepare import LaunchOptions, prepare
 from tests.conftest import need_tool, qemu_pids_for
 
 
-def test_uname_matches_kernel(shared_guest, default_kernel):
+def test_uname_matches_kernel(shared_guest, kernel):
     r = shared_guest.run("uname -r")
     assert r.status == 0
-    assert r.output.strip() == default_kernel.release
+    assert r.output.strip() == kernel.release
 
 
 def test_exit_status_and_multiline_output(shared_guest):
@@ -42,9 +42,9 @@ def test_recipe_modules_loaded_in_guest(shared_guest):
     assert {"virtio_pci", "virtio_console", "virtio_blk", "qemu_fw_cfg", "virtio_pci_modern_dev"} <= mods
 
 
-def test_capture_kernel_files_in_initramfs(shared_guest, default_kernel):
+def test_capture_kernel_files_in_initramfs(shared_guest, kernel):
     out = shared_guest.run("ls -l /kdump/vmlinuz && wc -c < /kdump/vmlinuz").output.split()
-    assert int(out[-1]) == default_kernel.image.stat().st_size
+    assert int(out[-1]) == kernel.image.stat().st_size
 
 
 def test_memory_and_cpus_as_planned(shared_guest):
@@ -121,13 +121,13 @@ def test_crashkernel_that_does_not_fit_is_reported():
         session.remove()
 
 
-def test_ext4_root_image_boots_as_root(tmp_path, default_kernel):
+def test_ext4_root_image_boots_as_root(tmp_path, kernel):
     need_tool("qemu-system-x86_64", "mke2fs")
     from kdebug.initramfs.build import build_ext4
     from kdebug.initramfs.recipe import load_recipe
 
     img = tmp_path / "root.img"
-    res = build_ext4(load_recipe("busybox"), default_kernel, img, 64)
+    res = build_ext4(load_recipe("busybox"), kernel, img, 64)
     assert "init" in res.files
     session = new_session()
     try:

@@ -30,7 +30,7 @@ QEMU_STAGES = ["preflight", "prepare", "boot", "arm", "panic", "dump", "stop", "
 
 
 @pytest.fixture(scope="module")
-def captured(tmp_path_factory, default_kernel):
+def captured(tmp_path_factory, kernel):
     """capture(method, trigger) -> Capture, each made once per test module."""
     need_tool("qemu-system-x86_64", "makedumpfile")
     cache = {}
@@ -82,7 +82,7 @@ VIA_DISK = "warn"
 
 
 @pytest.mark.parametrize("trigger", list(TRIGGERS))
-def test_kdump_trigger_panic_in_dump(captured, trigger, default_kernel):
+def test_kdump_trigger_panic_in_dump(captured, trigger, kernel):
     via = "disk" if trigger == VIA_DISK else "serial"
     cap = captured("kdump", trigger, **({"via": via} if via == "disk" else {}))
     assert cap.ok and cap.format == "kdump" and cap.method == "kdump" and cap.via == via
@@ -101,11 +101,11 @@ def test_kdump_trigger_panic_in_dump(captured, trigger, default_kernel):
     assert (cap.tainted is not None) == TRIGGERS[trigger].module
 
 
-def test_kdump_vmcoreinfo_build_id_is_vmlinux(captured, default_kernel):
+def test_kdump_vmcoreinfo_build_id_is_vmlinux(captured, kernel):
     cap = captured("kdump", "sysrq")
-    truth = elf.file_build_id(default_kernel.vmlinux)
+    truth = elf.file_build_id(kernel.vmlinux)
     assert read_dump(cap.vmcore_path).build_id == truth
-    assert cap.vmcoreinfo == {"release": default_kernel.release, "build_id": truth, "build_id_matches": True}
+    assert cap.vmcoreinfo == {"release": kernel.release, "build_id": truth, "build_id_matches": True}
 
 
 def test_kdump_files_private_and_logs_split(captured):
@@ -132,20 +132,20 @@ def test_capture_json_matches_the_files(captured):
     assert all(s.seconds > 0 for s in back.stages if s.name in ("boot", "load", "capture-boot", "dump"))
 
 
-def test_kdump_dump_opens_in_crash(captured, default_kernel):
+def test_kdump_dump_opens_in_crash(captured, kernel):
     cap = captured("kdump", "sysrq")
     out = crash_says(cap)
     assert re.search(r'PANIC: "Kernel panic - not syncing: sysrq triggered crash"', out), out[-2000:]
-    assert re.search(rf"RELEASE: {re.escape(default_kernel.release)}", out)
+    assert re.search(rf"RELEASE: {re.escape(kernel.release)}", out)
 
 
-def test_qemu_method_elf_opens_in_drgn_and_crash(captured, default_kernel):
+def test_qemu_method_elf_opens_in_drgn_and_crash(captured, kernel):
     cap = captured("qemu", "sysrq")
     assert cap.ok and cap.format == "elf" and cap.method == "qemu"
     assert [s.name for s in cap.stages] == QEMU_STAGES
     assert stat.S_IMODE(cap.vmcore_path.stat().st_mode) == 0o600
     assert "sysrq triggered crash" in drgn_log(cap)
-    assert read_dump(cap.vmcore_path).build_id == elf.file_build_id(default_kernel.vmlinux)
+    assert read_dump(cap.vmcore_path).build_id == elf.file_build_id(kernel.vmlinux)
     # All of RAM as ELF: at least the guest's memory.
     assert cap.sizes["vmcore"] >= (cap.guest["memory_mb"] << 20)
     assert 'PANIC: "Kernel panic - not syncing: sysrq triggered crash"' in crash_says(cap)
@@ -158,7 +158,7 @@ def test_qemu_method_nmi_trigger(captured):
     assert re.search(TRIGGERS["nmi"].panic, drgn_log(cap))
 
 
-def test_snapshot_of_a_fresh_guest(tmp_path, default_kernel):
+def test_snapshot_of_a_fresh_guest(tmp_path, kernel):
     need_tool("qemu-system-x86_64")
     from kdebug.capture.api import snapshot
 
@@ -168,17 +168,17 @@ def test_snapshot_of_a_fresh_guest(tmp_path, default_kernel):
     log = drgn_log(cap)
     assert "kdebug-snapshot-marker-42" in log
     assert "Kernel panic" not in log  # a live guest, not a crash
-    assert cap.vmcoreinfo["build_id"] == elf.file_build_id(default_kernel.vmlinux)
+    assert cap.vmcoreinfo["build_id"] == elf.file_build_id(kernel.vmlinux)
 
 
-def test_snapshot_of_a_running_session_resumes_it(shared_guest, tmp_path, default_kernel):
+def test_snapshot_of_a_running_session_resumes_it(shared_guest, tmp_path, kernel):
     from kdebug.capture.api import snapshot
 
     shared_guest.run("echo kdebug-live-marker-$((6*7)) > /dev/kmsg")
     cap = snapshot(LaunchOptions(), session_name=shared_guest.session.name, out=tmp_path / "snap")
     assert cap.ok and [s.name for s in cap.stages] == ["stop-guest", "dump", "verify"]
     assert "kdebug-live-marker-42" in drgn_log(cap)
-    assert cap.vmcoreinfo["build_id"] == elf.file_build_id(default_kernel.vmlinux)
+    assert cap.vmcoreinfo["build_id"] == elf.file_build_id(kernel.vmlinux)
     # QMP cont: the guest goes on as before.
     assert shared_guest.run("echo still-$((1+1))").output.strip() == "still-2"
 

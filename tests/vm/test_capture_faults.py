@@ -109,7 +109,7 @@ def test_qemu_killed_mid_transfer(tmp_path):
     assert chk.format == "elf" and not chk.complete and "truncated" in chk.problem
 
 
-def test_auto_falls_back_to_qemu_dump(tmp_path, default_kernel):
+def test_auto_falls_back_to_qemu_dump(tmp_path, kernel):
     from kdebug.capture.api import capture
 
     out = tmp_path / "c"
@@ -158,7 +158,7 @@ def test_boot_failure_is_the_boot_stage_with_its_console(tmp_path):
     assert not (out / "vmcore.partial").exists() and not (out / ".vmcore.stream").exists()
 
 
-def test_dump_disk_round_trip_and_an_empty_disk(tmp_path, default_kernel):
+def test_dump_disk_round_trip_and_an_empty_disk(tmp_path, kernel):
     """--via disk's host half on its own: the image kdebug makes is ext4 (e2fsck
     says clean), a file written into it by debugfs comes back byte for byte and
     private, and a disk the capture kernel never wrote is a named failure."""
@@ -166,7 +166,7 @@ def test_dump_disk_round_trip_and_an_empty_disk(tmp_path, default_kernel):
     from kdebug.capture.kdump import make_dump_disk, read_dump_disk
 
     disk = tmp_path / "disk.img"
-    make_dump_disk(disk, default_kernel)
+    make_dump_disk(disk, kernel)
     assert stat.S_IMODE(disk.stat().st_mode) == 0o600
     assert subprocess.run(["e2fsck", "-fn", str(disk)], capture_output=True).returncode == 0
     with pytest.raises(CaptureError) as ei:
@@ -181,24 +181,24 @@ def test_dump_disk_round_trip_and_an_empty_disk(tmp_path, default_kernel):
     assert out.read_bytes() == payload and stat.S_IMODE(out.stat().st_mode) == 0o600
 
 
-def test_dump_disk_needs_a_built_in_ext4(tmp_path, default_kernel):
+def test_dump_disk_needs_a_built_in_ext4(tmp_path, kernel):
     import dataclasses
 
     from kdebug.capture.kdump import make_dump_disk
     from kdebug.kconfig import parse_kconfig
 
-    modular = dataclasses.replace(default_kernel, config=parse_kconfig("CONFIG_EXT4_FS=m\n"))
+    modular = dataclasses.replace(kernel, config=parse_kconfig("CONFIG_EXT4_FS=m\n"))
     with pytest.raises(CaptureError, match=r"no built-in ext4 \(CONFIG_EXT4_FS=m\)"):
         make_dump_disk(tmp_path / "disk.img", modular)
     assert not (tmp_path / "disk.img").exists()
 
 
-def test_module_trigger_needs_module_support(default_kernel):
+def test_module_trigger_needs_module_support(kernel):
     import dataclasses
 
     from kdebug.capture.module import trigger_module
     from kdebug.kconfig import parse_kconfig
 
-    no_modules = dataclasses.replace(default_kernel, config=parse_kconfig("# CONFIG_MODULES is not set\n"))
+    no_modules = dataclasses.replace(kernel, config=parse_kconfig("# CONFIG_MODULES is not set\n"))
     with pytest.raises(CaptureError, match="cannot load modules"):
         trigger_module(no_modules)

@@ -9,7 +9,7 @@ import sys
 from tests.conftest import ROOT, need_tool
 
 
-def test_crash_loop_sysrq(tmp_path, default_kernel):
+def test_crash_loop_sysrq(tmp_path, kernel):
     need_tool("qemu-system-x86_64")
     out = tmp_path / "cap"
     res = subprocess.run([sys.executable, "-m", "kdebug.cli.main", "crash-loop", "--trigger", "sysrq",

@@ -9,8 +9,13 @@ import pytest
 from tests.conftest import need_tool
 
 
+@pytest.fixture(autouse=True)
+def _on_each_kernel(kernel_env):
+    """Every test here runs once per kernel generation (tests/conftest.py)."""
+
+
 @pytest.fixture(scope="session")
-def qemu_dump(tmp_path_factory, default_kernel):
+def qemu_dump(tmp_path_factory, kernel):
     """qemu_dump(trigger) -> DumpFacts, each dump made once."""
     need_tool("qemu-system-x86_64")
     from tests.vmcore.dumps import make_qemu_dump
@@ -19,13 +24,14 @@ def qemu_dump(tmp_path_factory, default_kernel):
 
     def get(trigger: str):
         if trigger not in cache:
-            cache[trigger] = make_qemu_dump(tmp_path_factory.mktemp(f"qemu-{trigger}"), trigger)
+            cache[trigger] = make_qemu_dump(tmp_path_factory.mktemp(f"qemu-{trigger}"), trigger,
+                                            release=kernel.release)
         return cache[trigger]
     return get
 
 
 @pytest.fixture(scope="session")
-def kdump_oops(tmp_path_factory, default_kernel):
+def kdump_oops(tmp_path_factory, kernel):
     """A kdump capture directory (vmcore + capture.json) of a NULL-pointer oops."""
     need_tool("qemu-system-x86_64", "makedumpfile")
     from kdebug.capture.api import capture
@@ -33,7 +39,8 @@ def kdump_oops(tmp_path_factory, default_kernel):
     from kdebug.plan.prepare import LaunchOptions
 
     out = tmp_path_factory.mktemp("kdump-oops") / "cap"
-    return capture(LaunchOptions(crashkernel="auto"), CaptureOptions(method="kdump", trigger="oops", out=out))
+    return capture(LaunchOptions(release=kernel.release, crashkernel="auto"),
+                   CaptureOptions(method="kdump", trigger="oops", out=out))
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ class DumpFacts:
 
 
 def make_qemu_dump(out_dir: Path, trigger: str = "sysrq", memory: str = "512M",
-                   timeout: float = 120.0) -> DumpFacts:
+                   timeout: float = 120.0, release: str | None = None) -> DumpFacts:
     from kdebug.guest.qemu import boot
     from kdebug.guest.qmp import Qmp
     from kdebug.guest.session import new_session
@@ -48,7 +48,7 @@ def make_qemu_dump(out_dir: Path, trigger: str = "sysrq", memory: str = "512M",
     t0 = time.monotonic()
     session = new_session()
     try:
-        prep = prepare(LaunchOptions(pvpanic=True, memory=memory, gdb_port=0), session)
+        prep = prepare(LaunchOptions(release=release, pvpanic=True, memory=memory, gdb_port=0), session)
         with boot(prep.plan, session, timeout=timeout) as guest:
             release = guest.run("uname -r").output.strip()
             shell_pid = int(guest.run("echo $$").output.strip())
