@@ -14,7 +14,7 @@ from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
 from kdebug.errors import CaptureError
 from kdebug.guest.qemu import Guest, boot
 from kdebug.guest.session import Session
-from kdebug.kernel import Kernel, find_kernel
+from kdebug.kernel import Kernel
 from kdebug.plan.cmdline import cmdline_value
 from kdebug.plan.plan import SerialPort
 from kdebug.plan.prepare import LaunchOptions, prepare
@@ -59,10 +59,6 @@ def boot_recorded(lopts: LaunchOptions, session: Session, kernel: Kernel, cap: C
     cap.kernel["cmdline"] = plan.cmdline
     with clock.stage("boot"):
         return boot(plan, session, timeout=timeout)
-
-
-def resolve_kernel(base: LaunchOptions) -> Kernel:
-    return find_kernel(base.kernel, base.vmlinux, base.tree, base.release)
 
 
 def create_private(path: Path) -> None:

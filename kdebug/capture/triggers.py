@@ -8,7 +8,6 @@ tests check against the kernel log read from the vmcore.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 
 from kdebug.errors import UsageError
@@ -82,7 +81,3 @@ def get_trigger(name: str, run: str | None = None) -> Trigger:
         raise UsageError(f"unknown trigger {name!r}",
                          hint="one of " + ", ".join(TRIGGERS)) from None
 
-
-def describe(t: Trigger) -> str:
-    what = t.console or f"QMP {t.qmp}"
-    return f"{t.name}: {t.summary} ({shlex.quote(what)})"

@@ -7,8 +7,7 @@ import pytest
 
 from kdebug.plan.argv import build_argv
 from kdebug.plan.plan import Drive, LaunchPlan, SerialPort
-
-GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
+from tests.golden import check_golden
 
 PLANS = {
     "default": LaunchPlan(
@@ -31,10 +30,7 @@ PLANS = {
 @pytest.mark.parametrize("name", sorted(PLANS))
 def test_argv_golden(name):
     got = shlex.join(build_argv(PLANS[name])) + "\n"
-    path = GOLDEN / f"argv-{name}.txt"
-    if not path.exists():  # first run writes the golden file; review it in the diff
-        path.write_text(got)
-    assert got == path.read_text()
+    check_golden(f"argv-{name}.txt", got)
 
 
 @pytest.mark.parametrize("name", sorted(PLANS))
