@@ -27,7 +27,7 @@ from kdebug.attach.plan import GdbPlan, gdb_argv, host_python_path, index_cache_
 from kdebug.attach.ram import ram_file_path, share_ram  # noqa: E402
 from kdebug.guest.qemu import boot  # noqa: E402
 from kdebug.guest.qmp import Qmp  # noqa: E402
-from kdebug.guest.session import new_session  # noqa: E402
+from kdebug.session import new_session  # noqa: E402
 from kdebug.plan.prepare import LaunchOptions, prepare  # noqa: E402
 
 # kd-ps caches per stop: drop it between runs

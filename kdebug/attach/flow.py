@@ -19,7 +19,7 @@ from kdebug.plan.prepare import prepare
 def attach_session(name: str | None, a: AttachOptions, echo=print) -> int:
     """gdb on a guest started by `kdebug boot`; the guest keeps running after."""
     from kdebug.guest.qmp import Qmp
-    from kdebug.guest.session import find_session
+    from kdebug.session import find_session
 
     s = find_session(name)
     if not s.gdb_port:
@@ -46,8 +46,9 @@ def attach_kgdb(launch, a: AttachOptions, echo=print) -> int:
     """gdb over KGDB (kgdboc=ttyS1), the way one debugs real hardware: no
     gdbstub and no QEMU help; the KASLR offset comes from the guest's own
     /proc/kallsyms, read over its console before it stops."""
-    from kdebug.guest.qemu import boot, free_port
-    from kdebug.guest.session import new_session
+    from kdebug.guest.qemu import boot
+    from kdebug.plan.ports import free_port
+    from kdebug.session import new_session
 
     check_gdb()
     if launch.freeze:
@@ -89,7 +90,7 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
     at the first instruction with freeze), run gdb, stop the guest afterwards."""
     from kdebug.guest.qemu import READY, boot
     from kdebug.guest.qmp import Qmp
-    from kdebug.guest.session import new_session
+    from kdebug.session import new_session
 
     check_gdb()
     if launch.freeze and not launch.nokaslr:

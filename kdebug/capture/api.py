@@ -15,7 +15,7 @@ from kdebug.capture.qemudump import run_qemu, snapshot_fresh, snapshot_session
 from kdebug.capture.record import Capture, write_capture_json
 from kdebug.capture.triggers import get_trigger
 from kdebug.errors import CaptureError
-from kdebug.guest.session import find_session
+from kdebug.session import find_session
 from kdebug.kernel import Kernel, find_kernel
 from kdebug.plan.prepare import LaunchOptions
 

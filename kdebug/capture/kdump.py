@@ -45,7 +45,7 @@ from kdebug.capture.steps import (
 from kdebug.capture.triggers import Trigger
 from kdebug.errors import CaptureError
 from kdebug.guest.qemu import EOF, TIMEOUT, Guest
-from kdebug.guest.session import new_session
+from kdebug.session import new_session
 from kdebug.initramfs.build import which
 from kdebug.kernel import Kernel
 from kdebug.plan.cmdline import CRASHKERNEL_DEFAULT

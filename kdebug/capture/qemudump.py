@@ -31,7 +31,7 @@ from kdebug.capture.triggers import Trigger
 from kdebug.errors import CaptureError, KdebugError
 from kdebug.guest.qemu import EOF, Guest
 from kdebug.guest.qmp import Qmp
-from kdebug.guest.session import Session, new_session
+from kdebug.session import Session, new_session
 from kdebug.kernel import Kernel
 from kdebug.plan.prepare import LaunchOptions
 

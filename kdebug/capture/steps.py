@@ -13,7 +13,7 @@ from kdebug.capture.record import Capture
 from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
 from kdebug.errors import CaptureError
 from kdebug.guest.qemu import Guest, boot
-from kdebug.guest.session import Session
+from kdebug.session import Session
 from kdebug.kernel import Kernel
 from kdebug.plan.cmdline import cmdline_value
 from kdebug.plan.plan import SerialPort

@@ -14,7 +14,6 @@ import io
 import os
 import re
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,11 +21,11 @@ from dataclasses import dataclass
 
 import pexpect
 
-from kdebug.errors import BootError, GuestError, LaunchError, ToolMissing, UsageError
-from kdebug.guest.session import Session
+from kdebug.errors import BootError, GuestError, LaunchError, ToolMissing
 from kdebug.plan.argv import build_argv
 from kdebug.plan.diagnose import Diagnosis, diagnose
 from kdebug.plan.plan import LaunchPlan
+from kdebug.session import Session
 
 #: Printed by kdebug's busybox init once the shell is about to start.
 READY = re.compile(r"kdebug-init: ready role=(\w+)")
@@ -45,23 +44,6 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except Exception:
         pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def check_port(port: int) -> None:
-    if not 1 <= port <= 65535:
-        raise UsageError(f"port {port} is out of range")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            raise UsageError(f"port {port} on 127.0.0.1 is busy", hint="pick another --gdb-port or omit it") from None
 
 
 class _Tee(io.StringIO):
@@ -349,6 +331,6 @@ def _tcg_if_kvm_silent(guest: Guest, session: Session) -> Guest:
     return retry
 
 
-__all__ = ["READY", "CommandResult", "Guest", "boot", "check_port", "free_port"]
+__all__ = ["EOF", "READY", "TIMEOUT", "CommandResult", "Guest", "boot"]
 
 

@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdebug.errors import ToolMissing, UsageError
-from kdebug.guest.qemu import check_port, free_port
-from kdebug.guest.session import Session
 from kdebug.initramfs.build import Initramfs, build_initramfs
 from kdebug.initramfs.recipe import load_recipe
 from kdebug.kernel import Kernel, find_kernel
 from kdebug.plan.accel import AccelChoice, choose_accel
 from kdebug.plan.cmdline import CRASHKERNEL_DEFAULT, build_cmdline, check_crashkernel
 from kdebug.plan.plan import Drive, LaunchPlan, SerialPort
+from kdebug.plan.ports import check_port, free_port
 from kdebug.plan.profile import load_profile, parse_size_mb
+from kdebug.session import Session
 
 QEMU = "qemu-system-x86_64"
 #: Console loglevel of a guest kdebug drives: KERN_EMERG only (panics, oopses

@@ -34,7 +34,7 @@ def live(tree):
     from kdebug.capture.module import trigger_module
     from kdebug.capture.triggers import MODULE_GUEST_PATH
     from kdebug.guest.qemu import boot
-    from kdebug.guest.session import new_session
+    from kdebug.session import new_session
     from kdebug.kernel import find_kernel
     from kdebug.plan.prepare import LaunchOptions, prepare
 

@@ -5,7 +5,7 @@ import sys
 
 CORE = [
     "kdebug.errors", "kdebug.elf", "kdebug.kconfig", "kdebug.kernel", "kdebug.paths",
-    "kdebug.guest.session", "kdebug.doctor",
+    "kdebug.session", "kdebug.doctor",
     "kdebug.initramfs.cpio", "kdebug.initramfs.recipe", "kdebug.initramfs.modules",
     "kdebug.initramfs.build",
     "kdebug.plan.argv", "kdebug.plan.cmdline", "kdebug.plan.plan", "kdebug.plan.profile",

@@ -8,7 +8,7 @@ import pytest
 
 from kdebug.errors import BootError
 from kdebug.guest.qemu import READY, boot
-from kdebug.guest.session import new_session
+from kdebug.session import new_session
 from kdebug.plan.prepare import LaunchOptions, prepare
 from tests.conftest import need_tool, qemu_pids_for
 
