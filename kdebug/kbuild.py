@@ -1,7 +1,8 @@
 """`kdebug kernel build`: a small debug kernel from a source tree or tarball.
 
-tinyconfig (or defconfig) + a kconfig fragment, `make olddefconfig`, then
-bzImage, vmlinux and scripts_gdb. The finished tree is cached under the kdebug
+tinyconfig (or defconfig) + kconfig fragments applied in order, `make
+olddefconfig`, then bzImage, vmlinux and scripts_gdb, and `modules` when the
+configuration has any (``=m``). The finished tree is cached under the kdebug
 cache dir by source identity + fragment hash, so a second build (CI's setup
 step, then its tests) costs nothing.
 """
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import tarfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from kdebug.paths import cache_dir
 from kdebug.resources import launch_path
 
 DEFAULT_FRAGMENT = launch_path("kconfig", "debug.config")
+#: debug.config plus the QEMU devices' drivers as modules (tests of --tree modules).
+MODULES_FRAGMENTS = (DEFAULT_FRAGMENT, launch_path("kconfig", "modules.config"))
 DEFAULT_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
 BASES = ("tinyconfig", "defconfig")
 TARGETS = ("bzImage", "vmlinux", "scripts_gdb")
@@ -53,6 +57,21 @@ def parse_fragment(text: str) -> dict[str, str]:
 def unmet(fragment: dict[str, str], config: dict[str, str]) -> list[str]:
     """Fragment options the final .config does not have as asked."""
     return sorted(k for k, v in fragment.items() if config.get(k, "n") != v)
+
+
+def wants_modules(config: dict[str, str]) -> bool:
+    """Whether `make modules` has anything to build for this .config."""
+    return config.get("CONFIG_MODULES") == "y" and "m" in config.values()
+
+
+def fragment_path(name: str | Path) -> Path:
+    """A fragment file, or the name of one kdebug ships ("modules" is
+    launch/kconfig/modules.config)."""
+    p = Path(name)
+    if p.exists() or "/" in str(name):
+        return p
+    shipped = launch_path("kconfig", p.name if p.suffix == ".config" else f"{p.name}.config")
+    return shipped if shipped.is_file() else p
 
 
 def build_key(source: Path, fragment_text: str, base: str) -> str:
@@ -100,38 +119,61 @@ def _unpack(tarball: Path, dest: Path) -> Path:
     return dirs[0]
 
 
-def built_tree(source: Path = DEFAULT_SOURCE, fragment: Path = DEFAULT_FRAGMENT,
+def _fragments(fragments: Path | Sequence[Path]) -> list[Path]:
+    return [fragments] if isinstance(fragments, Path) else list(fragments)
+
+
+def _fragment_text(fragments: list[Path]) -> str:
+    # One fragment hashes as before, so trees built earlier stay cached.
+    return "".join(f.read_text() for f in fragments)
+
+
+def _out_dir(source: Path, fragments: list[Path], base: str) -> Path:
+    return cache_dir("kernels") / f"{_source_name(source)}-{build_key(source, _fragment_text(fragments), base)}"
+
+
+def built_tree(source: Path = DEFAULT_SOURCE, fragments: Path | Sequence[Path] = DEFAULT_FRAGMENT,
                base: str = "tinyconfig") -> Path | None:
     """The cached tree of an earlier identical build, or None."""
-    if not source.exists() or not fragment.is_file():
+    frags = _fragments(fragments)
+    if not source.exists() or not all(f.is_file() for f in frags):
         return None
-    out = cache_dir("kernels") / f"{_source_name(source)}-{build_key(source, fragment.read_text(), base)}"
-    done = out / ".kdebug-built"
+    done = _out_dir(source, frags, base) / ".kdebug-built"
     return Path(done.read_text().strip()) if done.exists() else None
 
 
-def build_kernel(source: Path = DEFAULT_SOURCE, fragment: Path = DEFAULT_FRAGMENT, *,
+def build_kernel(source: Path = DEFAULT_SOURCE, fragments: Path | Sequence[Path] = DEFAULT_FRAGMENT, *,
                  base: str = "tinyconfig", jobs: int | None = None, timeout: float = 3600,
                  progress=lambda msg: None) -> BuildResult:
-    """Build (or find cached) a debug kernel tree usable as ``--tree``."""
+    """Build (or find cached) a debug kernel tree usable as ``--tree``;
+    ``fragments`` are merged onto ``base`` in order, later ones winning."""
+    frags = _fragments(fragments)
     if base not in BASES:
         raise UsageError(f"unknown base config {base!r} (use {' or '.join(BASES)})")
     if not source.exists():
         raise UsageError(f"kernel source {source} does not exist",
                          hint="apt-get install linux-source-6.1 (scripts/setup.sh)")
-    if not fragment.is_file():
-        raise UsageError(f"kconfig fragment {fragment} does not exist")
+    if not frags:
+        raise UsageError("no kconfig fragment given")
+    for f in frags:
+        if not f.is_file():
+            raise UsageError(f"kconfig fragment {f} does not exist",
+                             hint="pass a file, or the name of a shipped one (debug, modules)")
     for tool in ("make", "gcc", "flex", "bison", "bc"):
         if shutil.which(tool) is None:
             raise ToolMissing(f"{tool} not found", hint="run scripts/setup.sh (scripts/packages.d/gdb.txt)")
-    frag_text = fragment.read_text()
-    key = build_key(source, frag_text, base)
-    out = cache_dir("kernels") / f"{_source_name(source)}-{key}"
+    # Later fragments override earlier ones, as merge_config.sh applies them.
+    wanted: dict[str, str] = {}
+    for f in frags:
+        wanted.update(parse_fragment(f.read_text()))
+    out = _out_dir(source, frags, base)
     done = out / ".kdebug-built"
     t0 = time.monotonic()
     if done.exists():
         tree = Path(done.read_text().strip())
-        return BuildResult(tree, True, 0.0, unmet(parse_fragment(frag_text), _read_config(tree)))
+        built = _complete_modules(source, tree, out, jobs, timeout, progress)
+        return BuildResult(tree, not built, time.monotonic() - t0 if built else 0.0,
+                           unmet(wanted, _read_config(tree)))
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "build.log", "ab") as log:
         if source.is_file():
@@ -153,17 +195,36 @@ def build_kernel(source: Path = DEFAULT_SOURCE, fragment: Path = DEFAULT_FRAGMEN
         mk = ["make", "-C", str(source.resolve() if source.is_dir() else tree)]
         if source.is_dir():
             mk.append(f"O={tree}")
-        progress(f"configuring ({base} + {fragment.name}) in {tree}")
+        progress(f"configuring ({base} + {' + '.join(f.name for f in frags)}) in {tree}")
         _run(mk + [base], tree, log, timeout)
         _run([str((source if source.is_dir() else tree) / "scripts/kconfig/merge_config.sh"),
-              "-m", "-O", str(tree), str(tree / ".config"), str(fragment.resolve())], tree, log, timeout)
+              "-m", "-O", str(tree), str(tree / ".config"), *(str(f.resolve()) for f in frags)],
+             tree, log, timeout)
         _run(mk + ["olddefconfig"], tree, log, timeout)
-        missing = unmet(parse_fragment(frag_text), _read_config(tree))
+        config = _read_config(tree)
+        missing = unmet(wanted, config)
+        targets = [*TARGETS, "modules"] if wants_modules(config) else list(TARGETS)
         j = jobs or os.cpu_count() or 1
-        progress(f"building {' '.join(TARGETS)} with -j{j} (log: {out / 'build.log'})")
-        _run(mk + [f"-j{j}", *TARGETS], tree, log, timeout)
+        progress(f"building {' '.join(targets)} with -j{j} (log: {out / 'build.log'})")
+        _run(mk + [f"-j{j}", *targets], tree, log, timeout)
     done.write_text(str(tree))
     return BuildResult(tree, False, time.monotonic() - t0, missing)
+
+
+def _complete_modules(source: Path, tree: Path, out: Path, jobs: int | None, timeout: float,
+                      progress) -> bool:
+    """A tree cached before `modules` was one of the targets: build its
+    modules now (an incremental make; vmlinux is up to date). True if it ran."""
+    if not wants_modules(_read_config(tree)) or (tree / "modules.order").is_file():
+        return False
+    mk = ["make", "-C", str(source.resolve() if source.is_dir() else tree)]
+    if source.is_dir():
+        mk.append(f"O={tree}")
+    j = jobs or os.cpu_count() or 1
+    progress(f"building the modules of cached tree {tree} with -j{j} (log: {out / 'build.log'})")
+    with open(out / "build.log", "ab") as log:
+        _run(mk + [f"-j{j}", "modules"], tree, log, timeout)
+    return True
 
 
 def _read_config(tree: Path) -> dict[str, str]:

@@ -17,20 +17,24 @@ def kernel():
 @kernel.command("build")
 @click.option("--src", type=_path, default=Path("/usr/src/linux-source-6.1.tar.xz"), show_default=True,
               help="Kernel source directory or tarball.")
-@click.option("--fragment", type=_path, help="kconfig fragment (default: launch/kconfig/debug.config).")
+@click.option("--fragment", "fragments", multiple=True,
+              help="kconfig fragment: a file or a shipped name (debug, modules); repeat to layer them, "
+                   "later ones winning (default: debug).")
 @click.option("--base", type=click.Choice(["tinyconfig", "defconfig"]), default="tinyconfig", show_default=True)
 @click.option("-j", "jobs", type=int, help="Parallel jobs (default: all CPUs).")
-def kernel_build(src, fragment, base, jobs):
-    """Configure and build bzImage, vmlinux and scripts_gdb; print the tree.
+def kernel_build(src, fragments, base, jobs):
+    """Configure and build bzImage, vmlinux and scripts_gdb (and the modules,
+    when the configuration has any); print the tree.
 
-    Cached by source and fragment: a second run returns at once. Use the
+    Cached by source and fragments: a second run returns at once. Use the
     printed directory with --tree, e.g. `kdebug attach --tree DIR`.
 
-    Example: kdebug kernel build --src /usr/src/linux-source-6.1.tar.xz
+    Example: kdebug kernel build --fragment debug --fragment modules
     """
-    from kdebug.kbuild import DEFAULT_FRAGMENT, build_kernel
+    from kdebug.kbuild import DEFAULT_FRAGMENT, build_kernel, fragment_path
 
-    res = build_kernel(src, fragment or DEFAULT_FRAGMENT, base=base, jobs=jobs,
+    frags = [fragment_path(f) for f in fragments] or [DEFAULT_FRAGMENT]
+    res = build_kernel(src, frags, base=base, jobs=jobs,
                        progress=lambda m: click.echo(f"kdebug: {m}", err=True))
     for opt in res.missing:
         click.echo(f"kdebug: warning: {opt} from the fragment is not in the final .config", err=True)
