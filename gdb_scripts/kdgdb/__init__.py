@@ -1,3 +1,3 @@
 """kdebug's gdb layer: thin commands over kdebug.decode's pure decoders."""
 
-from kdebug.gdb_scripts.kdgdb import backtrace, breaks, dmesg, functions, info, modsyms, modules, symbols, tasks  # noqa: F401
+from . import backtrace, breaks, dmesg, functions, info, modsyms, modules, symbols, tasks  # noqa: F401

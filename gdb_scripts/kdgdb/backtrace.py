@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 
 import gdb
-from kdebug.gdb_scripts.kdgdb import core
 
 from kdebug.format import format_backtrace
 from kdebug.model import FrameRecord
+
+from . import core
 
 FRAME = "struct inactive_task_frame"
 KERNEL_START = 0xFFFF800000000000  # x86-64: kernel addresses are in the upper half
@@ -103,7 +104,7 @@ def running_backtrace(cpu: int, limit: int = 64) -> list[FrameRecord]:
 
 
 def task_backtrace(pid: int, limit: int = 64) -> list[FrameRecord]:
-    from kdebug.gdb_scripts.kdgdb.tasks import find_task
+    from .tasks import find_task
 
     t = find_task(pid)
     running = t.on_cpu and core.current_task_addr(t.cpu) == t.address

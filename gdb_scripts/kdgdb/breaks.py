@@ -4,10 +4,11 @@ short report (cpu, task, backtrace, last log lines) when it hits."""
 from __future__ import annotations
 
 import gdb
-from kdebug.gdb_scripts.kdgdb import core
 
 from kdebug.decode.breaks import PRESETS, preset
 from kdebug.format import format_backtrace, format_dmesg
+
+from . import core
 
 _ours: set[int] = set()
 
@@ -17,9 +18,9 @@ def _report(event) -> None:
     if not any(b.number in _ours for b in bps):
         return
     try:
-        from kdebug.gdb_scripts.kdgdb.backtrace import walk
-        from kdebug.gdb_scripts.kdgdb.dmesg import collect_printk
-        from kdebug.gdb_scripts.kdgdb.tasks import read_task
+        from .backtrace import walk
+        from .dmesg import collect_printk
+        from .tasks import read_task
 
         cpu = core.selected_cpu()
         t = read_task(core.current_task_addr(cpu))

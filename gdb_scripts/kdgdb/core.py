@@ -279,7 +279,7 @@ def kgdb_master_cpu() -> int:
 
 
 def _cpu_running_pid(pid: int) -> int | None:
-    from kdebug.gdb_scripts.kdgdb.tasks import read_task
+    from .tasks import read_task
 
     for cpu in online_cpus():
         if read_task(current_task_addr(cpu)).pid == pid:
@@ -306,7 +306,7 @@ def cpu_thread(cpu: int):
     if not threads_are_tasks():
         want = cpu + 1
     else:
-        from kdebug.gdb_scripts.kdgdb.tasks import read_task
+        from .tasks import read_task
 
         want = read_task(current_task_addr(cpu)).pid
         if want == 0:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gdb
-from kdebug.gdb_scripts.kdgdb import core
 
 from kdebug.decode.printk import PrbLayout, PrbRings, decode_records, tail
 from kdebug.decode.structs import Field
 from kdebug.format import format_dmesg
+
+from . import core
 
 RB = "struct printk_ringbuffer"
 DESC = "struct prb_desc"

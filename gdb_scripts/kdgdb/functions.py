@@ -4,7 +4,8 @@ $kd_per_cpu(var, cpu), $container_of(ptr, "type", "member")."""
 from __future__ import annotations
 
 import gdb
-from kdebug.gdb_scripts.kdgdb import core
+
+from . import core
 
 
 def _task_ptr(addr: int) -> gdb.Value:
@@ -46,7 +47,7 @@ class KdTask(Function):
     name = "kd_task"
 
     def call(self, pid):
-        from kdebug.gdb_scripts.kdgdb.tasks import find_task
+        from .tasks import find_task
 
         return _task_ptr(find_task(int(pid)).address)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import gzip
 
 import gdb
-from kdebug.gdb_scripts.kdgdb import core
 
 from kdebug.kconfig import parse_kconfig
+
+from . import core
 
 
 def c_string(addr: int, limit: int = 4096) -> str:
@@ -50,7 +51,7 @@ class KdCpus(core.Command):
     name = "kd-cpus"
 
     def run(self, a):
-        from kdebug.gdb_scripts.kdgdb.tasks import read_task
+        from .tasks import read_task
 
         sel = core.selected_cpu()
         lines = [f"{'':1} {'CPU':>3}  {'TASK':18}  {'PID':>6}  COMM"]

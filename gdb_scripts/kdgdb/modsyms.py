@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import gdb
-from kdebug.gdb_scripts.kdgdb import core
 
 from kdebug.decode.modsyms import add_symbol_file_command, index_debug_files, module_key
+
+from . import core
 
 _state: dict = {"dirs": [], "index": None, "loaded": {}}  # loaded: name -> text address
 
@@ -39,7 +40,7 @@ def load_module(mod: gdb.Value) -> str | None:
     path = _index().get(module_key(name))
     if path is None:
         return f"kd-symbols: no debug file for {name}"
-    from kdebug.gdb_scripts.kdgdb.modules import module_layout
+    from .modules import module_layout
 
     base = core.u64(int(mod.address) + module_layout().core_base.offset)
     secs = module_sections(mod)
@@ -61,7 +62,7 @@ def unload_module(mod: gdb.Value) -> None:
 
 
 def all_modules():
-    from kdebug.gdb_scripts.kdgdb.modules import module_layout
+    from .modules import module_layout
 
     if not core.has_symbol("modules"):
         return

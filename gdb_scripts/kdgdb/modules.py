@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from kdebug.gdb_scripts.kdgdb import core
-
 from kdebug.decode.modules import ModuleLayout, decode_module
 from kdebug.decode.structs import Field
 from kdebug.format import format_modules
+
+from . import core
 
 M = "struct module"
 

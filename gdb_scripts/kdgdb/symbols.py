@@ -4,9 +4,10 @@ detach helpers `kdebug attach --session` uses."""
 from __future__ import annotations
 
 import gdb
-from kdebug.gdb_scripts.kdgdb import core
 
 from kdebug.decode.elfsyms import read_vmlinux
+
+from . import core
 
 
 def symbol_file_command(vmlinux: str, offset: int) -> str:

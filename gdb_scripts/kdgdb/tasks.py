@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import gdb
-from kdebug.gdb_scripts.kdgdb import core
 
 from kdebug.decode.structs import Field
 from kdebug.decode.tasks import RawTask, TaskLayout, decode_task, filter_tasks, to_records
 from kdebug.decode.tasks import for_each_task as walk_tasks
 from kdebug.format import format_tasks
+
+from . import core
 
 T = "struct task_struct"
 
