@@ -51,6 +51,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
         warnings += load_warnings
         say("drgn: collecting")
         log = guard("log", lambda: collect_log(prog), [])
+        log, log_source = _saved_log(dump, log, warnings)
         lines = log_lines(log)
         panic = collect_panic(prog, lines)
         system = collect_system(prog, dump)
@@ -70,7 +71,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
     if on_partial is not None:
         on_partial(Report(signature=sig, system=system, panic=panic, other_cpus=other, tasks=summary,
                           log_tail=log[-LOG_TAIL:], modules=modules, memory=memory,
-                          engines=list(engines), warnings=list(warnings)))
+                          engines=list(engines), warnings=list(warnings), log_source=log_source))
     crosscheck = []
     if crash:
         say("crash: waiting")
@@ -91,7 +92,27 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
                                  oops_block(lines).splitlines())
     return Report(signature=sig, system=system, panic=panic, other_cpus=other, tasks=summary,
                   log_tail=log[-LOG_TAIL:], modules=modules, memory=memory, crosscheck=crosscheck,
-                  engines=engines, warnings=warnings)
+                  engines=engines, warnings=warnings, log_source=log_source)
+
+
+def _saved_log(dump: Dump, log: list, warnings: list[str]) -> tuple[list, str]:
+    """The dump's own log; when it is unreadable, the log its writer saved
+    beside it (kdump-tools' dmesg.<stamp>, RHEL's vmcore-dmesg.txt)."""
+    from kdebug.errors import VmcoreError
+    from kdebug.vmcore.layouts import read_saved_dmesg
+
+    if dump.site is not None and dump.site.incomplete:
+        warnings.append(dump.site.incomplete)
+    saved = dump.saved_dmesg
+    if log or saved is None:
+        return log, "vmcore"
+    try:
+        records = read_saved_dmesg(saved)
+    except VmcoreError as e:
+        warnings.append(f"log: the dump's own log is unreadable, and so is the one saved beside it: {e}")
+        return log, "vmcore"
+    warnings.append(f"log: the dump's own log is unreadable; the log shown is {saved}, saved beside the dump")
+    return records, str(saved)
 
 
 def postmortem(path, *, vmlinux=None, tree=None, crash: bool = True, crash_timeout: float = 120.0,

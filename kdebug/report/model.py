@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: log_source
 
 #: Classified panic reasons, in the order the classifier tries them.
 REASONS = ("sysrq", "null-deref", "bug", "warn", "hung-task", "soft-lockup", "hard-lockup",
@@ -108,6 +108,9 @@ class Report:
     crosscheck: list[CrossCheck] = field(default_factory=list)
     engines: list[EngineRun] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: "vmcore", or the path of the log saved beside the dump that stood in
+    #: for an unreadable one (log_tail and the panic message come from it).
+    log_source: str = "vmcore"
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

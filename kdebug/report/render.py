@@ -66,6 +66,13 @@ def engine_rows(r: Report) -> list[tuple[str, str, str, str]]:
             for e in r.engines]
 
 
+def log_title(r: Report) -> str:
+    """The log section's title says where the log came from when it is not the dump."""
+    if r.log_source == "vmcore":
+        return "Log (tail)"
+    return f"Log (tail) from {r.log_source}, saved beside the dump (its own log is unreadable)"
+
+
 def render_text(r: Report) -> str:
     out = [f"kdebug post-mortem: {r.signature}", ""]
 
@@ -86,7 +93,7 @@ def render_text(r: Report) -> str:
         for b in r.tasks.blocked:
             body += f"\n\nD-state {b.task.pid} {b.task.comm}:\n" + format_backtrace(b.backtrace)
         section("Tasks", body)
-    section("Log (tail)", format_dmesg(r.log_tail))
+    section(log_title(r), format_dmesg(r.log_tail))
     if r.modules:
         section("Modules", format_modules(r.modules))
     if r.memory:
@@ -122,7 +129,7 @@ def render_markdown(r: Report) -> str:
                                                    ["PID", "COMM", "RSS KiB"]), ""]
         for b in r.tasks.blocked:
             out += [f"D-state {b.task.pid} {b.task.comm}:", code(format_backtrace(b.backtrace)), ""]
-    out += ["## Log (tail)", code(format_dmesg(r.log_tail)), ""]
+    out += [f"## {log_title(r)}", code(format_dmesg(r.log_tail)), ""]
     if r.modules:
         out += ["## Modules", code(format_modules(r.modules)), ""]
     if r.memory:
@@ -186,7 +193,7 @@ def render_html(r: Report) -> str:
                       table([(t.pid, t.comm, t.rss_kb) for t in r.tasks.top_memory], ["PID", "COMM", "RSS KiB"])]
         for b in r.tasks.blocked:
             parts.append(f"<p>D-state {b.task.pid} {e(b.task.comm)}</p>{pre(format_backtrace(b.backtrace))}")
-    parts += ["<h2>Log (tail)</h2>", pre(format_dmesg(r.log_tail), "log")]
+    parts += [f"<h2>{e(log_title(r))}</h2>", pre(format_dmesg(r.log_tail), "log")]
     if r.modules:
         parts += ["<h2>Modules</h2>", pre(format_modules(r.modules))]
     if r.memory:

@@ -1,5 +1,6 @@
-"""Open a dump for analysis: identify it, reassemble a flattened stream, and
-pair it with the vmlinux whose build-id VMCOREINFO names."""
+"""Open a dump for analysis: find it where a machine left it, identify it,
+reassemble a flattened stream, and pair it with the vmlinux whose build-id
+VMCOREINFO names."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kdebug import kernel
 from kdebug.errors import KernelError, ToolMissing, VmcoreError
 from kdebug.paths import cache_dir
 from kdebug.vmcore.info import VmcoreInfo, identify
+from kdebug.vmcore.layouts import DumpSite, locate
 
 
 @dataclass
@@ -23,20 +25,28 @@ class Dump:
     vmlinux: Path
     module_debug_dir: Path | None
     original: Path  # what the user named (a flattened stream is reassembled elsewhere)
+    site: DumpSite | None = None  # where it was found, and the log saved beside it
 
     @property
     def path(self) -> Path:
         return self.info.path
 
+    @property
+    def saved_dmesg(self) -> Path | None:
+        return self.site.dmesg if self.site else None
+
 
 def open_dump(path: Path, vmlinux: Path | None = None, tree: Path | None = None,
               timeout: float = 300.0) -> Dump:
-    info = identify(path)
+    """``path``: a dump file, or a directory holding one dump in any known
+    layout (kdebug capture, kdump-tools, RHEL kdump) at any depth."""
+    site = locate(Path(path))
+    info = identify(site.vmcore)
     original = info.path
     if info.format == "flattened":
         info = identify(reassemble(info.path, timeout=timeout))
     vm, mods = find_vmlinux(info, vmlinux=vmlinux, tree=tree)
-    return Dump(info, vm, mods, original)
+    return Dump(info, vm, mods, original, site)
 
 
 def reassemble(path: Path, timeout: float = 300.0) -> Path:
