@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from kdebug.plan.diagnose import Diagnosis
+from kdebug.plan.diagnose import CRASHKERNEL_FAILED, Diagnosis
 
 CAPTURE_KERNEL_START = re.compile(r"Linux version \S+")
 _OOM = re.compile(r"System is deadlocked on memory|Out of memory and no killable processes|"
@@ -24,7 +24,7 @@ def _last_lines(text: str, n: int = 6) -> str:
 
 
 def not_reserved(dmesg: str, crashkernel: str | None) -> Diagnosis:
-    m = re.search(r".*crashkernel.*", dmesg)
+    m = CRASHKERNEL_FAILED.search(dmesg)
     if not crashkernel:
         cause = "no crashkernel= on the command line, so no memory is reserved for a capture kernel"
     else:

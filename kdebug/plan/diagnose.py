@@ -25,6 +25,15 @@ class Diagnosis:
         return f"{self.cause}\n    fix: {self.fix}{ev}"
 
 
+#: What the kernel says when it cannot reserve crashkernel=: x86's own code up
+#: to v6.6 ("crashkernel reservation failed - No suitable area found."), the
+#: generic reserve_crashkernel_generic() since v6.7 ("cannot allocate
+#: crashkernel (size:0x...)"; "crashkernel reservation failed - memory is in
+#: use." for a fixed base).
+CRASHKERNEL_FAILED = re.compile(r"crashkernel reservation failed.*|Cannot reserve \S+ crashkernel.*|"
+                                r"cannot allocate crashkernel.*")
+
+
 def _errno_name(n: int) -> str:
     return errno.errorcode.get(n, f"errno {n}")
 
@@ -133,7 +142,7 @@ _RULES: list[tuple[re.Pattern, object]] = [
     (re.compile(r"No working init found"),
      Diagnosis("no-init", "no init program could be run (tried /sbin/init, /etc/init, /bin/init, /bin/sh)",
                "put an executable /init in the initramfs (kdebug initramfs build busybox)")),
-    (re.compile(r"crashkernel reservation failed.*|Cannot reserve \S+ crashkernel.*"),
+    (CRASHKERNEL_FAILED,
      Diagnosis("crashkernel-not-reserved",
                "the kernel could not reserve the crashkernel= region",
                "lower crashkernel= or raise --memory")),
@@ -145,6 +154,22 @@ _RULES: list[tuple[re.Pattern, object]] = [
 ]
 
 _PANIC = re.compile(r"Kernel panic - not syncing: (.*)")
+
+#: The line Linux prints once the crashkernel= region is reserved. Up to v6.6
+#: x86's reserve_crashkernel() says "Reserving 128MB of memory at 864MB for
+#: crashkernel (System RAM: 1023MB)"; since Linux commit 9c08a2a139fe ("x86:
+#: kdump: use generic interface to simplify crashkernel reservation code")
+#: (v6.7) x86 reserves through reserve_crashkernel_generic() from commit
+#: 0ab97169aa05 ("crash_core: add generic function to do reservation"), now in
+#: kernel/crash_reserve.c, which says "crashkernel reserved: 0x0000000036000000
+#: - 0x000000003e000000 (128 MB)".
+_CRASHKERNEL_RESERVED = re.compile(r"Reserving \d+MB of memory at \d+MB for crashkernel|"
+                                   r"crashkernel reserved: 0x[0-9a-f]+ - 0x[0-9a-f]+ \(\d+ MB\)")
+
+
+def crashkernel_reserved(console: str) -> bool:
+    """Whether the boot log says the crashkernel= region was reserved."""
+    return _CRASHKERNEL_RESERVED.search(console) is not None
 
 
 def diagnose(console: str, *, qemu_stderr: str = "", timed_out: bool = False,
@@ -159,12 +184,11 @@ def diagnose(console: str, *, qemu_stderr: str = "", timed_out: bool = False,
         d = what(m) if callable(what) else Diagnosis(what.code, what.cause, what.fix, m.group(0).strip())
         if all(d.code != f.code for f in found):
             found.append(d)
-    if expect_crashkernel and "for crashkernel" not in console and console.strip() and \
+    if expect_crashkernel and not crashkernel_reserved(console) and console.strip() and \
             all(d.code != "crashkernel-not-reserved" for d in found):
-        # Linux prints "Reserving NMB of memory at ... for crashkernel" on success.
         found.append(Diagnosis("crashkernel-not-reserved",
                                "crashkernel= was asked for but the kernel did not reserve it "
-                               "(no 'Reserving ... for crashkernel' line)",
+                               "(no 'crashkernel reserved' or 'Reserving ... for crashkernel' line)",
                                "check the kernel has CONFIG_KEXEC/CRASH_DUMP and that "
                                "crashkernel= fits the guest's memory"))
     if not found and (m := _PANIC.search(console)):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from kdebug.plan.diagnose import diagnose
+from kdebug.plan.diagnose import crashkernel_reserved, diagnose
 
 LOGS = Path(__file__).resolve().parent.parent / "fixtures" / "console"
 
@@ -49,6 +49,27 @@ def test_crashkernel_missing_only_when_asked():
     assert d[0].code == "crashkernel-not-reserved"
     ok = log + "Reserving 128MB of memory at 848MB for crashkernel (System RAM: 1023MB)\n"
     assert diagnose(ok, expect_crashkernel=True) == []
+
+
+@pytest.mark.parametrize("log", ["boot-crashkernel-6.1", "boot-crashkernel-6.12"])
+def test_crashkernel_reserved_on_either_kernel_generation(log):
+    """6.1 says "Reserving 128MB of memory at 864MB for crashkernel", 6.12
+    "crashkernel reserved: 0x... - 0x... (128 MB)": both are a reservation."""
+    console = (LOGS / f"{log}.log").read_text()
+    assert crashkernel_reserved(console)
+    assert diagnose(console, expect_crashkernel=True) == []
+
+
+def test_crashkernel_refused_on_either_kernel_generation():
+    # crashkernel=2G in a 1 GiB guest: 6.1 says why, 6.12 says nothing.
+    failed = diagnose((LOGS / "boot-crashkernel-failed-6.1.log").read_text(), expect_crashkernel=True)
+    assert [d.code for d in failed] == ["crashkernel-not-reserved"]
+    assert failed[0].evidence == "crashkernel reservation failed - No suitable area found."
+    silent = (LOGS / "boot-crashkernel-silent-6.12.log").read_text()
+    assert not crashkernel_reserved(silent)
+    assert [d.code for d in diagnose(silent, expect_crashkernel=True)] == ["crashkernel-not-reserved"]
+    generic = "[    0.000000] cannot allocate crashkernel (size:0x80000000)\n"
+    assert diagnose(generic)[0].evidence == "cannot allocate crashkernel (size:0x80000000)"
 
 
 def test_hang_and_silence():
