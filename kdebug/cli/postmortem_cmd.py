@@ -39,11 +39,14 @@ def _write(text: str, output: Path | None) -> None:
 def postmortem(vmcore, vmlinux, tree, fmt, as_json, output, no_crash, crash_timeout, quiet):
     """Turn a vmcore (ELF, kdump-compressed or flattened) into a report.
 
-    VMCORE is a dump file or a `kdebug capture` directory. The vmlinux is found
-    by the build-id in the dump's VMCOREINFO. The JSON schema is
+    VMCORE is a dump file, or a directory holding one dump at any depth: a
+    `kdebug capture` directory, kdump-tools' <stamp>/dump.<stamp> (Debian,
+    Ubuntu) or RHEL's <host>-<date>/vmcore. When the dump's own log is
+    unreadable, the dmesg saved beside it serves as the log. The vmlinux is
+    found by the build-id in the dump's VMCOREINFO. The JSON schema is
     kdebug/report/schema/report-v1.json.
 
-    Example: kdebug postmortem /var/crash/202401011200/vmcore --format html -o report.html
+    Example: kdebug postmortem /var/crash/202401011200 --format html -o report.html
     """
     from kdebug.report.build import postmortem as run
     from kdebug.report.render import render
@@ -69,25 +72,28 @@ def postmortem(vmcore, vmlinux, tree, fmt, as_json, output, no_crash, crash_time
 @click.option("--no-crash", is_flag=True, help="drgn only (faster).")
 @click.option("--vmlinux", type=click.Path(path_type=Path), help="Use this vmlinux for every dump.")
 def triage(directory, jobs, timeout, as_json, output, no_crash, vmlinux):
-    """Analyse every vmcore in DIRECTORY in parallel and group them by signature.
+    """Analyse every vmcore under DIRECTORY in parallel and group them by signature.
 
-    A dump that is bad or takes longer than --timeout is listed with its error;
-    the others go on. Exits 1 when any dump failed.
+    Dumps are found at any depth: `kdebug capture` directories, kdump-tools'
+    <stamp>/dump.<stamp> (Debian, Ubuntu), RHEL's <host>-<date>/vmcore, and
+    any other dump file. A dump that is bad or takes longer than --timeout is
+    listed with its error; the others go on. Exits 1 when any dump failed.
 
     Example: kdebug triage /var/crash --jobs 2 --json -o triage.json
     """
-    from kdebug.errors import UsageError
-    from kdebug.report.triage import find_dumps, triage_json, triage_text
-    from kdebug.report.triage import triage as run
+    from kdebug.postmortem.triage import TriageOptions
+    from kdebug.postmortem.triage import triage as run
+    from kdebug.report.triage import triage_json, triage_text
+    from kdebug.vmcore.layouts import find_dumps
 
     dumps = find_dumps(directory)
     if not dumps:
-        raise UsageError(f"no vmcores in {directory}")
-    extra = (["--no-crash"] if no_crash else []) + (["--vmlinux", str(vmlinux)] if vmlinux else [])
+        raise UsageError(f"no dumps in {directory} (looked for kdebug capture directories, kdump-tools "
+                         "<stamp>/dump.<stamp>, RHEL <host>-<date>/vmcore and dump files, at any depth)")
     click.echo(f"kdebug: triage of {len(dumps)} dumps, {jobs} at a time", err=True)
-    entries = run(dumps, jobs=jobs, timeout=timeout, extra=extra,
-                  progress=lambda e: click.echo(f"kdebug: {Path(e.path).name}: "
-                                                f"{e.signature if e.ok else 'FAILED: ' + e.error}", err=True))
+    entries = run(dumps, jobs=jobs, timeout=timeout, options=TriageOptions(vmlinux=vmlinux, crash=not no_crash),
+                  progress=lambda e: click.echo(f"kdebug: {e.path}: "
+                                                f"{e.signature if e.ok else f'FAILED: {e.error}'}", err=True))
     _write(triage_json(entries) if as_json else triage_text(entries), output)
     if not all(e.ok for e in entries):
         raise click.exceptions.Exit(1)

@@ -1,102 +1,72 @@
-"""Triage many dumps: find them, analyse each in its own process with a
-timeout (one bad or hung dump costs only itself), group by signature."""
+"""Triage records (pure): one entry per dump, holding the Report its
+analysis returned or the structured error it failed with, grouped by the
+report's signature. The analyses themselves run in kdebug.postmortem.triage."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from kdebug.errors import UsageError
+from kdebug.errors import KdebugError
+from kdebug.report.model import Report
+from kdebug.vmcore.layouts import DumpSite
 
-#: First bytes of the formats kdebug reads (ELF, kdump-compressed, flattened).
-_MAGICS = (b"\x7fELF", b"KDUMP   ", b"makedumpfile")
-_NAMES = ("vmcore", "dump")
+SCHEMA_VERSION = "1.1"  # 1.1: layout and dmesg per dump, error_stage and hint
+
+
+@dataclass
+class TriageError:
+    """Why one dump could not be analysed, as the analysis said it."""
+
+    message: str
+    stage: str  # KdebugError.stage ("vmcore", "kernel", ...), or "timeout" / "internal"
+    hint: str | None = None
+
+    @classmethod
+    def of(cls, e: KdebugError) -> TriageError:
+        return cls(e.message, e.stage, e.hint)
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
 
 
 @dataclass
 class TriageEntry:
-    path: str
-    ok: bool
+    site: DumpSite
     seconds: float
-    signature: str = ""
-    reason: str = ""
-    release: str = ""
-    panic_task: str = ""
-    error: str = ""
-    report: dict | None = field(default=None, repr=False)
+    report: Report | None = None
+    error: TriageError | None = None
 
+    @property
+    def ok(self) -> bool:
+        return self.report is not None
 
-def find_dumps(directory: Path) -> list[Path]:
-    """Capture directories (with a ``vmcore``) and files that look like dumps,
-    by name or by their first bytes; sorted, not recursive beyond one level."""
-    if not directory.is_dir():
-        raise UsageError(f"{directory} is not a directory")
-    found = []
-    for p in sorted(directory.iterdir()):
-        if p.is_dir():
-            if (p / "vmcore").exists():
-                found.append(p)
-        elif p.is_file():
-            try:
-                with open(p, "rb") as f:
-                    head = f.read(12)
-            except OSError:
-                head = b""
-            if any(n in p.name.lower() for n in _NAMES) or any(head.startswith(m) for m in _MAGICS):
-                found.append(p)
-    return found
+    @property
+    def path(self) -> str:
+        return str(self.site.vmcore)
 
+    @property
+    def signature(self) -> str:
+        return self.report.signature if self.report else ""
 
-def _analyse(path: Path, timeout: float, extra: list[str]) -> TriageEntry:
-    argv = [sys.executable, "-m", "kdebug.cli.main", "postmortem", str(path), "--format", "json",
-            "--quiet", *extra]
-    t0 = time.monotonic()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "KDEBUG_DEBUG": ""})
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the analysis and its crash child
-        except OSError:
-            pass
-        proc.communicate()
-        return TriageEntry(str(path), False, time.monotonic() - t0, error=f"timed out after {timeout:g} s")
-    secs = time.monotonic() - t0
-    if proc.returncode != 0:
-        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-        msg = lines[-1] if lines else f"exit status {proc.returncode}"
-        return TriageEntry(str(path), False, secs, error=msg.removeprefix("kdebug: error: "))
-    try:
-        rep = json.loads(out)
-    except ValueError:
-        return TriageEntry(str(path), False, secs, error="the analysis printed no valid JSON")
-    task = rep["panic"].get("task") or {}
-    return TriageEntry(str(path), True, secs, rep["signature"], rep["panic"]["reason"],
-                       rep["system"]["release"], f"{task.get('pid', '')} {task.get('comm', '')}".strip(),
-                       report=rep)
+    @property
+    def reason(self) -> str:
+        return self.report.panic.reason if self.report else ""
 
+    @property
+    def panic_task(self) -> str:
+        task = self.report.panic.task if self.report else None
+        return f"{task.pid} {task.comm}" if task else ""
 
-def triage(paths: list[Path], *, jobs: int = 2, timeout: float = 300.0, extra: list[str] | None = None,
-           progress=None) -> list[TriageEntry]:
-    extra = extra or []
-    results: list[TriageEntry] = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(_analyse, p, timeout, extra): p for p in paths}
-        for fut in futures:
-            entry = fut.result()
-            if progress:
-                progress(entry)
-            results.append(entry)
-    return results
+    def to_dict(self) -> dict:
+        return {"path": self.path, "layout": self.site.layout,
+                "dmesg": str(self.site.dmesg) if self.site.dmesg else None,
+                "ok": self.ok, "seconds": round(self.seconds, 3), "signature": self.signature,
+                "reason": self.reason, "release": self.report.system.release if self.report else "",
+                "panic_task": self.panic_task, "log_source": self.report.log_source if self.report else None,
+                "error": str(self.error) if self.error else "",
+                "error_stage": self.error.stage if self.error else None}
 
 
 def group(entries: list[TriageEntry]) -> list[dict]:
@@ -112,9 +82,9 @@ def group(entries: list[TriageEntry]) -> list[dict]:
 
 def triage_json(entries: list[TriageEntry]) -> str:
     ok = [e for e in entries if e.ok]
-    doc = {"schema_version": "1.0", "generator": "kdebug triage", "total": len(entries), "analysed": len(ok),
-           "failed": len(entries) - len(ok), "groups": group(entries),
-           "dumps": [{k: v for k, v in asdict(e).items() if k != "report"} for e in entries]}
+    doc = {"schema_version": SCHEMA_VERSION, "generator": "kdebug triage", "total": len(entries),
+           "analysed": len(ok), "failed": len(entries) - len(ok), "groups": group(entries),
+           "dumps": [e.to_dict() for e in entries]}
     return json.dumps(doc, indent=2) + "\n"
 
 
@@ -123,10 +93,17 @@ def triage_text(entries: list[TriageEntry]) -> str:
 
     groups = group(entries)
     rows = [(g["count"], g["reason"], g["signature"]) for g in groups]
-    per = [(Path(e.path).name, "ok" if e.ok else "FAILED", f"{e.seconds:.1f}",
-            e.signature if e.ok else e.error) for e in entries]
+    per = [(_short(e), e.site.layout, "ok" if e.ok else "FAILED", f"{e.seconds:.1f}",
+            e.signature if e.ok else str(e.error)) for e in entries]
     ok = sum(e.ok for e in entries)
     return (f"{len(entries)} dumps, {ok} analysed, {len(entries) - ok} failed, {len(groups)} groups\n\n"
             + tabulate(rows, headers=["count", "reason", "signature"], disable_numparse=True) + "\n\n"
-            + tabulate(per, headers=["dump", "status", "seconds", "signature / error"], disable_numparse=True)
+            + tabulate(per, headers=["dump", "layout", "status", "seconds", "signature / error"],
+                       disable_numparse=True)
             + "\n")
+
+
+def _short(e: TriageEntry) -> str:
+    """The dump's directory and name: in /var/crash the directory is the stamp."""
+    p = Path(e.path)
+    return f"{p.parent.name}/{p.name}" if p.parent.name else p.name

@@ -13,7 +13,9 @@ Three layouts are known, found at any depth under the directory given:
   from kexec-tools' vmcore-dmesg; unfinished, it is ``vmcore-incomplete``.
 
 Any other file whose first bytes are a dump's (an ELF core, kdump-compressed,
-makedumpfile's flattened stream) is found too, as a plain file.
+makedumpfile's flattened stream), or whose name says vmcore, is found too, as
+a plain file. Symlinks are followed, each real directory once; a symlinked
+file pointing inside the same root is skipped (it would be listed twice).
 """
 
 from __future__ import annotations
@@ -69,6 +71,13 @@ def looks_like_dump(path: Path) -> bool:
     return head.startswith((b"KDUMP   ", b"makedumpfile"))
 
 
+def named_like_dump(name: str) -> bool:
+    """Named as a vmcore (and not one of the text files written beside one):
+    such a file is listed even when it is empty or damaged, so the user hears why."""
+    low = name.lower()
+    return "vmcore" in low and not low.endswith((".txt", ".log", ".json", ".html", ".md"))
+
+
 def sites_in(directory: Path, names: list[str]) -> tuple[list[DumpSite], set[str]]:
     """The dumps one directory holds by its layout, and the file names the
     layout accounts for (so they are not looked at again)."""
@@ -105,8 +114,7 @@ def sites_in(directory: Path, names: list[str]) -> tuple[list[DumpSite], set[str
 
 
 def find_dumps(root: Path) -> list[DumpSite]:
-    """Every dump under ``root`` (recursively, symlinked directories not
-    followed), in path order."""
+    """Every dump under ``root`` (recursively), in path order."""
     if not root.exists():
         raise UsageError(f"{root} does not exist")
     if not root.is_dir():
@@ -114,14 +122,23 @@ def find_dumps(root: Path) -> list[DumpSite]:
     if not os.access(root, os.R_OK | os.X_OK):
         raise UsageError(f"{root} is not readable")
     found: list[DumpSite] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        # Symlinked directories are followed (dumps are often linked into
+        # place), each real directory once, so a link loop ends.
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames.clear()
+            continue
+        seen.add(real)
         dirnames.sort()
         here = Path(dirpath)
         sites, claimed = sites_in(here, filenames)
         found += sites
         for name in sorted(set(filenames) - claimed):
             p = here / name
-            if p.is_file() and not p.is_symlink() and looks_like_dump(p):
+            if p.is_file() and not (p.is_symlink() and p.resolve().is_relative_to(root.resolve())) \
+                    and (named_like_dump(name) or looks_like_dump(p)):
                 found.append(DumpSite(p, "file"))
     return sorted(found, key=lambda s: str(s.vmcore))
 

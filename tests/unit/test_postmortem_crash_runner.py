@@ -57,8 +57,9 @@ def test_missing_crash(tmp_path):
 
 
 def test_triage_timeout_is_per_dump(tmp_path):
-    from kdebug.report.triage import triage
+    from kdebug.postmortem.triage import triage
+    from kdebug.vmcore.layouts import DumpSite
 
     (tmp_path / "a.vmcore").write_bytes(b"x")
-    (entry,) = triage([tmp_path / "a.vmcore"], timeout=0.01)
-    assert not entry.ok and entry.error == "timed out after 0.01 s"
+    (entry,) = triage([DumpSite(tmp_path / "a.vmcore", "file")], timeout=0.01)
+    assert not entry.ok and str(entry.error) == "timed out after 0.01 s" and entry.error.stage == "timeout"

@@ -111,7 +111,9 @@ def test_cli_bad_input_one_line_exit_1(tmp_path, make, message):
 
 
 def test_triage_lists_bad_dumps_and_goes_on(tmp_path):
-    from kdebug.report.triage import find_dumps, group, triage, triage_json
+    from kdebug.postmortem.triage import TriageOptions, triage
+    from kdebug.report.triage import group, triage_json
+    from kdebug.vmcore.layouts import find_dumps
 
     (tmp_path / "vmcore-empty").write_bytes(b"")
     (tmp_path / "random.vmcore").write_bytes(bytes(range(256)) * 16)
@@ -119,15 +121,17 @@ def test_triage_lists_bad_dumps_and_goes_on(tmp_path):
     (tmp_path / "cap").mkdir()
     (tmp_path / "cap" / "vmcore").write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 9)
     dumps = find_dumps(tmp_path)
-    assert [p.name for p in dumps] == ["cap", "random.vmcore", "vmcore-empty"]
-    entries = triage(dumps, jobs=2, timeout=60, extra=["--no-crash"])
+    assert [str(s.vmcore.relative_to(tmp_path)) for s in dumps] == ["cap/vmcore", "random.vmcore", "vmcore-empty"]
+    entries = triage(dumps, jobs=2, timeout=60, options=TriageOptions(crash=False))
     assert [e.ok for e in entries] == [False, False, False]
     errors = {e.path.rsplit("/", 1)[-1]: e.error for e in entries}
-    assert "damaged ELF" in errors["cap"] and "is empty" in errors["vmcore-empty"]
-    assert "is not a vmcore" in errors["random.vmcore"]
+    assert "damaged ELF" in errors["vmcore"].message and "is empty" in errors["vmcore-empty"].message
+    assert "is not a vmcore" in errors["random.vmcore"].message
+    assert {e.stage for e in errors.values()} == {"vmcore"}  # the record, not a line of text
     assert all(g["reason"] == "failed" for g in group(entries))
     doc = json.loads(triage_json(entries))
     assert (doc["total"], doc["failed"]) == (3, 3)
+    assert {d["error_stage"] for d in doc["dumps"]} == {"vmcore"}
 
 
 def _jsonschema():

@@ -1,0 +1,1 @@
+"""Post-mortem over the engines: many dumps analysed side by side (triage)."""
