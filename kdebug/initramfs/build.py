@@ -1,7 +1,8 @@
 """Assemble a recipe into an initramfs (cpio newc, gzip) or an ext4 image.
 
 Host files are gathered here (busybox, binaries with their ``ldd`` closure,
-modules from ``modules.dep``); the archive format lives in :mod:`.cpio`.
+modules from ``modules.dep``; a build tree's modules are staged with
+depmod first); the archive format lives in :mod:`.cpio`.
 Results are cached by a hash of every input, so a second build is free.
 """
 
@@ -97,11 +98,78 @@ def _read_ko(path: Path) -> bytes:
     return data
 
 
-def _add_modules(arc: Archive, kernel: Kernel, names: list[str], warnings: list[str],
+def tree_modules(kernel: Kernel) -> Path | None:
+    """A build tree's modules as an installed tree would hold them, without
+    ``make modules_install``: the ``.ko`` files modules.order lists (compressed
+    or not) copied to ``lib/modules/<release>/kernel/`` in a cache
+    directory, and ``depmod -b`` run there. None when the tree has no modules
+    configured; one clear error when they are configured but not built."""
+    tree = kernel.tree
+    if tree is None:
+        return None
+    order_f = tree / "modules.order"
+    if not order_f.is_file():
+        wanted = sorted(f"CONFIG_{k}=m" for k, v in kernel.config.values.items() if v == "m")
+        if kernel.config.enabled("MODULES") and wanted:
+            raise InitramfsError(
+                f"build tree {tree} configures modules ({', '.join(wanted[:3])}"
+                f"{', ...' if len(wanted) > 3 else ''}) but has no modules.order: they are not built",
+                hint=f"run `make -C {tree} modules`")
+        return None
+    entries = kmod.parse_modules_order(order_f.read_text())
+    found: list[tuple[str, Path]] = []
+    h = hashlib.sha256(f"{FORMAT_VERSION}\0{tree.resolve()}\0{kernel.release}".encode())
+    for rel in entries:
+        ko = next((tree / f"{rel}{ext}" for ext in kmod.KO_SUFFIXES if (tree / f"{rel}{ext}").is_file()), None)
+        if ko is None:
+            raise InitramfsError(f"{tree}/modules.order lists {rel}.ko, which is not built",
+                                 hint=f"run `make -C {tree} modules`")
+        st = ko.stat()
+        h.update(f"{ko}:{st.st_size}:{st.st_mtime_ns}\0".encode())
+        found.append((f"kernel/{rel}{ko.name[len(Path(rel).name):]}", ko))
+    for extra in ("modules.builtin", "modules.builtin.modinfo"):
+        if (tree / extra).is_file():
+            h.update((tree / extra).read_bytes())
+    staged = cache_dir("modules") / f"{kernel.release}-{h.hexdigest()[:16]}"
+    mdir = staged / "lib" / "modules" / kernel.release
+    if (staged / ".kdebug-staged").is_file():
+        return mdir
+    depmod = which("depmod")
+    tmp = staged.with_name(f"{staged.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmod = tmp / "lib" / "modules" / kernel.release
+    for dest, ko in found:
+        (tmod / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ko, tmod / dest)
+    tmod.mkdir(parents=True, exist_ok=True)
+    (tmod / "modules.order").write_text("".join(f"{d}\n" for d, _ in found))
+    for extra in ("modules.builtin", "modules.builtin.modinfo"):
+        if (tree / extra).is_file():
+            shutil.copyfile(tree / extra, tmod / extra)
+    r = subprocess.run([str(depmod), "-b", str(tmp), kernel.release], capture_output=True, text=True,
+                       timeout=120)
+    if r.returncode != 0 or not (tmod / "modules.dep").is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        last = (r.stderr or r.stdout).strip().splitlines()[-1:]
+        raise InitramfsError(f"depmod on the modules of {tree} failed: {' '.join(last) or r.returncode}")
+    (tmp / ".kdebug-staged").touch()
+    shutil.rmtree(staged, ignore_errors=True)
+    tmp.rename(staged)
+    return mdir
+
+
+def modules_dir(kernel: Kernel) -> Path | None:
+    """Where ``modules.dep`` for ``kernel`` is: /lib/modules/<release>, or a
+    build tree's staged copy."""
+    if kernel.source == "tree":
+        return tree_modules(kernel)
+    return kernel.modules_dir
+
+
+def _add_modules(arc: Archive, kernel: Kernel, mdir: Path | None, names: list[str], warnings: list[str],
                  strict: set[str]) -> None:
     if not names:
         return
-    mdir = kernel.modules_dir
     if mdir is None or not (mdir / "modules.dep").is_file():
         warnings.append(f"kernel {kernel.release} has no modules.dep: modules not added "
                         f"({', '.join(names)}); they must be built in")
@@ -144,7 +212,7 @@ def _compile_init(source: Path) -> bytes:
 
 
 def base_archive(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path],
-                 extra_modules: list[str], warnings: list[str]) -> Archive:
+                 extra_modules: list[str], warnings: list[str], mdir: Path | None = None) -> Archive:
     arc = Archive()
     for d in ("dev", "proc", "sys", "tmp", "run", "root", "etc", "bin", "sbin", "usr/bin", "usr/sbin",
               "mnt", "newroot"):
@@ -178,13 +246,17 @@ def base_archive(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path],
             raise UsageError(f"extra file {host} does not exist")
         _add_with_libs(arc, guest, host) if os.access(host, os.X_OK) else _add_host_file(arc, guest, host)
     strict = {kmod.modname(m) for m in extra_modules}
-    _add_modules(arc, kernel, list(recipe.modules) + list(extra_modules), warnings, strict)
+    names = list(recipe.modules) + list(extra_modules)
+    if names and mdir is None:
+        mdir = modules_dir(kernel)
+    _add_modules(arc, kernel, mdir, names, warnings, strict)
     arc.add_file("etc/kdebug/kernel.json", json.dumps(
         {"release": kernel.release, "build_id": kernel.build_id, "recipe": recipe.name}).encode())
     return arc
 
 
-def _key(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path], extra_modules: list[str]) -> str:
+def _key(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path], extra_modules: list[str],
+         mdir: Path | None) -> str:
     h = hashlib.sha256()
 
     def stamp(p: Path) -> str:
@@ -196,7 +268,7 @@ def _key(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path], extra_mod
 
     parts = [FORMAT_VERSION, recipe.text, recipe.init_source.read_text(errors="replace"),
              kernel.release, str(kernel.build_id), stamp(kernel.image),
-             str(kernel.modules_dir), *extra_modules,
+             str(mdir), *extra_modules,
              *(f"{g}={stamp(h_)}" for g, h_ in sorted(extra_files.items())),
              *(stamp(Path(p)) for p in BUSYBOX_CANDIDATES)]
     for b in recipe.binaries:
@@ -213,7 +285,10 @@ def build_initramfs(recipe: Recipe, kernel: Kernel, output: Path | None = None, 
                     extra_modules: list[str] | None = None, use_cache: bool = True) -> Initramfs:
     extra_files = extra_files or {}
     extra_modules = extra_modules or []
-    key = _key(recipe, kernel, extra_files, extra_modules)
+    # A tree's staged modules are named by their content, so rebuilt modules
+    # make a new initramfs.
+    mdir = modules_dir(kernel) if recipe.modules or extra_modules else None
+    key = _key(recipe, kernel, extra_files, extra_modules, mdir)
     cached = cache_dir("initramfs") / f"{recipe.name}-{key}.img"
     manifest = cached.with_suffix(".json")
     if use_cache and cached.is_file() and manifest.is_file():
@@ -221,7 +296,7 @@ def build_initramfs(recipe: Recipe, kernel: Kernel, output: Path | None = None, 
         result = Initramfs(cached, recipe.name, meta["files"], meta["warnings"], cached=True)
     else:
         warnings: list[str] = []
-        arc = base_archive(recipe, kernel, extra_files, extra_modules, warnings)
+        arc = base_archive(recipe, kernel, extra_files, extra_modules, warnings, mdir)
         base = arc.to_cpio_gz()
         names = arc.names()
         parts = [base]

@@ -26,6 +26,25 @@ def parse_modules_dep(text: str) -> dict[str, tuple[str, list[str]]]:
     return table
 
 
+#: Compressed module suffixes kmod reads; a build tree or a distro may use any.
+KO_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
+
+
+def parse_modules_order(text: str) -> list[str]:
+    """A build tree's ``modules.order`` -> module paths relative to the tree,
+    without suffix. Since commit f65a486821cf ("kbuild: change module.order
+    to list *.o instead of *.ko", v6.2) entries end in ``.o``, before in
+    ``.ko``; an installed copy prefixes ``kernel/``."""
+    out = []
+    for line in text.splitlines():
+        entry = line.strip().removeprefix("kernel/")
+        for ext in (".ko", ".o"):
+            if entry.endswith(ext):
+                out.append(entry[: -len(ext)])
+                break
+    return list(dict.fromkeys(out))
+
+
 def parse_builtin(text: str) -> set[str]:
     return {modname(line.strip()) for line in text.splitlines() if line.strip()}
 

@@ -31,3 +31,14 @@ def test_builtin_and_missing():
     res = resolve(["ext4", "nonexistent"], parse_modules_dep(DEP), parse_builtin("kernel/fs/ext4/ext4.ko\n"))
     assert res.builtin == ["ext4"]
     assert res.missing == ["nonexistent"]
+
+
+def test_modules_order_before_and_after_v6_2():
+    from kdebug.initramfs.modules import parse_modules_order
+
+    # 6.1 lists .ko; since f65a486821cf (v6.2) .o; an installed copy prefixes kernel/
+    assert parse_modules_order("drivers/char/virtio_console.ko\ndrivers/block/virtio_blk.ko\n") == [
+        "drivers/char/virtio_console", "drivers/block/virtio_blk"]
+    assert parse_modules_order("drivers/char/virtio_console.o\n\nkernel/drivers/misc/pvpanic/pvpanic.ko\n"
+                               "drivers/char/virtio_console.o\n") == [
+        "drivers/char/virtio_console", "drivers/misc/pvpanic/pvpanic"]
