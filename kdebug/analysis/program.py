@@ -10,6 +10,11 @@ from drgn.helpers.linux.kallsyms import load_module_kallsyms
 from kdebug.errors import KernelError, PostmortemError
 from kdebug.vmcore.locate import Dump
 
+#: What a collector raises on a dump or kernel it cannot fully read: its
+#: section is lost, not the report.
+COLLECTOR_ERRORS = (drgn.FaultError, LookupError, ValueError, AttributeError, TypeError)
+DRGN_VERSION = drgn.__version__
+
 
 def open_program(dump: Dump) -> tuple[drgn.Program, list[str]]:
     """A program over ``dump`` with debug info loaded, and warnings to show."""

@@ -48,7 +48,7 @@ def postmortem(vmcore, vmlinux, tree, fmt, as_json, output, no_crash, crash_time
 
     Example: kdebug postmortem /var/crash/202401011200 --format html -o report.html
     """
-    from kdebug.report.build import postmortem as run
+    from kdebug.postmortem.build import postmortem as run
     from kdebug.report.render import render
 
     t0 = time.monotonic()
@@ -120,7 +120,7 @@ def crash_loop(kw):
     Example: kdebug crash-loop --trigger oops --method kdump
     """
     from kdebug.capture.api import capture
-    from kdebug.report.build import postmortem as run
+    from kdebug.postmortem.build import postmortem as run
     from kdebug.report.render import render, render_text
 
     trigger, method, out = kw.pop("trigger"), kw.pop("method"), kw.pop("out")

@@ -1,5 +1,5 @@
-"""Build a Report from a dump: drgn in this process while crash runs beside
-it, then the cross-check and the signature."""
+"""Build a Report from a dump (over the engines: drgn in this process while crash runs beside
+it), then the cross-check and the signature."""
 
 from __future__ import annotations
 
@@ -19,12 +19,10 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
                  progress: Callable[[str], None] | None = None,
                  on_partial: Callable[[Report], None] | None = None) -> Report:
     """``on_partial`` gets the drgn-only report while crash is still running."""
-    import drgn
-
     from kdebug.analysis.log import collect_log, log_lines
     from kdebug.analysis.modules import collect_modules
     from kdebug.analysis.panic import collect_other_cpus, collect_panic
-    from kdebug.analysis.program import open_program
+    from kdebug.analysis.program import COLLECTOR_ERRORS, DRGN_VERSION, open_program
     from kdebug.analysis.system import collect_memory, collect_system
     from kdebug.analysis.tasks import collect_tasks, summarize_tasks
     from kdebug.crash.parse import split_warnings
@@ -41,7 +39,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
         """One collector failing costs its section, not the report."""
         try:
             return fn()
-        except (drgn.FaultError, LookupError, ValueError, AttributeError, TypeError) as e:
+        except COLLECTOR_ERRORS as e:
             warnings.append(f"drgn: {what}: {type(e).__name__}: {e}")
             return default
 
@@ -65,7 +63,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
             proc.cancel()
         raise
     drgn_secs = time.monotonic() - t0
-    engines = [EngineRun("drgn", True, round(drgn_secs, 3), version=drgn.__version__)]
+    engines = [EngineRun("drgn", True, round(drgn_secs, 3), version=DRGN_VERSION)]
     sig = signature(panic.reason, panic.message, lines, panic.backtrace)
 
     if on_partial is not None:

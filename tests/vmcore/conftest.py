@@ -46,7 +46,7 @@ def kdump_oops(tmp_path_factory, kernel):
 @pytest.fixture(scope="session")
 def report_of():
     """report_of(path, crash=bool) -> Report, each built once."""
-    from kdebug.report.build import postmortem
+    from kdebug.postmortem.build import postmortem
 
     cache = {}
 
