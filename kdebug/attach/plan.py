@@ -12,7 +12,7 @@ from kdebug.errors import DebuggerError
 from kdebug.paths import cache_dir
 from kdebug.resources import GDB_SCRIPTS, data_path
 
-LOADER = data_path(GDB_SCRIPTS, "kdebug-gdb.py")
+LOADER = data_path(GDB_SCRIPTS, "kdebug_gdb.py")
 GDB = "gdb"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -28,8 +29,13 @@ def _run(argv: list, cwd: Path, timeout: float = 600) -> subprocess.CompletedPro
 def installed(tmp_path_factory):
     """(kdebug executable, directory to run it in) from a freshly built wheel."""
     base = tmp_path_factory.mktemp("wheel")
+    # Build from a copy: setuptools leaves build/ beside the sources, and a
+    # stale build/lib in the checkout would leak removed files into wheels.
+    src = base / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                                             ".pytest_cache", ".ruff_cache", "kdebug-*"))
     r = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-              "-w", base / "dist", ROOT], cwd=base)
+              "-w", base / "dist", src], cwd=base)
     assert r.returncode == 0, r.stderr[-3000:]
     wheel = next((base / "dist").glob("kdebug-*.whl"))
     r = _run([sys.executable, "-m", "venv", base / "venv"], cwd=base)
