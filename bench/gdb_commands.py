@@ -22,13 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kdebug.attach.driver import GdbDriver  # noqa: E402
-from kdebug.attach.kaslr import kaslr_offset_from_qmp  # noqa: E402
 from kdebug.attach.plan import GdbPlan, gdb_argv, host_python_path, index_cache_dir  # noqa: E402
 from kdebug.attach.ram import ram_file_path, share_ram  # noqa: E402
+from kdebug.guest.introspect import kaslr_offset_from_qmp  # noqa: E402
 from kdebug.guest.qemu import boot  # noqa: E402
 from kdebug.guest.qmp import Qmp  # noqa: E402
-from kdebug.session import new_session  # noqa: E402
 from kdebug.plan.prepare import LaunchOptions, prepare  # noqa: E402
+from kdebug.session import new_session  # noqa: E402
 
 # kd-ps caches per stop: drop it between runs
 FORGET = "python import kdebug.gdb_scripts.kdgdb.core as c; c._forget_stop()"

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from kdebug.attach.kaslr import kaslr_offset_from_qmp
 from kdebug.attach.plan import AttachOptions, KernelFiles, gdb_argv, kgdb_serial_args, plan_for
 from kdebug.attach.ram import hold_ram_file, ram_file_path, share_ram
 from kdebug.attach.runner import check_gdb, run_gdb
 from kdebug.decode.elfsyms import read_vmlinux
 from kdebug.errors import DebuggerError
+from kdebug.guest.introspect import kaslr_offset_from_qmp
 from kdebug.plan.prepare import prepare
 
 

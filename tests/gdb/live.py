@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdebug.attach.driver import GdbDriver
-from kdebug.attach.kaslr import kaslr_offset_from_qmp
 from kdebug.attach.plan import GdbPlan, gdb_argv, host_python_path, index_cache_dir
 from kdebug.decode.elfsyms import read_vmlinux
+from kdebug.guest.introspect import kaslr_offset_from_qmp
 from kdebug.guest.qmp import Qmp
 
 STAT = re.compile(r"^(\d+) \((.*)\) (\S) (\d+) ", re.S)
