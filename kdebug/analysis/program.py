@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import drgn
 from drgn.helpers.linux.kallsyms import load_module_kallsyms
@@ -14,6 +15,8 @@ from kdebug.vmcore.locate import Dump
 #: section is lost, not the report.
 COLLECTOR_ERRORS = (drgn.FaultError, LookupError, ValueError, AttributeError, TypeError)
 DRGN_VERSION = drgn.__version__
+#: A read of memory the dump does not hold (filtered out, or never written).
+FaultError = drgn.FaultError
 
 
 def open_program(dump: Dump) -> tuple[drgn.Program, list[str]]:
@@ -23,15 +26,22 @@ def open_program(dump: Dump) -> tuple[drgn.Program, list[str]]:
         prog.set_core_dump(str(dump.path))
     except (ValueError, OSError, drgn.FaultError, drgn.ObjectNotFoundError) as e:
         raise PostmortemError(f"drgn cannot open {dump.path}: {e}") from None
-    if dump.module_debug_dir is not None:
-        prog.debug_info_options.kernel_directories = ("", str(dump.module_debug_dir))
+    return prog, load_kernel_debug_info(prog, dump.vmlinux, dump.module_debug_dir, str(dump.path))
+
+
+def load_kernel_debug_info(prog: drgn.Program, vmlinux: Path, module_debug_dir: Path | None,
+                           what: str) -> list[str]:
+    """Load the kernel's and its modules' debug info into ``prog`` (a dump or
+    a live kernel, ``what``); return warnings to show."""
+    if module_debug_dir is not None:
+        prog.debug_info_options.kernel_directories = ("", str(module_debug_dir))
     warnings = []
     logging.getLogger("drgn").setLevel(logging.ERROR)  # the report says what is missing
     try:
-        prog.load_debug_info([str(dump.vmlinux)], default=True)
+        prog.load_debug_info([str(vmlinux)], default=True)
     except drgn.MissingDebugInfoError:
         if prog.main_module().debug_file_path is None:
-            raise KernelError(f"{dump.vmlinux} has no debug info for the kernel in {dump.path}",
+            raise KernelError(f"{vmlinux} has no debug info for the kernel in {what}",
                               hint="install the -dbg package or pass a vmlinux built with DEBUG_INFO") from None
         missing = sorted(m.name for m in prog.modules() if m.wants_debug_file())
         warnings.append(f"drgn: no debug info for module(s) {', '.join(missing) or '?'}: "
@@ -40,8 +50,8 @@ def open_program(dump: Dump) -> tuple[drgn.Program, list[str]]:
         # the kallsyms the kernel keeps for every module.
         prog.register_symbol_finder("module_kallsyms", load_module_kallsyms(prog), enable_index=-1)
     except (ValueError, OSError) as e:
-        raise PostmortemError(f"drgn cannot load {dump.vmlinux}: {e}") from None
-    return prog, warnings
+        raise PostmortemError(f"drgn cannot load {vmlinux}: {e}") from None
+    return warnings
 
 
 def cached(prog: drgn.Program, key: str, compute):
