@@ -27,11 +27,26 @@ TAINT = "kdebug_trigger.ko loaded (out-of-tree, unsigned: taint O and E)"
 
 
 def headers_dir(kernel: Kernel) -> Path:
-    for d in (kernel.tree, Path(f"/lib/modules/{kernel.release}/build")):
+    build = Path(f"/lib/modules/{kernel.release}/build")
+    for d in (kernel.tree, build):
         if d is not None and (d / "Makefile").is_file():
             return d
-    raise ToolMissing(f"no kernel headers for {kernel.release} to build the trigger module",
-                      hint=f"apt-get install linux-headers-{kernel.release} (scripts/setup.sh)")
+    package = f"linux-headers-{kernel.release}"
+    if _packaged(kernel.image):
+        raise ToolMissing(f"no kernel headers for {kernel.release} ({build} is missing) to build the trigger "
+                          f"module: install {package}", hint=f"apt-get install {package}")
+    raise ToolMissing(f"no kernel headers for {kernel.release} ({build} is missing) to build the trigger "
+                      f"module, and {kernel.image} is not from a Debian package",
+                      hint="boot its build tree with --tree DIR, which builds the module against it")
+
+
+def _packaged(path: Path) -> bool:
+    """Whether dpkg owns ``path`` (so linux-headers-<release> exists beside it)."""
+    try:
+        r = subprocess.run(["dpkg-query", "-S", str(path.resolve())], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
 
 
 def trigger_module(kernel: Kernel) -> Path:
