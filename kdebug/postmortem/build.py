@@ -7,9 +7,10 @@ import shutil
 import time
 from collections.abc import Callable
 
-from kdebug.report.classify import oops_block, signature
+from kdebug.report.classify import oops_block, signature, snapshot_signature
 from kdebug.report.crosscheck import cross_check
-from kdebug.report.model import EngineRun, Report
+from kdebug.report.model import DumpCheck, DumpGap, EngineRun, PanicInfo, Report, SnapshotInfo
+from kdebug.vmcore.filter import explain_missing
 from kdebug.vmcore.locate import Dump
 
 LOG_TAIL = 60
@@ -19,12 +20,19 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
                  progress: Callable[[str], None] | None = None,
                  on_partial: Callable[[Report], None] | None = None) -> Report:
     """``on_partial`` gets the drgn-only report while crash is still running."""
+    from kdebug.analysis.health import gap, walk_tasks
     from kdebug.analysis.log import collect_log, log_lines
     from kdebug.analysis.modules import collect_modules
-    from kdebug.analysis.panic import collect_other_cpus, collect_panic
-    from kdebug.analysis.program import COLLECTOR_ERRORS, DRGN_VERSION, open_program
+    from kdebug.analysis.panic import (
+        collect_other_cpus,
+        collect_panic,
+        crash_evidence,
+        no_panic,
+        snapshot_evidence,
+    )
+    from kdebug.analysis.program import COLLECTOR_ERRORS, DRGN_VERSION, FaultError, open_program
     from kdebug.analysis.system import collect_memory, collect_system
-    from kdebug.analysis.tasks import collect_tasks, summarize_tasks
+    from kdebug.analysis.tasks import summarize_tasks
     from kdebug.crash.parse import split_warnings
     from kdebug.crash.runner import CrashProcess, CrashRun, crash_version, run_crash
 
@@ -34,27 +42,44 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
         proc = CrashProcess(dump.vmlinux, dump.path, "report", crash_timeout)
     t0 = time.monotonic()
     warnings: list[str] = []
-
-    def guard(what: str, fn, default):
-        """One collector failing costs its section, not the report."""
-        try:
-            return fn()
-        except COLLECTOR_ERRORS as e:
-            warnings.append(f"drgn: {what}: {type(e).__name__}: {e}")
-            return default
+    gaps: list[DumpGap] = []
 
     try:
         say("drgn: loading debug info")
         prog, load_warnings = open_program(dump)
         warnings += load_warnings
+
+        def guard(what: str, fn, default):
+            """One collector failing costs its section, not the report; a read
+            outside the dump is a gap in it, which the report names."""
+            try:
+                return fn()
+            except FaultError as e:
+                gaps.append(gap(prog, what, e))
+                warnings.append(f"drgn: {what}: {e}")
+                return default
+            except COLLECTOR_ERRORS as e:
+                warnings.append(f"drgn: {what}: {type(e).__name__}: {e}")
+                return default
+
         say("drgn: collecting")
         log = guard("log", lambda: collect_log(prog), [])
         log, log_source = _saved_log(dump, log, warnings)
         lines = log_lines(log)
-        panic = collect_panic(prog, lines)
+        crashed = crash_evidence(prog, dump.info.vmcoreinfo)
+        if crashed:
+            panic, panic_gaps = collect_panic(prog, lines)
+            gaps += panic_gaps
+        else:
+            panic = no_panic()
         system = collect_system(prog, dump)
-        tasks = guard("tasks", lambda: collect_tasks(prog), [])
+        tasks, task_gap = walk_tasks(prog)
+        if task_gap is not None:
+            gaps.append(task_gap)
+            warnings.append(f"drgn: tasks: the walk stopped after {len(tasks)} tasks: {task_gap.error}")
         summary = guard("task summary", lambda: summarize_tasks(prog, tasks), None)
+        if summary is not None:
+            summary.complete = task_gap is None
         other = guard("other CPUs", lambda: collect_other_cpus(prog, panic.cpu), [])
         modules = guard("modules", lambda: collect_modules(prog), [])
         memory = guard("memory", lambda: collect_memory(prog), None)
@@ -64,12 +89,22 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
         raise
     drgn_secs = time.monotonic() - t0
     engines = [EngineRun("drgn", True, round(drgn_secs, 3), version=DRGN_VERSION)]
-    sig = signature(panic.reason, panic.message, lines, panic.backtrace)
+    check = dump_check(dump, gaps, len(tasks), task_gap is None, panic, len(log))
+    if crashed:
+        kind, snap = "panic", None
+        sig = signature(panic.reason, panic.message, lines, panic.backtrace)
+    else:
+        kind = "snapshot"
+        snap = SnapshotInfo(taken=system.crash_time, uptime_s=system.uptime_s, evidence=snapshot_evidence())
+        sig = snapshot_signature([b.backtrace for b in summary.blocked] if summary else [])
+
+    def report(**kw) -> Report:
+        return Report(signature=sig, system=system, panic=panic, other_cpus=other, tasks=summary,
+                      log_tail=log[-LOG_TAIL:], modules=modules, memory=memory, log_source=log_source,
+                      kind=kind, snapshot=snap, dump=check, **kw)
 
     if on_partial is not None:
-        on_partial(Report(signature=sig, system=system, panic=panic, other_cpus=other, tasks=summary,
-                          log_tail=log[-LOG_TAIL:], modules=modules, memory=memory,
-                          engines=list(engines), warnings=list(warnings), log_source=log_source))
+        on_partial(report(engines=list(engines), warnings=list(warnings)))
     crosscheck = []
     if crash:
         say("crash: waiting")
@@ -88,9 +123,19 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
         crosscheck = cross_check(system, panic, len(tasks), memory, [m.name for m in modules],
                                  run.outputs, version, split_warnings(run.console),
                                  oops_block(lines).splitlines())
-    return Report(signature=sig, system=system, panic=panic, other_cpus=other, tasks=summary,
-                  log_tail=log[-LOG_TAIL:], modules=modules, memory=memory, crosscheck=crosscheck,
-                  engines=engines, warnings=warnings, log_source=log_source)
+    return report(crosscheck=crosscheck, engines=engines, warnings=warnings)
+
+
+def dump_check(dump: Dump, gaps: list[DumpGap], tasks: int, tasks_complete: bool, panic: PanicInfo,
+               log_records: int) -> DumpCheck:
+    """What the report could read of the dump; the cause and fix of any gap."""
+    info = dump.info
+    cause = fix = ""
+    if gaps:
+        cause, fix = explain_missing(info.format, info.dump_level, info.vmcoreinfo, [g.page for g in gaps])
+    return DumpCheck(complete=not gaps, tasks=tasks, tasks_complete=tasks_complete,
+                     panic_task=f"{panic.task.pid} {panic.task.comm}" if panic.task else None,
+                     log_records=log_records, gaps=gaps, cause=cause, fix=fix, dump_level=info.dump_level)
 
 
 def _saved_log(dump: Dump, log: list, warnings: list[str]) -> tuple[list, str]:

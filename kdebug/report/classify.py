@@ -173,3 +173,25 @@ def normalize(message: str) -> str:
 def signature(reason: str, message: str, lines: Sequence[str], frames: Sequence[FrameRecord]) -> str:
     headline = _HEADLINES.get(reason) or f"panic: {normalize(message) or 'unknown'}"
     return f"{headline} in {culprit(reason, lines, frames)}"
+
+
+#: Every snapshot's title starts so; a crash's starts with a _HEADLINES entry or "panic:".
+SNAPSHOT = "snapshot"
+
+
+def snapshot_signature(blocked: Sequence[Sequence[FrameRecord]]) -> str:
+    """The title of a dump without a panic: where its D-state tasks wait (the
+    first frame of each that is not the scheduler's, the most common one),
+    so snapshots of the same hang group together and never with a crash."""
+    where: dict[str, int] = {}
+    for frames in blocked:
+        name = next((_plain(f.function) for f in frames
+                     if f.function and _plain(f.function) not in SCHEDULER), "")
+        if name:
+            where[name] = where.get(name, 0) + 1
+    if where:
+        top = max(sorted(where), key=lambda n: where[n])
+        return f"{SNAPSHOT}: tasks blocked in {top}"
+    if blocked:
+        return f"{SNAPSHOT}: tasks blocked"
+    return f"{SNAPSHOT}: no blocked tasks"

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
 
-SCHEMA_VERSION = "1.1"  # 1.1: log_source
+SCHEMA_VERSION = "1.2"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete
 
 #: Classified panic reasons, in the order the classifier tries them.
 REASONS = ("sysrq", "null-deref", "bug", "warn", "hung-task", "soft-lockup", "hard-lockup",
@@ -66,6 +66,9 @@ class TaskSummary:
     by_state: dict[str, int]
     blocked: list[BlockedTask] = field(default_factory=list)  # D state, with stacks
     top_memory: list[TaskRecord] = field(default_factory=list)
+    #: False when a read outside the dump cut the task walk short: ``total``
+    #: and ``by_state`` then count only the tasks read before it.
+    complete: bool = True
 
 
 @dataclass
@@ -96,6 +99,46 @@ class EngineRun:
 
 
 @dataclass
+class DumpGap:
+    """A read that fell on memory the dump does not hold, and what it cost."""
+
+    section: str  # what it cut short: "tasks", "panic task", "log", "modules", ...
+    error: str  # drgn's words ("could not read memory from kdump: Excluded page")
+    address: int | None = None
+    page: str = ""  # what the missing page held, per its struct page: "slab", "anonymous", ...
+
+
+@dataclass
+class DumpCheck:
+    """Whether a dump holds what a report needs: the task list walked to its
+    end, the panic task and the log read. ``cause`` and ``fix`` say, in one
+    line each, why data is missing and how to get a dump that has it."""
+
+    complete: bool
+    tasks: int = 0
+    tasks_complete: bool = True
+    panic_task: str | None = None  # "pid comm", when the dump is of a panic
+    log_records: int = 0
+    gaps: list[DumpGap] = field(default_factory=list)
+    cause: str = ""
+    fix: str = ""
+    dump_level: int | None = None  # makedumpfile -d of a kdump-compressed dump
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SnapshotInfo:
+    """A dump of a kernel that was not crashing (a QMP snapshot of a live or
+    hung guest): when it was taken and how kdebug knows there was no panic."""
+
+    taken: str | None  # ISO 8601 UTC, the kernel's wall clock at the dump
+    uptime_s: float | None
+    evidence: str
+
+
+@dataclass
 class Report:
     signature: str
     system: SystemInfo
@@ -111,6 +154,11 @@ class Report:
     #: "vmcore", or the path of the log saved beside the dump that stood in
     #: for an unreadable one (log_tail and the panic message come from it).
     log_source: str = "vmcore"
+    #: "panic" (the kernel panicked or started kdump) or "snapshot" (it did
+    #: not: ``panic`` is then empty and ``snapshot`` says when it was taken).
+    kind: str = "panic"
+    snapshot: SnapshotInfo | None = None
+    dump: DumpCheck | None = None
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

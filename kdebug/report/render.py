@@ -10,7 +10,7 @@ import html
 import json
 
 from kdebug.format import format_backtrace, format_dmesg, format_modules, format_tasks
-from kdebug.report.model import Report
+from kdebug.report.model import CpuBacktrace, DumpGap, Report
 
 FORMATS = ("text", "json", "md", "html")
 
@@ -33,7 +33,8 @@ def system_rows(r: Report) -> list[tuple[str, str]]:
             ("architecture", s.arch), ("hostname", s.hostname), ("CPUs", str(s.cpus)),
             ("memory", _kb(s.memory_kb)),
             ("uptime", f"{s.uptime_s:.1f} s" if s.uptime_s is not None else "-"),
-            ("crash time", s.crash_time or "-"), ("taint", s.taint or "not tainted"),
+            ("taken" if r.kind == "snapshot" else "crash time", s.crash_time or "-"),
+            ("taint", s.taint or "not tainted"),
             ("command line", s.cmdline), ("KASLR offset", f"{s.kaslr_offset:#x}" if s.kaslr_offset else "-"),
             ("vmcore", f"{s.vmcore} ({s.vmcore_format})"), ("vmlinux", s.vmlinux)]
 
@@ -73,36 +74,99 @@ def log_title(r: Report) -> str:
     return f"Log (tail) from {r.log_source}, saved beside the dump (its own log is unreadable)"
 
 
-def render_text(r: Report) -> str:
-    out = [f"kdebug post-mortem: {r.signature}", ""]
+def dump_notice(r: Report) -> str:
+    """The one line at the top of a report on a dump that lacks kernel data
+    ("" when the dump held everything the report read)."""
+    d = r.dump
+    if d is None or d.complete:
+        return ""
+    return f"INCOMPLETE DUMP: {d.cause}. Fix: {d.fix}."
 
-    def section(title: str, body: str) -> None:
-        out.extend([f"== {title} ==", body, ""])
 
-    section("System", _table(system_rows(r), [], "plain"))
-    section("Panic", _table(panic_rows(r), [], "plain") + "\n\n" + format_backtrace(r.panic.backtrace))
+def _gap(r: Report, section: str) -> DumpGap | None:
+    return next((g for g in r.dump.gaps if g.section == section), None) if r.dump else None
+
+
+def _gap_note(r: Report, section: str) -> str:
+    g = _gap(r, section)
+    return f"(incomplete: {g.error}{f' at {g.address:#x}' if g.address is not None else ''})" if g else ""
+
+
+def task_count(r: Report) -> str:
+    """"N tasks", or the count a gap cut short, said to be one."""
+    t = r.tasks
+    if t is None:
+        return "-"
+    if t.complete:
+        return f"{t.total} tasks"
+    return f"{t.total} tasks read before the task list broke off {_gap_note(r, 'tasks')}: not the real count"
+
+
+def snapshot_rows(r: Report) -> list[tuple[str, str]]:
+    s = r.snapshot
+    if s is None:
+        return []
+    return [("taken", s.taken or "-"), ("uptime", f"{s.uptime_s:.1f} s" if s.uptime_s is not None else "-"),
+            ("CPUs", str(len(r.other_cpus))), ("blocked (D) tasks", str(len(r.tasks.blocked)) if r.tasks else "-"),
+            ("why a snapshot", s.evidence)]
+
+
+def cpu_title(r: Report, c: CpuBacktrace) -> str:
+    who = f"{c.task.pid} {c.task.comm}" if c.task else "?"
+    return f"CPU {c.cpu} running {who}" if r.kind == "snapshot" else f"CPU {c.cpu} ({who})"
+
+
+#: The sections of a text report, in order; crash-loop prints CRASH_SECTIONS
+#: of the full report after the drgn report it showed first.
+CRASH_SECTIONS = ("crosscheck", "engines", "warnings")
+
+
+def text_sections(r: Report) -> list[tuple[str, str, str]]:
+    """(key, title, body) of each section of the text report."""
+    out: list[tuple[str, str, str]] = []
+
+    def section(key: str, title: str, body: str) -> None:
+        out.append((key, title, body))
+
+    section("system", "System", _table(system_rows(r), [], "plain"))
+    if r.kind == "snapshot":
+        section("snapshot", "Snapshot (no panic)", _table(snapshot_rows(r), [], "plain"))
+    else:
+        note = _gap_note(r, "panic task")
+        section("panic", "Panic", _table(panic_rows(r), [], "plain") + (f"\n{note}" if note else "")
+                + "\n\n" + format_backtrace(r.panic.backtrace))
     for c in r.other_cpus:
-        who = f"{c.task.pid} {c.task.comm}" if c.task else "?"
-        section(f"CPU {c.cpu} ({who})", format_backtrace(c.backtrace) or c.error or "(no frames)")
+        section("cpus", cpu_title(r, c), format_backtrace(c.backtrace) or c.error or "(no frames)")
     if r.tasks:
-        body = f"{r.tasks.total} tasks\n" + _table(task_state_rows(r), ["state", "count"])
+        body = task_count(r) + "\n" + _table(task_state_rows(r), ["state", "count"])
         if r.tasks.top_memory:
             body += "\n\nTop memory users:\n" + format_tasks(r.tasks.top_memory, rss=True)
         if r.tasks.blocked:
             body += "\n\nD-state tasks:\n" + format_tasks([b.task for b in r.tasks.blocked])
         for b in r.tasks.blocked:
             body += f"\n\nD-state {b.task.pid} {b.task.comm}:\n" + format_backtrace(b.backtrace)
-        section("Tasks", body)
-    section(log_title(r), format_dmesg(r.log_tail))
-    if r.modules:
-        section("Modules", format_modules(r.modules))
+        section("tasks", "Tasks", body)
+    section("log", log_title(r), format_dmesg(r.log_tail) or _gap_note(r, "log"))
+    if r.modules or _gap(r, "modules"):
+        section("modules", "Modules", format_modules(r.modules) or _gap_note(r, "modules"))
     if r.memory:
-        section("Memory", _table(memory_rows(r), [], "plain"))
+        section("memory", "Memory", _table(memory_rows(r), [], "plain"))
     if r.crosscheck:
-        section("Cross-check (drgn vs crash)", _table(crosscheck_rows(r), ["item", "drgn", "crash", "verdict"]))
-    section("Engines", _table(engine_rows(r), ["engine", "version", "status", "time", "error"]))
+        section("crosscheck", "Cross-check (drgn vs crash)",
+                _table(crosscheck_rows(r), ["item", "drgn", "crash", "verdict"]))
+    section("engines", "Engines", _table(engine_rows(r), ["engine", "version", "status", "time", "error"]))
     if r.warnings:
-        section("Warnings", "\n".join(r.warnings))
+        section("warnings", "Warnings", "\n".join(r.warnings))
+    return out
+
+
+def render_text(r: Report, sections: tuple[str, ...] | None = None) -> str:
+    """The whole report, or only ``sections`` (keys of :func:`text_sections`)
+    without the title."""
+    out = [] if sections else [f"kdebug post-mortem: {r.signature}", *filter(None, [dump_notice(r)]), ""]
+    for key, title, body in text_sections(r):
+        if sections is None or key in sections:
+            out.extend([f"== {title} ==", body, ""])
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -117,21 +181,27 @@ def render_markdown(r: Report) -> str:
     def code(text: str) -> str:
         return "```\n" + text.replace("```", "'''") + "\n```"
 
-    out = [f"# Post-mortem: {r.signature}", "", "## System", table(system_rows(r), ["", ""]), "",
-           "## Panic", table(panic_rows(r), ["", ""]), "", code(format_backtrace(r.panic.backtrace)), ""]
+    out = [f"# Post-mortem: {r.signature}", ""]
+    if dump_notice(r):
+        out += [f"**{dump_notice(r)}**", ""]
+    out += ["## System", table(system_rows(r), ["", ""]), ""]
+    if r.kind == "snapshot":
+        out += ["## Snapshot (no panic)", table(snapshot_rows(r), ["", ""]), ""]
+    else:
+        out += ["## Panic", table(panic_rows(r), ["", ""]), "", *filter(None, [_gap_note(r, "panic task")]),
+                code(format_backtrace(r.panic.backtrace)), ""]
     for c in r.other_cpus:
-        who = f"{c.task.pid} {c.task.comm}" if c.task else "?"
-        out += [f"### CPU {c.cpu} ({who})", code(format_backtrace(c.backtrace) or c.error), ""]
+        out += [f"### {cpu_title(r, c)}", code(format_backtrace(c.backtrace) or c.error), ""]
     if r.tasks:
-        out += ["## Tasks", f"{r.tasks.total} tasks", "", table(task_state_rows(r), ["state", "count"]), ""]
+        out += ["## Tasks", task_count(r), "", table(task_state_rows(r), ["state", "count"]), ""]
         if r.tasks.top_memory:
             out += ["Top memory users:", "", table([(t.pid, t.comm, t.rss_kb) for t in r.tasks.top_memory],
                                                    ["PID", "COMM", "RSS KiB"]), ""]
         for b in r.tasks.blocked:
             out += [f"D-state {b.task.pid} {b.task.comm}:", code(format_backtrace(b.backtrace)), ""]
-    out += [f"## {log_title(r)}", code(format_dmesg(r.log_tail)), ""]
-    if r.modules:
-        out += ["## Modules", code(format_modules(r.modules)), ""]
+    out += [f"## {log_title(r)}", code(format_dmesg(r.log_tail) or _gap_note(r, "log")), ""]
+    if r.modules or _gap(r, "modules"):
+        out += ["## Modules", code(format_modules(r.modules) or _gap_note(r, "modules")), ""]
     if r.memory:
         out += ["## Memory", table(memory_rows(r), ["", ""]), ""]
     if r.crosscheck:
@@ -153,6 +223,7 @@ pre{background:#f7f7f9;border:1px solid #e3e3e8;padding:.7em;overflow-x:auto;fon
 .reason{display:inline-block;background:#c0392b;color:#fff;border-radius:3px;padding:0 .5em}
 .agree{color:#1e7e34}.disagree{color:#c0392b;font-weight:bold}.crash-limitation{color:#b26a00}
 .unavailable{color:#888}details{margin:.4em 0}
+.incomplete{background:#fdecea;border-left:4px solid #c0392b;padding:.4em .7em;font-weight:bold}
 """
 
 
@@ -173,29 +244,34 @@ def render_html(r: Report) -> str:
     def pre(text: str, id_: str = "") -> str:
         return f'<pre{f" id={chr(34)}{id_}{chr(34)}" if id_ else ""}>{e(text)}</pre>'
 
-    parts = [f"<h1>Post-mortem: <span id=\"signature\">{e(r.signature)}</span></h1>",
-             f'<p>Reason: <span class="reason" id="reason">{e(r.panic.reason)}</span> '
-             f'&mdash; <span id="panic-message">{e(r.panic.message)}</span></p>',
-             "<h2>Panic</h2>", table(panic_rows(r)),
-             pre(format_backtrace(r.panic.backtrace), "panic-backtrace"),
-             "<h2>System</h2>", table(system_rows(r))]
+    parts = [f"<h1>Post-mortem: <span id=\"signature\">{e(r.signature)}</span></h1>"]
+    if dump_notice(r):
+        parts.append(f'<p class="incomplete" id="dump-notice">{e(dump_notice(r))}</p>')
+    if r.kind == "snapshot":
+        parts += ['<p>Kind: <span class="reason" id="kind">snapshot</span></p>',
+                  "<h2>Snapshot (no panic)</h2>", table(snapshot_rows(r))]
+    else:
+        parts += [f'<p>Reason: <span class="reason" id="reason">{e(r.panic.reason)}</span> '
+                  f'&mdash; <span id="panic-message">{e(r.panic.message)}</span></p>',
+                  "<h2>Panic</h2>", table(panic_rows(r)), *filter(None, [e(_gap_note(r, "panic task"))]),
+                  pre(format_backtrace(r.panic.backtrace), "panic-backtrace")]
+    parts += ["<h2>System</h2>", table(system_rows(r))]
     if r.other_cpus:
-        parts.append("<h2>Other CPUs</h2>")
+        parts.append("<h2>CPUs</h2>" if r.kind == "snapshot" else "<h2>Other CPUs</h2>")
         for c in r.other_cpus:
-            who = f"{c.task.pid} {c.task.comm}" if c.task else "?"
-            parts.append(f"<details><summary>CPU {c.cpu} ({e(who)})</summary>"
+            parts.append(f"<details><summary>{e(cpu_title(r, c))}</summary>"
                          f"{pre(format_backtrace(c.backtrace) or c.error)}</details>")
     if r.tasks:
-        parts += ["<h2>Tasks</h2>", f"<p>{r.tasks.total} tasks</p>",
+        parts += ["<h2>Tasks</h2>", f'<p id="task-count">{e(task_count(r))}</p>',
                   table(task_state_rows(r), ["state", "count"])]
         if r.tasks.top_memory:
             parts += ["<p>Top memory users</p>",
                       table([(t.pid, t.comm, t.rss_kb) for t in r.tasks.top_memory], ["PID", "COMM", "RSS KiB"])]
         for b in r.tasks.blocked:
             parts.append(f"<p>D-state {b.task.pid} {e(b.task.comm)}</p>{pre(format_backtrace(b.backtrace))}")
-    parts += [f"<h2>{e(log_title(r))}</h2>", pre(format_dmesg(r.log_tail), "log")]
-    if r.modules:
-        parts += ["<h2>Modules</h2>", pre(format_modules(r.modules))]
+    parts += [f"<h2>{e(log_title(r))}</h2>", pre(format_dmesg(r.log_tail) or _gap_note(r, "log"), "log")]
+    if r.modules or _gap(r, "modules"):
+        parts += ["<h2>Modules</h2>", pre(format_modules(r.modules) or _gap_note(r, "modules"))]
     if r.memory:
         parts += ["<h2>Memory</h2>", table(memory_rows(r))]
     if r.crosscheck:

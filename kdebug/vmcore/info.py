@@ -55,6 +55,8 @@ class VmcoreInfo:
     vmcoreinfo: dict[str, str] = field(default_factory=dict)
     expected_size: int | None = None  # where the dump's data ends
     machine: str = ""
+    #: makedumpfile -d of a kdump-compressed dump (kdump_sub_header.dump_level), else None.
+    dump_level: int | None = None
     notes: list[str] = field(default_factory=list)
     #: What is wrong, said of the file ("is truncated: ..."); empty when whole.
     problem: str = ""
@@ -197,7 +199,8 @@ def _read_elf(path: Path, size: int, read_at) -> VmcoreInfo:
 _DDH_SIZE = 464
 _DDH_UTS = 12
 _DDH_INTS = struct.Struct("<IiiI")  # status, block_size, sub_hdr_size, bitmap_blocks at 424
-# struct kdump_sub_header: offset_vmcoreinfo/size_vmcoreinfo at 32/40 (header_version >= 3),
+# struct kdump_sub_header: dump_level at 8 (header_version >= 1),
+# offset_vmcoreinfo/size_vmcoreinfo at 32/40 (header_version >= 3),
 # offset_eraseinfo/size_eraseinfo at 64/72 (>= 5).
 _PAGE_DESC = struct.Struct("<qIIQ")  # struct page_desc: offset, size, flags, page_flags
 
@@ -215,6 +218,8 @@ def _read_kdump(path: Path, size: int, read_at) -> VmcoreInfo:
     if block <= 0 or block > (1 << 20) or block & (block - 1) or sub_blocks < 0:
         return info._bad(f"has a corrupt kdump header (block size {block})")
     sub = read_at(block, 104)
+    if version >= 1 and len(sub) >= 12:
+        (info.dump_level,) = struct.unpack_from("<i", sub, 8)  # after phys_base
     if version >= 3 and len(sub) >= 48:
         off, length = struct.unpack_from("<qQ", sub, 32)
         if 0 < length < (1 << 20) and off + length <= size:

@@ -17,6 +17,7 @@ from kdebug.report.model import (
     CrossCheck,
     EngineRun,
     MemorySummary,
+    SCHEMA_VERSION,
     PanicInfo,
     Report,
     SystemInfo,
@@ -57,7 +58,7 @@ def test_json_validates_against_schema():
     jsonschema.Draft202012Validator.check_schema(schema)
     doc = json.loads(render(sample_report(), "json"))
     jsonschema.validate(doc, schema)
-    assert doc["schema_version"] == "1.1" and doc["panic"]["task"]["comm"] == "sh"
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["panic"]["task"]["comm"] == "sh"
     doc["panic"]["reason"] = "gremlins"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema)
