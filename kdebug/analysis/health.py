@@ -9,10 +9,12 @@ from drgn.helpers.linux.mm import PageLRU, PageSlab, virt_to_page
 from drgn.helpers.linux.pid import for_each_task
 
 from kdebug.analysis.log import collect_log
-from kdebug.analysis.program import cached
+from kdebug.analysis.program import cached, open_program
 from kdebug.analysis.tasks import task_record
 from kdebug.model import TaskRecord
 from kdebug.report.model import DumpCheck, DumpGap
+from kdebug.vmcore.filter import explain_missing
+from kdebug.vmcore.locate import Dump
 
 #: include/linux/page-flags.h PAGE_MAPPING_ANON: the low bit of page->mapping.
 PAGE_MAPPING_ANON = 0x1
@@ -75,6 +77,18 @@ def check_dump(prog: drgn.Program, *, expect_panic: bool) -> DumpCheck:
     except drgn.FaultError as e:
         log = 0
         gaps.append(gap(prog, "log", e))
-    return DumpCheck(tasks=len(tasks), tasks_complete=task_gap is None,
+    return DumpCheck(complete=not gaps, tasks=len(tasks), tasks_complete=task_gap is None,
                      panic_task=f"{panic_task.pid} {panic_task.comm}" if panic_task else None,
                      log_records=log, gaps=gaps)
+
+
+def check_vmcore(dump: Dump, *, expect_panic: bool) -> DumpCheck:
+    """:func:`check_dump` of a dump file, with the cause and fix of any gap."""
+    prog, _warnings = open_program(dump)
+    check = check_dump(prog, expect_panic=expect_panic)
+    info = dump.info
+    check.dump_level = info.dump_level
+    if check.gaps:
+        check.cause, check.fix = explain_missing(info.format, info.dump_level, info.vmcoreinfo,
+                                                 [g.page for g in check.gaps])
+    return check

@@ -15,9 +15,9 @@ from kdebug.capture.qemudump import run_qemu, snapshot_fresh, snapshot_session
 from kdebug.capture.record import Capture, write_capture_json
 from kdebug.capture.triggers import get_trigger
 from kdebug.errors import CaptureError
-from kdebug.session import find_session
 from kdebug.kernel import Kernel, find_kernel
 from kdebug.plan.prepare import LaunchOptions
+from kdebug.session import find_session
 
 
 def _new(out: Path, kernel: Kernel, **kw) -> Capture:
@@ -73,7 +73,6 @@ def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) 
     cap = _new(out, kernel, method=method, requested_method=opts.method, trigger=trigger.name,
                command=opts.run)
     if method == "kdump":
-        cap.dump_level = None if opts.raw else opts.dump_level
         cap.compression = None if opts.raw else opts.compression
         cap.via = opts.via
     if trigger.module:
@@ -92,6 +91,7 @@ def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) 
                 say(f"{why}; falling back to a QEMU memory dump (booting again)")
                 cap.fallback = why
                 cap.method, cap.dump_level, cap.compression, cap.via = "qemu", None, None, None
+                cap.dump_filter = cap.check = None
                 cap.failed_stage, cap.error = None, None
                 cap.partial = None
                 run_qemu(base, opts, trigger, kernel, cap, clock)
@@ -109,6 +109,10 @@ def _keep_kdump_logs(cap: Capture) -> None:
     partial = cap.directory / PARTIAL
     if partial.exists():
         os.replace(partial, cap.directory / "kdump-vmcore.partial")
+    # A whole dump that lacks kernel data (check_analysable) makes way for the QEMU one.
+    if cap.vmcore and (cap.directory / cap.vmcore).exists():
+        os.replace(cap.directory / cap.vmcore, cap.directory / "kdump-vmcore")
+        cap.vmcore = None
 
 
 def snapshot(base: LaunchOptions, *, session_name: str | None = None, use_session: bool = False,

@@ -16,17 +16,20 @@ after QEMU stops, debugfs copies the file out without mounting the image.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
 import time
 from pathlib import Path
 
+from kdebug.analysis.health import check_vmcore
 from kdebug.capture import diagnose as cdiag
 from kdebug.capture.plan import (
     CaptureOptions,
     StageClock,
     capture_cmdline,
+    choose_dump_level,
     disk_name,
     preflight,
     unsafe_crashkernel,
@@ -43,14 +46,16 @@ from kdebug.capture.steps import (
     write_private,
 )
 from kdebug.capture.triggers import Trigger
-from kdebug.errors import CaptureError
+from kdebug.errors import CaptureError, KdebugError
 from kdebug.guest.qemu import EOF, TIMEOUT, Guest
-from kdebug.session import new_session
 from kdebug.initramfs.build import which
 from kdebug.kernel import Kernel
 from kdebug.plan.cmdline import CRASHKERNEL_DEFAULT
+from kdebug.plan.diagnose import Diagnosis
 from kdebug.plan.prepare import LaunchOptions
-from kdebug.vmcore.info import read_dump
+from kdebug.session import new_session
+from kdebug.vmcore.info import VmcoreInfo, read_dump
+from kdebug.vmcore.locate import Dump
 
 PANIC_OR_CAPTURE = re.compile(r"Kernel panic - not syncing|Linux version \S+")
 START = re.compile(r"kdebug-capture: start size=(\d+) ")
@@ -73,8 +78,14 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
     disk_dev = None
     unsafe = unsafe_crashkernel()
     crash = base.crashkernel if base.crashkernel not in (None, "auto") else CRASHKERNEL_DEFAULT
-    with clock.stage("preflight"):
+    level = None
+    with clock.stage("preflight") as st:
         preflight(kernel)
+        if not opts.raw:
+            choice = choose_dump_level(opts.dump_level, kernel, which("makedumpfile"))
+            level = cap.dump_level = choice.level
+            cap.dump_filter = choice.to_dict()
+            st.detail = choice.reason
         if disk is not None:
             make_dump_disk(disk, kernel)
             disk_dev = disk_name((1 if base.rootfs else 0) + len(base.drives))
@@ -93,7 +104,7 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
                 run_setup(guest, opts.setup)
         if not opts.skip_kexec:
             with clock.stage("load") as st:
-                st.detail = _load_capture_kernel(guest, guest.plan.cmdline, opts, disk_dev)
+                st.detail = _load_capture_kernel(guest, guest.plan.cmdline, opts, disk_dev, level)
         with clock.stage("arm"):
             arm(guest, trigger)
         _crash_and_dump(guest, trigger, opts, cap, clock, stream, disk)
@@ -123,11 +134,12 @@ def _check_reserved(guest: Guest, crashkernel: str | None) -> None:
     raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
 
 
-def _load_capture_kernel(guest: Guest, cmdline: str, opts: CaptureOptions, disk_dev: str | None) -> str:
+def _load_capture_kernel(guest: Guest, cmdline: str, opts: CaptureOptions, disk_dev: str | None,
+                         level: int | None) -> str:
     if guest.run("command -v kexec", timeout=20).status != 0:
         d = cdiag.kexec_refused("", missing_binary=True)
         raise CaptureError(d.cause, hint=d.fix, diagnoses=[d])
-    append = capture_cmdline(cmdline, raw=opts.raw, dump_level=opts.dump_level,
+    append = capture_cmdline(cmdline, raw=opts.raw, dump_level=level,
                              compression=opts.compression, disk=disk_dev)
     base = f"-p /kdump/vmlinuz --initrd=/kdump/initrd.img --append='{append}'"
     tried = []
@@ -264,8 +276,9 @@ def _finish(cap: Capture, clock: StageClock, stream: Path | None, opts: CaptureO
     cap.seconds = clock.elapsed()
 
 
-def verify(cap: Capture, partial: Path, kernel: Kernel) -> None:
-    """Check the dump is whole and is this kernel's; only then call it vmcore."""
+def verify(cap: Capture, partial: Path, kernel: Kernel, *, expect_panic: bool = True) -> None:
+    """Check the dump is whole and is this kernel's; only then call it vmcore.
+    Then check drgn can read what a report needs from it (see check_analysable)."""
     chk = read_dump(partial)
     cap.format = chk.format
     cap.sizes["vmcore"] = chk.size
@@ -283,6 +296,28 @@ def verify(cap: Capture, partial: Path, kernel: Kernel) -> None:
     partial.replace(final)
     cap.vmcore = final.name
     cap.partial = None
+    check_analysable(cap, dataclasses.replace(chk, path=final), kernel, expect_panic)
+
+
+def check_analysable(cap: Capture, info: VmcoreInfo, kernel: Kernel, expect_panic: bool) -> None:
+    """A whole dump can still lack what a report needs (a filter that drops
+    kernel data): walk the task list to its end, read the panic task and the
+    log with drgn. A dump that fails stays ``vmcore`` (its bytes are whole and
+    a report on it says what is missing), but the capture fails with the cause
+    and the fix."""
+    if kernel.vmlinux is None:
+        return
+    try:
+        check = check_vmcore(Dump(info, kernel.vmlinux, kernel.module_debug_dir, info.path),
+                             expect_panic=expect_panic)
+    except KdebugError:
+        return  # drgn cannot open it at all (no debug info?): the post-mortem says why
+    cap.check = check.to_dict()
+    if not check.complete:
+        g = check.gaps[0]
+        d = Diagnosis("dump-incomplete", check.cause, check.fix,
+                      f"{g.section}: {g.error}" + (f" at {g.address:#x}" if g.address is not None else ""))
+        raise CaptureError(f"the dump lacks kernel data: {d.cause}", hint=d.fix, diagnoses=[d])
 
 
 def _save_logs(cap: Capture, guest: Guest) -> None:

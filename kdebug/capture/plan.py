@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kdebug.capture.record import Capture, Stage
 from kdebug.errors import CaptureError, KdebugError, UsageError
+from kdebug.vmcore.filter import LevelChoice, choose_level, kernel_exports_file, tool_reads
 
 METHODS = ("kdump", "qemu", "auto")
 COMPRESSIONS = ("lzo", "zlib", "none")
@@ -42,7 +43,7 @@ class CaptureOptions:
     method: str = "kdump"
     trigger: str = "sysrq"
     run: str | None = None  # a user reproducer instead of a trigger
-    dump_level: int = 31
+    dump_level: int | None = None  # makedumpfile -d; None: the safe level for the kernel and binary
     compression: str = "lzo"
     raw: bool = False  # unfiltered ELF (cat /proc/vmcore)
     via: str = "serial"  # "disk": a file on an ext4 disk image, read back with debugfs
@@ -54,7 +55,7 @@ class CaptureOptions:
     def validate(self) -> None:
         if self.method not in METHODS:
             raise UsageError(f"unknown method {self.method!r}", hint="kdump, qemu or auto")
-        if not 0 <= self.dump_level <= 31:
+        if self.dump_level is not None and not 0 <= self.dump_level <= 31:
             raise UsageError(f"--dump-level {self.dump_level} is out of range (0-31)")
         if self.via not in VIAS:
             raise UsageError(f"unknown --via {self.via!r}", hint="serial or disk")
@@ -83,7 +84,7 @@ def make_out_dir(out: Path | None, prefix: str = "capture") -> Path:
     return out
 
 
-def capture_cmdline(cmdline: str, *, raw: bool, dump_level: int, compression: str,
+def capture_cmdline(cmdline: str, *, raw: bool, dump_level: int | None, compression: str,
                     disk: str | None = None) -> str:
     """The capture kernel's command line: the first kernel's, minus
     crashkernel= (nothing to reserve there), plus the kdump settings and
@@ -95,6 +96,14 @@ def capture_cmdline(cmdline: str, *, raw: bool, dump_level: int, compression: st
     if disk:
         mode.append(f"kdebug.disk={disk}")
     return " ".join([*keep, *CAPTURE_ARGS, *mode])
+
+
+def choose_dump_level(requested: int | None, kernel, makedumpfile: Path | None) -> LevelChoice:
+    """The makedumpfile -d level for this kernel (a kdebug.kernel.Kernel) and
+    the makedumpfile binary the capture initramfs carries, with the reason."""
+    exports = kernel_exports_file(kernel.vmlinux, kernel.image)
+    reads = tool_reads(makedumpfile) if makedumpfile is not None else None
+    return choose_level(requested, exports, reads, str(makedumpfile or "makedumpfile"))
 
 
 def disk_name(index: int) -> str:

@@ -22,12 +22,19 @@ fallback           why "auto" fell back to the QEMU dump, or null
 trigger            "sysrq", "oops", ..., "run", or "snapshot"
 command            the --run command, or null
 dump_level         makedumpfile -d level (0-31); null for ELF dumps
+dump_filter        how that level was chosen: {level, requested (null: kdebug chose),
+                   reason, safe, kernel_exports, tool_reads, tool} (kdebug.vmcore.filter);
+                   null for ELF dumps
 compression        "zlib", "lzo", "none" (kdump format) or null
 via                how the kdump left the guest: "serial" or "disk"; null for qemu
 kernel             {release, build_id, image, vmlinux, cmdline}
 vmcoreinfo         {release, build_id, build_id_matches} read from the dump
 guest              {memory_mb, cpus, crashkernel}
 sizes              {vmcore, transferred, guest_ram} in bytes
+check              what drgn could read of the dump before it was called good:
+                   {complete, tasks, tasks_complete, panic_task, log_records, gaps,
+                   cause, fix, dump_level} (kdebug.report.model.DumpCheck), or null
+                   when not checked (no vmlinux)
 stages             [{name, seconds, ok, detail}] in order, failed one last
 failed_stage       name of the stage that failed, or null
 error              {message, hint, diagnoses: [{code, cause, fix, evidence}]} or null
@@ -71,6 +78,7 @@ class Capture:
     guest: dict = field(default_factory=dict)
     command: str | None = None
     dump_level: int | None = None
+    dump_filter: dict | None = None
     compression: str | None = None
     via: str | None = None
     vmcore: str | None = None
@@ -79,6 +87,7 @@ class Capture:
     fallback: str | None = None
     vmcoreinfo: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
+    check: dict | None = None
     stages: list[Stage] = field(default_factory=list)
     failed_stage: str | None = None
     error: dict | None = None

@@ -13,12 +13,12 @@ from kdebug.capture.record import Capture
 from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
 from kdebug.errors import CaptureError
 from kdebug.guest.qemu import Guest, boot
-from kdebug.session import Session
 from kdebug.kernel import Kernel
 from kdebug.plan.cmdline import cmdline_value
 from kdebug.plan.plan import SerialPort
 from kdebug.plan.prepare import LaunchOptions, prepare
 from kdebug.resources import launch_path
+from kdebug.session import Session
 
 HOOK = launch_path("triggers", "capture-hook.sh")
 HOOK_GUEST_PATH = "etc/kdebug/init.d/50-capture"

@@ -19,6 +19,8 @@ def _summary(cap: Capture) -> str:
     lines = [f"kdebug: {cap.method} capture of {cap.kernel.get('release')} ({cap.trigger}): "
              f"{cap.format} vmcore, {size / 1e6:.1f} MB in {cap.seconds or 0:.1f} s",
              f"kdebug: stages: {stages}"]
+    if cap.dump_filter:
+        lines.append(f"kdebug: dump level {cap.dump_filter['reason']}")
     if cap.fallback:
         lines.insert(0, f"kdebug: {cap.fallback}; used the QEMU dump instead")
     if cap.tainted:
@@ -34,8 +36,13 @@ def _explain(e: CaptureError) -> None:
     if e.diagnoses and e.diagnoses[0].evidence:
         click.echo(f"kdebug:   console: {e.diagnoses[0].evidence[:300]}", err=True)
     if e.directory:
-        kept = "; the incomplete dump is kept as vmcore.partial" if (e.directory / "vmcore.partial").exists() else ""
-        click.echo(f"kdebug:   logs and capture.json in {e.directory} (no vmcore there{kept})", err=True)
+        if (e.directory / "vmcore").exists():  # whole, but it lacks kernel data (the verify stage)
+            click.echo(f"kdebug:   the dump is kept as {e.directory}/vmcore; a report on it says what it lacks",
+                       err=True)
+        else:
+            partial = (e.directory / "vmcore.partial").exists()
+            kept = "; the incomplete dump is kept as vmcore.partial" if partial else ""
+            click.echo(f"kdebug:   logs and capture.json in {e.directory} (no vmcore there{kept})", err=True)
     raise click.exceptions.Exit(1)
 
 
@@ -49,8 +56,9 @@ def _explain(e: CaptureError) -> None:
 @click.option("--run", "run_cmd", metavar="CMD", help="Run this reproducer in the guest instead of a trigger.")
 @click.option("--setup", multiple=True, metavar="CMD",
               help="Guest shell command run after boot, before the capture kernel is loaded.")
-@click.option("--dump-level", "-d", type=click.IntRange(0, 31), default=31, show_default=True,
-              help="makedumpfile -d: pages to leave out (31: all but kernel data).")
+@click.option("--dump-level", "-d", type=click.IntRange(0, 31), default=None,
+              help="makedumpfile -d: pages to leave out. Default: 31 (all but kernel data) less "
+                   "what this makedumpfile cannot filter safely on this kernel.")
 @click.option("--compress", type=click.Choice(COMPRESSIONS), default="lzo", show_default=True,
               help="Page compression of the kdump-compressed vmcore.")
 @click.option("--via", type=click.Choice(["serial", "disk"]), default="serial", show_default=True,

@@ -19,4 +19,4 @@ def test_capture_core_imports_no_adapters():
 def test_capture_driver_is_an_adapter():
     r = subprocess.run([sys.executable, "-c", PROG % (BLOCKED, ["kdebug.capture.kdump"])],
                        capture_output=True, text=True)
-    assert r.returncode != 0 and "blocked adapter import: pexpect" in r.stderr
+    assert r.returncode != 0 and "blocked adapter import: " in r.stderr  # pexpect, or drgn (its check)
