@@ -121,7 +121,7 @@ def crash_loop(kw):
     """
     from kdebug.capture.api import capture
     from kdebug.postmortem.build import postmortem as run
-    from kdebug.report.render import render, render_text
+    from kdebug.report.render import CRASH_SECTIONS, render, render_text
 
     trigger, method, out = kw.pop("trigger"), kw.pop("method"), kw.pop("out")
     fmt, output, no_crash = kw.pop("fmt"), kw.pop("output"), kw.pop("no_crash")
@@ -147,9 +147,8 @@ def crash_loop(kw):
     report = run(cap.directory, crash=not no_crash, progress=say, on_partial=partial)
     if not no_crash:
         say("full report ready (drgn + crash)")
-        cross = render_text(report).split("== Cross-check", 1)
-        if len(cross) == 2:
-            click.echo("== Cross-check" + cross[1], nl=False)
+        # The drgn report is on screen already: what crash added, from the same record.
+        click.echo(render_text(report, sections=CRASH_SECTIONS), nl=False)
     # The capture directory keeps the report beside the dump it describes.
     # 0600 like the dump: the log and tasks in it come from guest memory.
     for f in ("json", "html"):

@@ -4,6 +4,7 @@ core's imports, the CLI's bad-input handling and triage of bad dumps."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -12,14 +13,17 @@ from click.testing import CliRunner
 
 from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
 from kdebug.report.model import (
+    SCHEMA_VERSION,
     BlockedTask,
     CpuBacktrace,
     CrossCheck,
+    DumpCheck,
+    DumpGap,
     EngineRun,
     MemorySummary,
-    SCHEMA_VERSION,
     PanicInfo,
     Report,
+    SnapshotInfo,
     SystemInfo,
     TaskSummary,
 )
@@ -90,7 +94,8 @@ def test_core_imports_no_adapters():
     """The pure core loads with drgn, click, pexpect and gdb made unimportable."""
     code = ("import sys\n"
             "for m in ('drgn', 'click', 'pexpect', 'gdb', 'pygdbmi'): sys.modules[m] = None\n"
-            "import kdebug.vmcore.info, kdebug.vmcore.layouts, kdebug.report.model, kdebug.report.classify, kdebug.report.render\n"
+            "import kdebug.vmcore.info, kdebug.vmcore.layouts, kdebug.vmcore.filter\n"
+            "import kdebug.report.model, kdebug.report.classify, kdebug.report.render\n"
             "import kdebug.report.crosscheck, kdebug.report.triage, kdebug.crash.parse, kdebug.crash.runner\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 
@@ -133,6 +138,74 @@ def test_triage_lists_bad_dumps_and_goes_on(tmp_path):
     doc = json.loads(triage_json(entries))
     assert (doc["total"], doc["failed"]) == (3, 3)
     assert {d["error_stage"] for d in doc["dumps"]} == {"vmcore"}
+
+
+def incomplete_report() -> Report:
+    """The sample with its task walk cut short by a page the dump left out."""
+    r = sample_report()
+    r.tasks.complete = False
+    g = DumpGap("tasks", "could not read memory from kdump: Excluded page", 0xffff8a9501372520, "slab")
+    r.dump = DumpCheck(False, 55, False, "106 sh", 400, [g], "makedumpfile -d 31 left out kernel data (slab pages)",
+                       "capture again with -d 23", 31)
+    return r
+
+
+def test_an_incomplete_dump_says_so_at_the_top_and_at_the_count_in_every_format():
+    jsonschema = _jsonschema()
+    r = incomplete_report()
+    text = render(r, "text").splitlines()
+    assert text[1] == ("INCOMPLETE DUMP: makedumpfile -d 31 left out kernel data (slab pages). "
+                       "Fix: capture again with -d 23.")
+    count = next(ln for ln in text if ln.startswith("55 tasks"))
+    assert "incomplete" in count and "not the real count" in count and "0xffff8a9501372520" in count
+    assert "\n55 tasks\n" not in render(r, "text")
+    md = render(r, "md")
+    assert "**INCOMPLETE DUMP: makedumpfile -d 31" in md and "55 tasks read before" in md
+    page = render(r, "html")
+    assert 'id="dump-notice">INCOMPLETE DUMP:' in page and "55 tasks read before the task list broke off" in page
+    doc = json.loads(render(r, "json"))
+    jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
+    assert doc["tasks"]["complete"] is False and doc["dump"]["complete"] is False
+    assert doc["dump"]["gaps"][0]["page"] == "slab" and doc["dump"]["fix"] == "capture again with -d 23"
+    whole = sample_report()
+    assert "INCOMPLETE" not in render(whole, "text") + render(whole, "md") + render(whole, "html")
+
+
+def snapshot_report() -> Report:
+    r = sample_report()
+    r.kind, r.signature = "snapshot", "snapshot: tasks blocked in kdebug_trigger_hung"
+    r.panic = PanicInfo("", "other", None, None, [])
+    r.snapshot = SnapshotInfo("2026-12-02T06:25:15+00:00", 12.5, "no panic: panic_cpu is -1")
+    r.other_cpus.append(CpuBacktrace(1, TaskRecord(9, 9, 1, "R", 1, "sh", 2, 100, False, True), []))
+    return r
+
+
+def test_a_snapshot_is_reported_as_one():
+    jsonschema = _jsonschema()
+    r = snapshot_report()
+    text = render(r, "text")
+    assert text.startswith("kdebug post-mortem: snapshot: tasks blocked in kdebug_trigger_hung")
+    assert "== Panic ==" not in text and "== Snapshot (no panic) ==" in text
+    assert re.search(r"^taken +2026-12-02T06:25:15\+00:00$", text, re.M) and "no panic: panic_cpu is -1" in text
+    assert "== CPU 0 running 0 swapper/0 ==" in text and "== CPU 1 running 9 sh ==" in text
+    assert "D-state 77 cat <&>:" in text
+    page = render(r, "html")
+    assert 'id="kind">snapshot<' in page and 'id="reason"' not in page and "CPU 1 running 9 sh" in page
+    assert "## Snapshot (no panic)" in render(r, "md")
+    doc = json.loads(render(r, "json"))
+    jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
+    assert doc["kind"] == "snapshot" and doc["snapshot"]["taken"] == "2026-12-02T06:25:15+00:00"
+    assert json.loads(render(sample_report(), "json"))["kind"] == "panic"
+
+
+def test_crash_loop_prints_the_crash_sections_from_the_record():
+    from kdebug.report.render import CRASH_SECTIONS, render_text
+
+    part = render_text(sample_report(), sections=CRASH_SECTIONS)
+    assert part.startswith("== Cross-check (drgn vs crash) ==")
+    assert [ln for ln in part.splitlines() if ln.startswith("== ")] == [
+        "== Cross-check (drgn vs crash) ==", "== Engines ==", "== Warnings =="]
+    assert render_text(sample_report()).endswith(part)  # the same words as the whole report's tail
 
 
 def _jsonschema():
