@@ -112,3 +112,24 @@ def test_normalize_drops_addresses_and_numbers():
         "BUG: unable to handle page fault for address: ADDR"
     assert normalize("Attempted to kill init! exitcode=0x0000000b") == "Attempted to kill init! exitcode=ADDR"
     assert normalize("stuck on CPU 3 pid 77.") == "stuck on CPU N pid N"
+
+
+def test_snapshot_signature_names_where_blocked_tasks_wait():
+    from kdebug.report.classify import snapshot_signature
+
+    hung = _frames("__schedule", "schedule", "kdebug_trigger_hung", "kdebug_trigger_write", "proc_reg_write")
+    io = _frames("__schedule", "io_schedule", "folio_wait_bit_common.isra.0", "filemap_fault")
+    assert snapshot_signature([hung, hung, io]) == "snapshot: tasks blocked in kdebug_trigger_hung"
+    assert snapshot_signature([io]) == "snapshot: tasks blocked in folio_wait_bit_common"
+    assert snapshot_signature([_frames("__schedule", "schedule")]) == "snapshot: tasks blocked"
+    assert snapshot_signature([]) == "snapshot: no blocked tasks"
+
+
+@pytest.mark.parametrize("name", sorted(TRUTH) + sorted(EXCERPTS))
+def test_no_crash_signature_looks_like_a_snapshot(name):
+    # Even a panic whose message begins "snapshot" keeps the "panic: " headline.
+    lines, frames = _recorded(name) if name in TRUTH else (EXCERPTS[name], _frames("x"))
+    sig = signature(classify(panic_message(lines), lines), panic_message(lines), lines, frames)
+    assert not sig.startswith("snapshot")
+    odd = ["Kernel panic - not syncing: snapshot: tasks blocked in x"]
+    assert signature(classify(panic_message(odd), odd), panic_message(odd), odd, []).startswith("panic: ")
