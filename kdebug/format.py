@@ -61,7 +61,7 @@ def format_modules(mods: Iterable[ModuleRecord], fmt: str = "table") -> str:
     mods = list(mods)
     if fmt == "json":
         return json.dumps([m.to_dict() for m in mods], indent=2)
-    rows = [(m.name, m.size, m.refcount, ",".join(m.used_by) or "-", f"{m.address:#x}",
+    rows = [(m.name, m.size, m.refcount, ",".join(m.used_by + ["[permanent]"] * m.permanent) or "-", f"{m.address:#x}",
              m.taints or "-") for m in mods]
     return _table(rows, ["MODULE", "SIZE", "USED", "BY", "ADDRESS", "TAINT"])
 

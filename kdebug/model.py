@@ -49,13 +49,14 @@ class ModuleRecord:
     """One ``struct module``."""
 
     name: str
-    size: int  # bytes of core text+data
-    refcount: int
-    address: int  # base of the core layout
+    size: int  # bytes, as /proc/modules counts them (every region of the module)
+    refcount: int  # use count as /proc/modules shows it; -1 when unknown
+    address: int  # start of the module's text, as /proc/modules shows it
     state: str = "live"
     taints: str = ""  # as in /proc/modules: "OE", "" for none
     out_of_tree: bool = False
-    used_by: list[str] = field(default_factory=list)
+    used_by: list[str] = field(default_factory=list)  # holders, in /proc/modules' order
+    permanent: bool = False  # init but no exit: /proc/modules says "[permanent]"
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -15,6 +15,7 @@ import shlex
 import gdb
 
 from kdebug.decode.physmap import DEFAULT_PAGE_OFFSET, PhysMap
+from kdebug.decode.structs import Field, bitfield
 from kdebug.errors import KdebugError
 
 _types: dict = {}
@@ -131,29 +132,37 @@ def lookup_type(name: str) -> gdb.Type:
     return cached(("type", name), get)
 
 
-def _field_path(t: gdb.Type, path: str):
-    """(byte offset, field) of a dotted member path, anonymous members included."""
-    off = 0
+def _member_bits(t: gdb.Type, path: str):
+    """(bit offset, field) of a dotted member path, anonymous members included."""
+    bits = 0
     f = None
     for part in path.split("."):
         t = t.strip_typedefs()
+        if t.code not in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION):
+            return None
         found = _find_field(t, part)
         if found is None:
             return None
-        sub_off, f = found
-        off += sub_off
+        sub, f = found
+        bits += sub
         t = f.type
-    return off, f
+    return bits, f
+
+
+def _field_path(t: gdb.Type, path: str):
+    """(byte offset, field) of a dotted member path, anonymous members included."""
+    r = _member_bits(t, path)
+    return None if r is None else (r[0] // 8, r[1])
 
 
 def _find_field(t: gdb.Type, name: str):
     for f in t.fields():
         if f.name == name:
-            return f.bitpos // 8, f
+            return f.bitpos, f
         if f.name is None and f.type.strip_typedefs().code in (gdb.TYPE_CODE_STRUCT, gdb.TYPE_CODE_UNION):
             inner = _find_field(f.type.strip_typedefs(), name)
             if inner is not None:
-                return f.bitpos // 8 + inner[0], inner[1]
+                return f.bitpos + inner[0], inner[1]
     return None
 
 
@@ -210,6 +219,41 @@ def has_symbol(name: str) -> bool:
 def constant(name: str) -> int:
     """An enumerator's value from the debuginfo (PIDTYPE_PID, MODULE_STATE_LIVE)."""
     return cached(("const", name), lambda: int(gdb.parse_and_eval(name)))
+
+
+class GdbDebuginfo:
+    """kdebug.decode's Debuginfo over gdb's types, cached per symbol file: the
+    layouts of kdebug.decode are built from it, so gdb detects a kernel's
+    features exactly as the drgn collectors do."""
+
+    def member(self, type_name: str, path: str) -> Field | None:
+        def get():
+            try:
+                t = gdb.lookup_type(type_name)
+            except gdb.error:
+                return None
+            r = _member_bits(t, path)
+            if r is None:
+                return None
+            bits, f = r
+            if f.bitsize:
+                return bitfield(0, bits, f.bitsize)
+            return Field(bits // 8, f.type.sizeof)
+        return cached(("member", type_name, path), get)
+
+    def sizeof(self, type_name: str) -> int:
+        return lookup_type(type_name).sizeof
+
+    def enumerator(self, name: str) -> int | None:
+        def get():
+            try:
+                return int(gdb.parse_and_eval(name))
+            except gdb.error:
+                return None
+        return cached(("enum", name), get)
+
+
+debuginfo = GdbDebuginfo()
 
 
 # --- per-cpu -------------------------------------------------------------------

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import gdb
 
-from kdebug.decode.modsyms import add_symbol_file_command, index_debug_files, module_key
+from kdebug.decode.modsyms import (
+    add_symbol_file_command,
+    index_debug_files,
+    module_key,
+    placeable_copy_name,
+    placed_sections,
+    zero_addresses_argv,
+)
+from kdebug.decode.modules import RawModule, module_sections
+from kdebug.paths import cache_dir
 
 from . import core
+from .modules import for_each_module, layout, read_module
 
 _state: dict = {"dirs": [], "index": None, "loaded": {}}  # loaded: name -> text address
 
@@ -23,56 +34,55 @@ def _index() -> dict[str, Path]:
     return _state["index"]
 
 
-def module_sections(mod: gdb.Value) -> dict[str, int]:
-    """Section name -> address of a ``struct module`` (from its sect_attrs)."""
-    sa = mod["sect_attrs"]
-    if int(sa) == 0:
-        return {}
-    sa = sa.dereference()
-    attrs = sa["attrs"]
-    return {attrs[i]["battr"]["attr"]["name"].string(): int(attrs[i]["address"])
-            for i in range(int(sa["nsections"]))}
+def placeable(path: Path) -> tuple[Path, str | None]:
+    """The file gdb can place section by section (kdebug.decode.modsyms): the
+    debug file itself, or a cached copy with its section addresses zeroed;
+    and a warning when no such copy could be made."""
+    names = placed_sections(path)
+    if not names:
+        return path, None
+    out = cache_dir("gdb-modules") / placeable_copy_name(path)
+    if out.exists():
+        return out, None
+    tmp = out.with_suffix(".tmp")
+    try:
+        r = subprocess.run(zero_addresses_argv(path, tmp, names), capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        r = None
+        err = str(e)
+    else:
+        err = r.stderr.strip().splitlines()[-1] if r.returncode and r.stderr.strip() else f"exit {r.returncode}"
+    if r is None or r.returncode:
+        tmp.unlink(missing_ok=True)
+        return path, (f"kd-symbols: cannot copy {path.name} for gdb ({err}): symbols outside .text "
+                      "are misplaced (install binutils)")
+    tmp.replace(out)
+    return out, None
 
 
-def load_module(mod: gdb.Value) -> str | None:
+def load_module(raw: RawModule) -> str | None:
     """Load one module's symbols; the message, or None when already loaded."""
-    name = mod["name"].string()
+    name = raw.name
     path = _index().get(module_key(name))
     if path is None:
         return f"kd-symbols: no debug file for {name}"
-    from .modules import module_layout
-
-    base = core.u64(int(mod.address) + module_layout().core_base.offset)
-    secs = module_sections(mod)
-    text = secs.get(".text") or base
+    secs = module_sections(raw, layout(), core.read, core.u64)
+    text = secs.get(".text") or raw.text_base
     if _state["loaded"].get(name) == text:
         return None
     if name in _state["loaded"]:
         gdb.execute(f"remove-symbol-file -a {_state['loaded'][name]:#x}", to_string=True)
-    gdb.execute(add_symbol_file_command(path, secs, base), to_string=True)
+    usable, warning = placeable(path)
+    gdb.execute(add_symbol_file_command(usable, secs, raw.text_base), to_string=True)
     _state["loaded"][name] = text
-    return f"kd-symbols: {name} at {text:#x} from {path}"
+    msg = f"kd-symbols: {name} at {text:#x} from {path}"
+    return f"{warning}\n{msg}" if warning else msg
 
 
-def unload_module(mod: gdb.Value) -> None:
-    name = mod["name"].string()
-    addr = _state["loaded"].pop(name, None)
+def unload_module(raw: RawModule) -> None:
+    addr = _state["loaded"].pop(raw.name, None)
     if addr is not None:
         gdb.execute(f"remove-symbol-file -a {addr:#x}", to_string=True)
-
-
-def all_modules():
-    from .modules import module_layout
-
-    if not core.has_symbol("modules"):
-        return
-    mtype = core.lookup_type("struct module").pointer()
-    head = core.symbol_address("modules")
-    off = module_layout().list_next.offset
-    nxt = core.u64(head)
-    while nxt != head:
-        yield gdb.Value(nxt - off).cast(mtype).dereference()
-        nxt = core.u64(nxt)
 
 
 class _Follow(gdb.Breakpoint):
@@ -85,13 +95,13 @@ class _Follow(gdb.Breakpoint):
 
     def stop(self):
         try:
-            mod = gdb.parse_and_eval("mod").dereference()
+            raw = read_module(int(gdb.parse_and_eval("mod")))
             if self._load:
-                msg = load_module(mod)
+                msg = load_module(raw)
                 if msg:
                     gdb.write(msg + "\n")
             else:
-                unload_module(mod)
+                unload_module(raw)
         except gdb.error as e:
             gdb.write(f"kd-symbols: {e}\n")
         return False
@@ -119,7 +129,7 @@ class KdSymbols(core.Command):
         if not _state["dirs"]:
             raise gdb.GdbError("kd-symbols: no module debug directory (use --dir DIR)")
         try:
-            out = [m for m in (load_module(mod) for mod in all_modules()) if m]
+            out = [m for m in (load_module(raw) for raw in for_each_module()) if m]
         except (gdb.MemoryError, gdb.GdbError):
             out = ["kd-symbols: the kernel is not up yet (no module list)"]
         if a.follow and not _follow:

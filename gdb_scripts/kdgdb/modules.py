@@ -2,69 +2,51 @@
 
 from __future__ import annotations
 
-from kdebug.decode.modules import ModuleLayout, decode_module
-from kdebug.decode.structs import Field
+from kdebug.decode.modules import (
+    MAX_ENTRIES,
+    ModuleLayout,
+    RawModule,
+    decode_module,
+    listed,
+    module_holders,
+    module_layout,
+    module_record,
+)
 from kdebug.format import format_modules
+from kdebug.model import ModuleRecord
 
 from . import core
 
-M = "struct module"
+
+def layout() -> ModuleLayout:
+    return core.cached("module_layout", lambda: module_layout(core.debuginfo))
 
 
-def _f(path: str) -> Field:
-    return Field(core.offsetof(M, path), core.sizeof(M, path))
+def read_module(addr: int) -> RawModule:
+    """The ``struct module`` at ``addr``, in one read."""
+    lay = layout()
+    return decode_module(core.read(addr, lay.size), addr, lay)
 
 
-def module_layout() -> ModuleLayout:
-    def build():
-        # Since Linux kernel v6.4 ("module: replace module_layout with
-        # module_memory") the sizes are in mem[MOD_*]; before, core_layout.
-        if core.has_field(M, "core_layout"):
-            base, size = _f("core_layout.base"), _f("core_layout.size")
-            init = _f("init_layout.size")
-        else:
-            text = core.constant("MOD_TEXT")
-            elem = core.sizeof("struct module_memory")
-            off = core.offsetof(M, "mem") + text * elem
-            base = Field(off + core.offsetof("struct module_memory", "base"), 8)
-            size = Field(off + core.offsetof("struct module_memory", "size"), 4)
-            init = None
-        return ModuleLayout(
-            size=core.sizeof(M), state=_f("state"), list_next=Field(core.offsetof(M, "list"), 8),
-            name=_f("name"), core_base=base, core_size=size, init_size=init,
-            refcnt=_f("refcnt") if core.has_field(M, "refcnt") else None,
-            taints=_f("taints") if core.has_field(M, "taints") else None,
-        )
-    return core.cached("module_layout", build)
-
-
-def _state_names() -> dict[int, str]:
-    def build():
-        names = {}
-        for n, short in (("MODULE_STATE_LIVE", "live"), ("MODULE_STATE_COMING", "coming"),
-                         ("MODULE_STATE_GOING", "going"), ("MODULE_STATE_UNFORMED", "unformed")):
-            try:
-                names[core.constant(n)] = short
-            except Exception:
-                pass
-        return names
-    return core.cached("module_states", build)
-
-
-def collect_modules():
-    """ModuleRecords of ``struct module``s on the modules list, newest first (as /proc/modules)."""
+def for_each_module() -> list[RawModule]:
+    """``struct module``s on the ``modules`` list, newest first (as /proc/modules)."""
     if not core.has_symbol("modules"):
         return []  # CONFIG_MODULES=n
-    lay = module_layout()
+    lay = layout()
     head = core.symbol_address("modules")
-    list_off = lay.list_next.offset
-    out = []
+    out: list[RawModule] = []
     nxt = core.u64(head)
-    while nxt != head and len(out) < 100_000:
-        addr = nxt - list_off
-        rec, nxt = decode_module(core.read(addr, lay.size), addr, lay, _state_names())
-        out.append(rec)
+    while nxt != head and len(out) < MAX_ENTRIES:
+        out.append(read_module(nxt - lay.list_next.offset))
+        nxt = out[-1].list_next
     return out
+
+
+def collect_modules() -> list[ModuleRecord]:
+    """ModuleRecords of the modules /proc/modules lists, in its order."""
+    lay = layout()
+    return [module_record(m, lay, module_holders(m, lay, core.read, core.u64))
+            for m in for_each_module() if listed(m, lay)]
 
 
 @core.register

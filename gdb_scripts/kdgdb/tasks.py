@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gdb
 
-from kdebug.decode.structs import Field
-from kdebug.decode.tasks import RawTask, TaskLayout, decode_task, filter_tasks, to_records
+from kdebug.decode.tasks import RawTask, TaskLayout, decode_task, filter_tasks, task_layout, to_records
 from kdebug.decode.tasks import for_each_task as walk_tasks
 from kdebug.format import format_tasks
 
@@ -14,47 +13,24 @@ from . import core
 T = "struct task_struct"
 
 
-def _field(path: str) -> Field:
-    return Field(core.offsetof(T, path), core.sizeof(T, path))
-
-
-def task_layout() -> TaskLayout:
-    def build():
-        # Since Linux kernel commit 2f064a59a11f ("sched: Change
-        # task_struct::state") (in v5.14) the state is __state.
-        state = "__state" if core.has_field(T, "__state") else "state"
-        # With THREAD_INFO_IN_TASK the cpu moved into thread_info (v5.16).
-        cpu = "thread_info.cpu" if core.has_field(T, "thread_info.cpu") else "cpu"
-        return TaskLayout(
-            state=_field(state), exit_state=_field("exit_state"), flags=_field("flags"),
-            pid=_field("pid"), tgid=_field("tgid"), comm=_field("comm"),
-            real_parent=_field("real_parent"), tasks=Field(core.offsetof(T, "tasks"), 8),
-            cpu=_field(cpu),
-            thread_group=Field(core.offsetof(T, "thread_group"), 8) if core.has_field(T, "thread_group") else None,
-            on_cpu=_field("on_cpu") if core.has_field(T, "on_cpu") else None,
-            thread_node=Field(core.offsetof(T, "thread_node"), 8) if core.has_field(T, "thread_node") else None,
-            signal=_field("signal") if core.has_field(T, "thread_node") else None,
-        )
-    return core.cached("task_layout", build)
+def layout() -> TaskLayout:
+    return core.cached("task_layout", lambda: task_layout(core.debuginfo))
 
 
 def read_task(addr: int) -> RawTask:
-    lay = task_layout()
+    lay = layout()
     start, length = core.cached("task_span", lay.read_span)
     return decode_task(core.read(addr + start, length), addr, lay, start)
 
 
 def for_each_task() -> list[RawTask]:
     """Every thread: group leaders on init_task.tasks, then their threads."""
-    lay = task_layout()
-    head = core.cached("thread_head", lambda: core.offsetof("struct signal_struct", "thread_head")
-                       if lay.thread_node is not None else None)
-    return walk_tasks(read_task, core.u64, core.symbol_address("init_task"), lay, head)
+    return walk_tasks(read_task, core.u64, core.symbol_address("init_task"), layout())
 
 
 def collect_tasks():
     """TaskRecords of every task (``struct task_struct``), idle task first."""
-    return core.per_stop("tasks", lambda: to_records(for_each_task()))
+    return core.per_stop("tasks", lambda: to_records(for_each_task(), core.read, layout()))
 
 
 def find_task(pid: int):

@@ -3,49 +3,41 @@ report shows (count by state, D-state tasks with stacks, top memory users)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import drgn
 from drgn.helpers.linux.mm import task_rss
 from drgn.helpers.linux.pid import for_each_task
-from drgn.helpers.linux.sched import task_state_to_char
 
+from kdebug.analysis.debuginfo import layout
 from kdebug.analysis.program import cached
 from kdebug.analysis.stack import task_backtrace
+from kdebug.decode import tasks as decode
 from kdebug.model import TaskRecord
 from kdebug.report.model import BlockedTask, TaskSummary
 
-#: include/linux/sched.h: a kernel thread (a macro, so not in the debug info).
-PF_KTHREAD = 0x00200000
-
-
-def task_cpu(task: drgn.Object) -> int:
-    # Since Linux kernel commit bcf9033e5449 ("sched: move CPU field back into
-    # thread_info if THREAD_INFO_IN_TASK") (in v5.16) the CPU is in thread_info.
-    try:
-        return task.thread_info.cpu.value_()
-    except AttributeError:
-        return task.cpu.value_()
-
 
 def task_record(prog: drgn.Program, task: drgn.Object) -> TaskRecord:
-    """``struct task_struct *`` -> TaskRecord."""
-    kthread = bool(task.flags.value_() & PF_KTHREAD)
+    """``struct task_struct *`` -> TaskRecord, with the meaning kd-ps gives
+    it (kdebug.decode.tasks): one read of the task, one of its parent."""
+    lay = layout(prog, "task", decode.task_layout)
+    start, length = lay.read_span()
+    addr = task.value_()
+    raw = decode.decode_task(prog.read(addr + start, length), addr, lay, start)
+    try:
+        ppid = decode.parent_tgid(prog.read, raw, lay)
+    except drgn.FaultError:
+        ppid = -1
+    rec = decode.task_record(raw, ppid)
     rss_kb = None
-    if not kthread and task.mm:
+    if not rec.is_kthread and task.mm:
         try:
             rss = task_rss(prog, task)
             rss_kb = rss.total * prog["PAGE_SIZE"].value_() // 1024
         except (LookupError, drgn.FaultError, AttributeError):
             rss_kb = None
-    try:
-        ppid = task.real_parent.pid.value_()
-    except drgn.FaultError:
-        ppid = -1
-    return TaskRecord(pid=task.pid.value_(), tgid=task.tgid.value_(), ppid=ppid,
-                      state=task_state_to_char(task), cpu=task_cpu(task),
-                      comm=task.comm.string_().decode(errors="replace"), address=task.value_(),
-                      rss_kb=rss_kb, is_kthread=kthread, on_cpu=bool(task.on_cpu.value_()))
+    return dataclasses.replace(rec, rss_kb=rss_kb)
 
 
 def collect_tasks(prog: drgn.Program) -> list[TaskRecord]:

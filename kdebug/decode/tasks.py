@@ -1,20 +1,33 @@
-"""``struct task_struct`` from raw bytes: the pure half of kd-ps / kd-task."""
+"""``struct task_struct`` from raw bytes: what a task is, as /proc shows it.
+
+The one place where a task's fields get their meaning (state letter, ppid,
+kernel thread), for every engine: kd-ps in gdb and the drgn collectors both
+build their layout with :func:`task_layout` and their records with
+:func:`task_record`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kdebug.decode.structs import Field, span
+from kdebug.decode.structs import Debuginfo, Field, pointer_at, require, span
 from kdebug.model import TASK_STATE_LETTERS, TaskRecord
 
-# include/linux/sched.h. #defines, absent from the debuginfo; their letters are
-# ABI (/proc/PID/stat), so they do not move.
+# include/linux/sched.h #defines, absent from the debuginfo; the letters they
+# map to are ABI (fs/proc/array.c task_state_array, /proc/PID/stat), so the
+# bits do not move.
 TASK_REPORT = 0x7F  # INTERRUPTIBLE|UNINTERRUPTIBLE|STOPPED|TRACED|EXIT_DEAD|EXIT_ZOMBIE|PARKED
 TASK_UNINTERRUPTIBLE = 0x2
 TASK_IDLE = 0x402  # TASK_UNINTERRUPTIBLE | TASK_NOLOAD
-TASK_SHOWN_AS_D = 0x1000 | 0x8000  # TASK_RTLOCK_WAIT, TASK_FROZEN (v6.1)
+TASK_REPORT_IDLE = TASK_REPORT + 1
+# TASK_RTLOCK_WAIT (v5.15, "sched/wakeup: Introduce the TASK_RTLOCK_WAIT state
+# bit") and TASK_FROZEN (since Linux commit f5d39b020809 ("freezer,sched:
+# Rewrite core freezer logic"), v6.1) show as D; on older kernels both bits
+# are unused, so testing them is harmless.
+TASK_SHOWN_AS_D = 0x1000 | 0x8000
 PF_KTHREAD = 0x00200000
+
+T = "struct task_struct"
 
 
 @dataclass(frozen=True)
@@ -37,11 +50,34 @@ class TaskLayout:
     # while_each_thread()", v3.14); thread_group went in 8e1f385104ac (v6.7).
     thread_node: Field | None = None  # thread_node.next
     signal: Field | None = None  # struct signal_struct *
+    thread_head: int | None = None  # offset of thread_head in struct signal_struct
 
     def read_span(self) -> tuple[int, int]:
         return span([self.state, self.exit_state, self.flags, self.pid, self.tgid, self.comm,
                      self.real_parent, self.tasks, self.cpu, self.thread_group, self.on_cpu,
                      self.thread_node, self.signal])
+
+
+def task_layout(di: Debuginfo) -> TaskLayout:
+    """Where this kernel keeps what a TaskRecord needs in ``struct task_struct``."""
+    # Since Linux commit 2f064a59a11f ("sched: Change task_struct::state")
+    # (v5.14) the state is __state.
+    state = di.member(T, "__state") or require(di, T, "state")
+    # Since Linux commit bcf9033e5449 ("sched: move CPU field back into
+    # thread_info if THREAD_INFO_IN_TASK") (v5.16) the CPU is in thread_info.
+    cpu = di.member(T, "thread_info.cpu") or require(di, T, "cpu")
+    thread_group = di.member(T, "thread_group")
+    thread_node = di.member(T, "thread_node")
+    return TaskLayout(
+        state=state, exit_state=require(di, T, "exit_state"), flags=require(di, T, "flags"),
+        pid=require(di, T, "pid"), tgid=require(di, T, "tgid"), comm=require(di, T, "comm"),
+        real_parent=require(di, T, "real_parent"), tasks=pointer_at(require(di, T, "tasks")), cpu=cpu,
+        thread_group=pointer_at(thread_group) if thread_group else None,
+        on_cpu=di.member(T, "on_cpu"),  # SMP kernels only
+        thread_node=pointer_at(thread_node) if thread_node else None,
+        signal=require(di, T, "signal") if thread_node else None,
+        thread_head=require(di, "struct signal_struct", "thread_head").offset if thread_node else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -88,10 +124,10 @@ MAX_TASKS = 1_000_000
 
 
 def for_each_task(read_task: Callable[[int], RawTask], read_u64: Callable[[int], int], init_task: int,
-                  layout: TaskLayout, thread_head_offset: int | None = None) -> list[RawTask]:
+                  layout: TaskLayout) -> list[RawTask]:
     """Every task: the group leaders on init_task.tasks, each followed by its
-    other threads, from signal->thread_head (``thread_head_offset`` into
-    struct signal_struct) where the kernel has it, else from thread_group.
+    other threads, from signal->thread_head where the kernel has it, else
+    from thread_group.
     A cycle that does not come back to its head (memory read mid-change, or
     corrupt) ends that walk instead of looping."""
     out: list[RawTask] = []
@@ -107,8 +143,8 @@ def for_each_task(read_task: Callable[[int], RawTask], read_u64: Callable[[int],
 
     addr = init_task
     while (leader := add(addr)) is not None:
-        if layout.thread_node is not None and thread_head_offset is not None and leader.signal:
-            head = leader.signal + thread_head_offset
+        if layout.thread_node is not None and layout.thread_head is not None and leader.signal:
+            head = leader.signal + layout.thread_head
             node = read_u64(head)
             while node and node != head:
                 task = node - layout.thread_node.offset
@@ -132,25 +168,37 @@ def for_each_task(read_task: Callable[[int], RawTask], read_u64: Callable[[int],
 
 
 def state_letter(state: int, exit_state: int = 0) -> str:
-    """ps's letter, as fs/proc/array.c's task_state_index() computes it."""
-    if state & TASK_IDLE == TASK_IDLE:
-        return "I"
+    """The letter /proc/PID/stat shows: fs/proc/array.c get_task_state(), by
+    include/linux/sched.h __task_state_index()."""
     s = (state | exit_state) & TASK_REPORT
+    if state & TASK_IDLE == TASK_IDLE:
+        s = TASK_REPORT_IDLE
     if state & TASK_SHOWN_AS_D:
         s = TASK_UNINTERRUPTIBLE
-    return TASK_STATE_LETTERS[s.bit_length()] if s else "R"
+    return TASK_STATE_LETTERS[s.bit_length()]
 
 
-def to_records(raws: list[RawTask]) -> list[TaskRecord]:
-    """Records in walk order; ppid is the real parent's tgid (0 for the idle task)."""
+def parent_tgid(read: Callable[[int, int], bytes], raw: RawTask, layout: TaskLayout) -> int:
+    """The tgid of ``raw``'s real parent, read from the parent's task_struct."""
+    return layout.tgid.get(read(raw.real_parent + layout.tgid.offset, layout.tgid.size), -layout.tgid.offset)
+
+
+def task_record(raw: RawTask, ppid: int) -> TaskRecord:
+    """The record of one task. ``ppid`` is the tgid of its real parent, as
+    fs/proc/array.c do_task_stat() shows it (task_tgid_nr_ns(real_parent)):
+    a child forked by a non-leader thread shows that thread's process, not
+    the thread; the idle task is its own parent (tgid 0)."""
+    return TaskRecord(pid=raw.pid, tgid=raw.tgid, ppid=ppid, state=state_letter(raw.state, raw.exit_state),
+                      cpu=raw.cpu, comm=raw.comm, address=raw.address,
+                      is_kthread=bool(raw.flags & PF_KTHREAD), on_cpu=raw.on_cpu)
+
+
+def to_records(raws: list[RawTask], read: Callable[[int, int], bytes], layout: TaskLayout) -> list[TaskRecord]:
+    """Records in walk order; a parent's tgid comes from the walk when the
+    parent is in it, else from memory."""
     tgid_of = {r.address: r.tgid for r in raws}
-    out = []
-    for r in raws:
-        ppid = 0 if r.pid == 0 or r.real_parent == r.address else tgid_of.get(r.real_parent, 0)
-        out.append(TaskRecord(pid=r.pid, tgid=r.tgid, ppid=ppid, state=state_letter(r.state, r.exit_state),
-                              cpu=r.cpu, comm=r.comm, address=r.address,
-                              is_kthread=bool(r.flags & PF_KTHREAD), on_cpu=r.on_cpu))
-    return out
+    return [task_record(r, tgid_of[r.real_parent] if r.real_parent in tgid_of else parent_tgid(read, r, layout))
+            for r in raws]
 
 
 def filter_tasks(tasks, *, states: str | None = None, comm: str | None = None,

@@ -3,7 +3,16 @@
 import struct
 
 from kdebug.decode.structs import Field, span
-from kdebug.decode.tasks import PF_KTHREAD, TaskLayout, decode_task, filter_tasks, state_letter, to_records
+from kdebug.decode.tasks import (
+    PF_KTHREAD,
+    TaskLayout,
+    decode_task,
+    filter_tasks,
+    state_letter,
+    task_layout,
+    to_records,
+)
+from tests.unit.fake_debuginfo import FakeDebuginfo
 
 LAY = TaskLayout(
     state=Field(24, 4), exit_state=Field(100, 4), flags=Field(44, 4), pid=Field(200, 4),
@@ -55,18 +64,30 @@ def test_state_letters_follow_task_state_index():
     assert state_letter(0x402) == "I"
     assert state_letter(0x1002) == "D"  # TASK_RTLOCK_WAIT shows as D
     assert state_letter(0x8001) == "D"  # TASK_FROZEN too
+    assert state_letter(0x8402) == "D"  # frozen beats idle, as in __task_state_index()
+    assert state_letter(0x100 | 0x4) == "T"  # TASK_STOPPED = TASK_WAKEKILL | __TASK_STOPPED
+    assert state_letter(0x80, 0) == "R"  # TASK_DEAD alone is not reported
 
 
 def test_records_take_ppid_from_the_parents_tgid():
     lay = LAY
+    # 9 was forked by thread 8 of process 7: /proc shows ppid 7, not 8.
+    mem = {0x900: task_bytes(30, 30, "outside")}  # a parent the walk did not reach
     raws = [decode_task(task_bytes(0, 0, "swapper/0", state=0, parent=0x100), 0x100, lay),
             decode_task(task_bytes(1, 1, "init", parent=0x100), 0x200, lay),
             decode_task(task_bytes(7, 7, "sh", parent=0x200), 0x300, lay),
             decode_task(task_bytes(8, 7, "sh-thread", parent=0x200), 0x400, lay),
-            decode_task(task_bytes(2, 2, "kthreadd", parent=0x100, flags=PF_KTHREAD), 0x500, lay)]
-    recs = to_records(raws)
-    assert [(r.pid, r.ppid) for r in recs] == [(0, 0), (1, 0), (7, 1), (8, 1), (2, 0)]
-    assert [r.is_kthread for r in recs] == [False, False, False, False, True]
+            decode_task(task_bytes(2, 2, "kthreadd", parent=0x100, flags=PF_KTHREAD), 0x500, lay),
+            decode_task(task_bytes(9, 9, "child", parent=0x400), 0x600, lay),
+            decode_task(task_bytes(31, 31, "orphan", parent=0x900), 0x700, lay)]
+
+    def read(addr, size):
+        base = next(a for a in mem if a <= addr < a + 400)
+        return mem[base][addr - base:addr - base + size]
+
+    recs = to_records(raws, read, lay)
+    assert [(r.pid, r.ppid) for r in recs] == [(0, 0), (1, 0), (7, 1), (8, 1), (2, 0), (9, 7), (31, 30)]
+    assert [r.is_kthread for r in recs] == [False, False, False, False, True, False, False]
     assert [r.pid for r in filter_tasks(recs, comm="sh*")] == [7, 8]
     assert [r.pid for r in filter_tasks(recs, pids={7})] == [7, 8]  # a tgid selects its threads
     assert [r.pid for r in filter_tasks(recs, states="R")] == [0]
@@ -95,7 +116,7 @@ def test_walk_threads_from_signal_thread_head():
     thread_node at +0x200 of each task; thread_head at +0x10 of signal."""
     from kdebug.decode.tasks import for_each_task
 
-    lay = _walk_layout(thread_node=Field(0x200, 8), signal=Field(0x300, 8))
+    lay = _walk_layout(thread_node=Field(0x200, 8), signal=Field(0x300, 8), thread_head=0x10)
     INIT, P, T1, T2, SIG0, SIG = 0x1000, 0x2000, 0x3000, 0x4000, 0x9000, 0xA000
     head0, head = SIG0 + 0x10, SIG + 0x10
     tasks = {
@@ -106,7 +127,7 @@ def test_walk_threads_from_signal_thread_head():
         T2: _raw(T2, 12, 10, 0, thread_node_next=head, signal=SIG),
     }
     mem = {head0: INIT + 0x200, head: T1 + 0x200}
-    got = for_each_task(tasks.__getitem__, mem.__getitem__, INIT, lay, thread_head_offset=0x10)
+    got = for_each_task(tasks.__getitem__, mem.__getitem__, INIT, lay)
     assert [t.pid for t in got] == [0, 10, 11, 12]
 
 
@@ -123,3 +144,40 @@ def test_walk_with_thread_group_and_a_broken_cycle():
     }
     got = for_each_task(tasks.__getitem__, {}.__getitem__, INIT, lay)
     assert [t.pid for t in got] == [0, 10, 11]
+
+
+# --- the layout: one feature detection for gdb and drgn -----------------------
+
+V6_1 = {  # struct task_struct members as the 6.1 debuginfo has them (offsets made up)
+    "__state": (24, 4), "exit_state": (100, 4), "flags": (44, 4), "pid": (200, 4), "tgid": (204, 4),
+    "comm": (300, 16), "real_parent": (216, 8), "tasks": (120, 16), "thread_info": (0, 24),
+    "thread_info.cpu": (16, 4), "thread_group": (240, 16), "thread_node": (260, 16), "signal": (280, 8),
+    "on_cpu": (52, 4),
+}
+
+
+def test_layout_follows_the_members_the_kernel_has():
+    di = FakeDebuginfo({"struct task_struct": V6_1, "struct signal_struct": {"thread_head": (16, 16)}})
+    lay = task_layout(di)
+    assert (lay.state, lay.cpu, lay.tasks, lay.thread_head) == (Field(24, 4), Field(16, 4), Field(120, 8), 16)
+    assert lay.thread_group == Field(240, 8) and lay.thread_node == Field(260, 8)
+    # v6.7 dropped thread_group; before v5.14 the state was "state", before
+    # v5.16 the CPU was task_struct.cpu; a UP kernel has no on_cpu.
+    old = {k: v for k, v in V6_1.items() if k not in ("__state", "thread_info", "thread_info.cpu", "on_cpu")}
+    old |= {"state": (8, 8), "cpu": (60, 4)}
+    lay = task_layout(FakeDebuginfo({"struct task_struct": old,
+                                     "struct signal_struct": {"thread_head": (16, 16)}}))
+    assert (lay.state, lay.cpu, lay.on_cpu) == (Field(8, 8), Field(60, 4), None)
+    new = {k: v for k, v in V6_1.items() if k != "thread_group"}
+    lay = task_layout(FakeDebuginfo({"struct task_struct": new, "struct signal_struct": {"thread_head": (16, 16)}}))
+    assert lay.thread_group is None and lay.thread_node == Field(260, 8)
+
+
+def test_layout_without_a_member_every_kernel_has_is_one_clear_error():
+    import pytest
+
+    from kdebug.errors import KernelError
+
+    broken = {k: v for k, v in V6_1.items() if k != "pid"}
+    with pytest.raises(KernelError, match="struct task_struct has no member pid"):
+        task_layout(FakeDebuginfo({"struct task_struct": broken}))
