@@ -128,10 +128,20 @@ def find_session(name: str | None = None) -> Session:
     live = list_sessions()
     if name is None:
         if not live:
-            raise SessionError("no running kdebug guest", hint="start one with `kdebug boot`")
+            raise SessionError("no running kdebug guest",
+                               hint="start one with `kdebug boot`; `kdebug sessions` lists them")
         return live[-1]
     for s in live:
         if s.name == name:
             return s
     raise SessionError(f"no running kdebug guest named {name!r}",
                        hint="`kdebug sessions` lists them")
+
+
+def pick_session(name: str | None, last: bool) -> Session | None:
+    """The guest that --session NAME or --last names (None when neither is given)."""
+    if name and last:
+        raise UsageError("--session and --last name different guests: give one")
+    if name or last:
+        return find_session(name)
+    return None

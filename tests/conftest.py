@@ -107,8 +107,8 @@ def shared_guest(kernel, tmp_path_factory):
     shared by the read-only VM tests: booting under TCG costs ~5 s each."""
     need_tool("qemu-system-x86_64")
     from kdebug.guest.qemu import boot
-    from kdebug.session import new_session
     from kdebug.plan.prepare import LaunchOptions, prepare
+    from kdebug.session import new_session
     from tests.gdb.live import threads_helper
 
     session = new_session()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 import gdb
+import gdb.unwinder
 
 from kdebug.format import format_backtrace
 from kdebug.model import FrameRecord
@@ -24,9 +25,9 @@ KERNEL_START = 0xFFFF800000000000  # x86-64: kernel addresses are in the upper h
 SAVED = (("r15", "r15"), ("r14", "r14"), ("r13", "r13"), ("r12", "r12"), ("bx", "rbx"), ("bp", "rbp"))
 
 
-def walk(limit: int = 64) -> list[FrameRecord]:
+def walk(limit: int = 64, start=None) -> list[FrameRecord]:
     out = []
-    f = gdb.newest_frame()
+    f = start if start is not None else gdb.newest_frame()
     while f is not None and len(out) < limit:
         pc = f.pc()
         if pc < KERNEL_START:  # the user-space side of a syscall: not ours to unwind
@@ -61,14 +62,41 @@ def _minsym(pc: int, default: str) -> tuple[str, int]:
     return (m.group(1), int(m.group(2) or 0)) if m else (default, 0)
 
 
-def _read_regs(names) -> dict[str, int]:
-    f = gdb.newest_frame()
-    return {n: int(f.read_register(n)) & (2**64 - 1) for n in names}
+class _SwitchedOut(gdb.unwinder.Unwinder):
+    """Makes a switched-out task's registers the caller of frame 0, so gdb's
+    own unwinder walks that task's stack from frame 1 on. Nothing is written
+    to the target: this works on a core file too, and a live guest's CPU
+    state stays untouched."""
+
+    def __init__(self) -> None:
+        super().__init__("kdebug-switched-out")
+        self.registers: dict[str, int] | None = None
+        self.claimed: tuple[int, int] | None = None  # (sp, pc) of the frame made the task's callee
+
+    def __call__(self, pending_frame):
+        if self.registers is None:
+            return None
+        sp, pc = pending_frame.read_register("rsp"), pending_frame.read_register("rip")
+        # The innermost real frame (inline frames sit on top of it): the first asked.
+        if self.claimed is None:
+            self.claimed = (int(sp), int(pc))
+        elif self.claimed != (int(sp), int(pc)):
+            return None
+        ulong = core.lookup_type("unsigned long")
+        frame_id = _FrameId(sp, pc)
+        info = pending_frame.create_unwind_info(frame_id)
+        for reg, value in self.registers.items():
+            info.add_saved_register(reg, gdb.Value(value).cast(ulong))
+        return info
 
 
-def _write_regs(values: dict[str, int]) -> None:
-    for n, v in values.items():
-        gdb.execute(f"set ${n} = {v:#x}", to_string=True)
+class _FrameId:
+    def __init__(self, sp, pc) -> None:
+        self.sp, self.pc = sp, pc
+
+
+_UNWINDER = _SwitchedOut()
+gdb.unwinder.register_unwinder(None, _UNWINDER, replace=True)
 
 
 def sleeping_backtrace(task_addr: int, limit: int = 64) -> list[FrameRecord]:
@@ -81,15 +109,18 @@ def sleeping_backtrace(task_addr: int, limit: int = 64) -> list[FrameRecord]:
         off = core.offsetof(FRAME, name)
         return int.from_bytes(raw[off:off + 8], "little")
 
-    new = {reg: member(m) for m, reg in SAVED}
-    new["rip"] = member("ret_addr")
-    new["rsp"] = sp + size
-    saved = _read_regs(list(new))
+    regs = {reg: member(m) for m, reg in SAVED}
+    regs["rip"] = member("ret_addr")
+    regs["rsp"] = sp + size
+    _UNWINDER.registers, _UNWINDER.claimed = regs, None
+    gdb.invalidate_cached_frames()
     try:
-        _write_regs(new)
-        return walk(limit)
+        f = gdb.newest_frame()
+        while f is not None and f.type() == gdb.INLINE_FRAME:
+            f = f.older()
+        return walk(limit, start=f.older() if f is not None else None)
     finally:
-        _write_regs(saved)
+        _UNWINDER.registers = _UNWINDER.claimed = None
         gdb.invalidate_cached_frames()
 
 

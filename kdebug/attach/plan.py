@@ -33,6 +33,7 @@ class GdbPlan:
     ram_file: Path | None = None  # QEMU's guest RAM (kd-memory): the fast read path
     module_dirs: list[Path] = field(default_factory=list)  # module debug files (kd-symbols)
     python_path: list[str] = field(default_factory=list)  # where gdb's Python finds kdebug (host_python_path)
+    core: Path | None = None  # post-mortem: this ELF core instead of a gdbstub (port unused)
 
 
 def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
@@ -55,11 +56,12 @@ def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
     if plan.kaslr_offset is not None:
         cmds.append(f"kd-symbol-file {plan.vmlinux} --offset {plan.kaslr_offset:#x}")
     cmds += [f"directory {d}" for d in plan.source_dirs]
-    cmds.append(f"target remote 127.0.0.1:{plan.port}")
+    cmds.append(f"core-file {plan.core}" if plan.core else f"target remote 127.0.0.1:{plan.port}")
     if plan.ram_file:
         cmds.append(f"kd-memory {plan.ram_file}")
     if plan.module_dirs and plan.kaslr_offset is not None:
-        cmds.append("kd-symbols --follow " + " ".join(f"--dir {d}" for d in plan.module_dirs))
+        follow = "" if plan.core else "--follow "  # a dump's module list never changes
+        cmds.append(f"kd-symbols {follow}" + " ".join(f"--dir {d}" for d in plan.module_dirs))
     if plan.kernel_scripts:
         cmds += [f"add-auto-load-safe-path {plan.kernel_scripts.parent}", f"source {plan.kernel_scripts}"]
     if plan.detach_on_quit:

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from kdebug.cli.options import launch_options, pass_kw, to_launch_options
+from kdebug.cli.options import launch_options, pass_kw, session_options, to_launch_options
 
 _path = click.Path(path_type=Path)
 
 
 @click.command()
 @launch_options
-@click.option("--session", "session_name", help="Attach to this running `kdebug boot` guest instead of booting one.")
+@session_options
 @click.option("--freeze", is_flag=True, help="Stop at the first instruction (implies --nokaslr).")
 @click.option("--break", "breaks", multiple=True, metavar="PRESET",
               help="Arm a kd-break preset: boot, panic, module, 'syscall NAME', 'sched PID'.")
@@ -34,8 +34,10 @@ def attach(kw):
     """
     from kdebug.attach.flow import attach_new, attach_session
     from kdebug.attach.plan import AttachOptions
+    from kdebug.session import pick_session
 
-    a = AttachOptions(session=kw.pop("session_name"), batch=kw.pop("batch"),
+    s = pick_session(kw.pop("session_name"), kw.pop("last"))
+    a = AttachOptions(session=s.name if s else None, batch=kw.pop("batch"),
                       commands=list(kw.pop("commands")), files=list(kw.pop("files")),
                       breaks=list(kw.pop("breaks")), source_dirs=list(kw.pop("source_dirs")),
                       boot_timeout=kw.pop("timeout"), kgdb=kw.pop("kgdb"))

@@ -9,7 +9,7 @@ import click
 from kdebug.capture.plan import COMPRESSIONS, METHODS, CaptureOptions, Timeouts
 from kdebug.capture.record import Capture
 from kdebug.capture.triggers import TRIGGERS
-from kdebug.cli.options import launch_options, pass_kw, to_launch_options
+from kdebug.cli.options import launch_options, pass_kw, session_options, to_launch_options
 from kdebug.errors import CaptureError
 
 
@@ -106,8 +106,7 @@ def capture(kw):
 
 @click.command()
 @launch_options
-@click.option("--session", "session_name", help="Dump this running session (see `kdebug sessions`).")
-@click.option("--last", is_flag=True, help="Dump the most recent running session.")
+@session_options
 @click.option("--run", "run_cmd", metavar="CMD", help="Boot a fresh guest, run CMD, then dump it.")
 @click.option("--stay-stopped", is_flag=True, help="Leave a session's guest paused after the dump.")
 @click.option("--out", "-o", type=click.Path(path_type=Path),

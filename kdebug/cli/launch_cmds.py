@@ -12,10 +12,10 @@ import click
 from kdebug.cli.options import launch_options, pass_kw, to_launch_options
 from kdebug.errors import UsageError
 from kdebug.guest.qemu import _die_with_parent, boot
-from kdebug.session import list_sessions, new_session
 from kdebug.plan.argv import build_argv
 from kdebug.plan.diagnose import diagnose
 from kdebug.plan.prepare import Prepared, prepare
+from kdebug.session import list_sessions, new_session
 
 
 def _announce(p: Prepared, session_name: str | None) -> None:

@@ -29,7 +29,7 @@ class KdebugGroup(click.Group):
             return super().invoke(ctx)
         except KdebugError as e:
             _report(e, ctx)
-            ctx.exit(EXIT_KDEBUG if ctx.invoked_subcommand == "run" else 1)
+            ctx.exit(EXIT_KDEBUG if ctx.invoked_subcommand in ("run", "shell") else 1)
         except KeyboardInterrupt:
             click.echo("kdebug: interrupted; guest stopped", err=True)
             ctx.exit(130)
@@ -84,11 +84,12 @@ def _register() -> None:
         kernel_cmd,
         launch_cmds,
         postmortem_cmd,
+        shell_cmd,
     )
 
     cli.add_command(doctor_cmd.doctor)
     cli.add_command(initramfs_cmd.initramfs)
-    for group in (launch_cmds, attach_cmd, kernel_cmd, capture_cmd, postmortem_cmd):
+    for group in (launch_cmds, attach_cmd, kernel_cmd, capture_cmd, postmortem_cmd, shell_cmd):
         for c in group.COMMANDS:
             cli.add_command(c)
 

@@ -71,6 +71,14 @@ def to_launch_options(kw: dict, **extra) -> LaunchOptions:
     )
 
 
+def session_options(f):
+    """--session NAME / --last: a running guest, the same on every command."""
+    f = click.option("--last", is_flag=True, help="The most recently started running guest.")(f)
+    f = click.option("--session", "session_name", metavar="NAME",
+                     help="A running guest by name (`kdebug sessions` lists them).")(f)
+    return f
+
+
 def pass_kw(f):
     """Hand all options to the command as one dict (keeps commands short)."""
     @functools.wraps(f)

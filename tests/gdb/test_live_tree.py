@@ -34,9 +34,9 @@ def live(tree):
     from kdebug.capture.module import trigger_module
     from kdebug.capture.triggers import MODULE_GUEST_PATH
     from kdebug.guest.qemu import boot
-    from kdebug.session import new_session
     from kdebug.kernel import find_kernel
     from kdebug.plan.prepare import LaunchOptions, prepare
+    from kdebug.session import new_session
 
     # One out-of-tree module, built against the tree, so that the module
     # commands compare a real list (the tiny kernel has no modules of its own).

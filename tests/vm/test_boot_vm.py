@@ -8,8 +8,8 @@ import pytest
 
 from kdebug.errors import BootError
 from kdebug.guest.qemu import READY, boot
-from kdebug.session import new_session
 from kdebug.plan.prepare import LaunchOptions, prepare
+from kdebug.session import new_session
 from tests.conftest import need_tool, qemu_pids_for
 
 

@@ -39,8 +39,8 @@ def make_qemu_dump(out_dir: Path, trigger: str = "sysrq", memory: str = "512M",
                    timeout: float = 120.0, release: str | None = None) -> DumpFacts:
     from kdebug.guest.qemu import boot
     from kdebug.guest.qmp import Qmp
-    from kdebug.session import new_session
     from kdebug.plan.prepare import LaunchOptions, prepare
+    from kdebug.session import new_session
 
     setup, (kind, action) = TRIGGERS[trigger]
     out_dir.mkdir(parents=True, exist_ok=True)
