@@ -1,24 +1,33 @@
 """drgn against crash, item by item (pure). drgn is the primary engine; crash
-is the independent second opinion, and where crash is known to be wrong on a
-kernel (crash 8.0.2 on the Debian 6.1 kernel cannot walk its PID hash, so it
-lists 2-3 tasks) the row says so instead of calling it a disagreement."""
+is the independent second opinion. Its task list comes from kdebug's crash
+extension (kdps), which walks init_task.tasks as drgn's task list does and
+so does not share the PID-hash walk that misses tasks where crash lacks a
+fix (see kdebug.crash.support). Every note says what was seen on this dump."""
 
 from __future__ import annotations
 
-import re
+from typing import TYPE_CHECKING
 
-from kdebug.crash.parse import CrashBacktrace, call_chain, parse_bt, parse_kmem_i, parse_mod, parse_sys, sys_cpus
-from kdebug.model import FrameRecord
+from kdebug.crash.parse import (
+    CrashBacktrace,
+    call_chain,
+    parse_bt,
+    parse_kdps,
+    parse_log,
+    parse_mod,
+    parse_sys,
+    sys_cpus,
+)
+from kdebug.crash.support import PID_FLEX_ARRAY, fixed_by
+from kdebug.model import FrameRecord, PrintkRecord, TaskRecord
 from kdebug.report.classify import MACHINERY
-from kdebug.report.model import CrossCheck, MemorySummary, PanicInfo, SystemInfo
+from kdebug.report.model import CrossCheck, PanicInfo, SystemInfo
+
+if TYPE_CHECKING:
+    from kdebug.crash.runner import CrashRun
 
 _PANIC_PREFIX = "Kernel panic - not syncing: "
 TOP_FRAMES = 3
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    m = re.search(r"(\d+)\.(\d+)\.(\d+)", version)
-    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
 
 
 def top_functions(frames: list[FrameRecord], n: int = TOP_FRAMES) -> list[str]:
@@ -46,9 +55,75 @@ def _row(item: str, drgn: object, crash: object, note: str = "", limitation: boo
     return CrossCheck(item, d, c, "crash-limitation" if limitation else "disagree", note)
 
 
-def cross_check(system: SystemInfo, panic: PanicInfo, task_count: int, memory: MemorySummary | None,
-                module_names: list[str], outputs: dict[str, str], crash_version: str,
-                crash_warnings: list[str], oops_lines: list[str] = ()) -> list[CrossCheck]:
+def _task_key(t: TaskRecord) -> tuple:
+    return (t.pid, t.tgid, t.ppid, t.state, t.comm, t.address)
+
+
+def task_rows(tasks: list[TaskRecord], drgn_complete: bool, outputs: dict[str, str],
+              warnings: list[str], pid_flexible: bool | None) -> list[CrossCheck]:
+    """Task count and task list from kdps; crash's own (PID-hash) count only
+    where it missed tasks, marked as crash's limitation with what was seen."""
+    rows = []
+    drgn_note = "" if drgn_complete else "drgn's walk stopped early: its count is a lower bound"
+    walk = parse_kdps(outputs["kdps"]) if "kdps" in outputs else None
+    if walk is not None:
+        theirs = walk.user_visible  # drgn's for_each_task() leaves out the idle tasks
+        if not walk.complete:
+            rows.append(CrossCheck("task count", str(len(tasks)), f"{len(theirs)} (walk cut short)",
+                                   "unavailable", f"kdps: {walk.error}"))
+        else:
+            note = "kdps (kdebug's crash extension) walks init_task.tasks; idle tasks (pid 0) not counted"
+            rows.append(_row("task count", len(tasks), len(theirs), "; ".join(filter(None, [note, drgn_note]))))
+            mine, other = {_task_key(t) for t in tasks}, {_task_key(t) for t in theirs}
+            diff = sorted(mine ^ other)
+            rows.append(_row("tasks (pid tgid ppid state comm address)", f"{len(mine)} tasks",
+                             f"{len(other)} tasks" if not diff else f"{len(other)} tasks (differ)",
+                             "first differences: " + ", ".join(f"{k[0]} {k[4]}" for k in diff[:5]) if diff else ""))
+    sys_ = parse_sys(outputs.get("sys", ""))
+    try:
+        crash_own = int(sys_.get("TASKS", ""))
+    except ValueError:
+        return rows
+    # crash's own table (sys TASKS) also holds every CPU's idle task, which
+    # drgn's for_each_task() leaves out.
+    idle = sys_cpus(sys_) or 1
+    listed = crash_own - idle
+    if listed < len(tasks):
+        seen = [f"crash's own table (from the PID hash) lists {crash_own} tasks, {idle} of them idle"]
+        seen += [f"crash warned: {w.removeprefix('WARNING: ').strip()}" for w in warnings
+                 if PID_FLEX_ARRAY.message in w][:1]
+        if pid_flexible:
+            seen.append(f"{PID_FLEX_ARRAY.change}: {fixed_by(PID_FLEX_ARRAY)}")
+        rows.append(_row("crash's own task table", len(tasks), listed, "; ".join(seen), limitation=True))
+    elif walk is None:  # kdps did not run: crash's own count is all there is
+        rows.append(_row("task count", len(tasks), listed, "; ".join(filter(None, [
+            f"crash's own table less its {idle} idle tasks (kdps did not run)", drgn_note]))))
+    return rows
+
+
+def log_row(log: list[PrintkRecord], text: str) -> CrossCheck:
+    """Every printk record, at crash's microsecond resolution."""
+    crash_log = parse_log(text)
+    mine = [(r.timestamp_ns // 1000, r.text) for r in log]
+    theirs = [(ns // 1000, t) for ns, t in crash_log]
+    first = next((i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b), None)
+    if first is None and len(mine) == len(theirs):
+        return CrossCheck("log records", f"{len(mine)} records", f"{len(theirs)} records", "agree")
+    at = first if first is not None else min(len(mine), len(theirs))
+    return CrossCheck("log records", f"{len(mine)} records", f"{len(theirs)} records", "disagree",
+                      f"first difference at record {at}")
+
+
+def cross_check(system: SystemInfo, panic: PanicInfo, tasks: list[TaskRecord], module_names: list[str],
+                run: CrashRun, *, tasks_complete: bool = True, log: list[PrintkRecord] | None = None,
+                oops_lines: list[str] = (), pid_flexible: bool | None = None) -> list[CrossCheck]:
+    """The table, or nothing when crash could not read this kernel (the
+    crash engine's ``unsupported`` line says so instead). ``log`` is drgn's,
+    when it came from the dump; ``pid_flexible`` whether struct pid ends in
+    a flexible array on this kernel."""
+    if run.unsupported:
+        return []
+    outputs = run.outputs
     sys_ = parse_sys(outputs.get("sys", ""))
     bts = parse_bt(outputs.get("bt", ""))
     bt: CrashBacktrace | None = bts[0] if bts else None
@@ -65,23 +140,14 @@ def cross_check(system: SystemInfo, panic: PanicInfo, task_count: int, memory: M
     rows.append(_row("panic CPU", panic.cpu, bt.cpu if bt else None))
     rows.append(_row("backtrace (top frames)", " < ".join(top_functions(panic.backtrace)),
                      " < ".join(top_functions(call_chain(bt))) if bt else None))
-    old = _version_tuple(crash_version) < (8, 0, 3)
-    pid_hash = any("PID hash" in w for w in crash_warnings)
-    note = ""
-    if old:
-        note = ("crash < 8.0.3 misses tasks on kernels with the flexible-array struct pid "
-                "(Debian backported it to 6.1); drgn walks the task list instead")
-        if pid_hash:
-            note += "; crash warned: active task not found in PID hash"
-    rows.append(_row("task count", task_count, sys_.get("TASKS"), note, limitation=old))
+    warnings = [ln.strip() for ln in run.console.splitlines() if ln.startswith("WARNING:")]
+    rows += task_rows(tasks, tasks_complete, outputs, warnings, pid_flexible)
     rows.append(_row("CPUs", system.cpus, sys_cpus(sys_)))
-    kmem = parse_kmem_i(outputs.get("kmem-i", ""))
-    if memory is not None and "TOTAL MEM" in kmem:
-        rows.append(_row("memory total (KiB)", memory.total_kb, kmem["TOTAL MEM"] * 4))
-    mods = parse_mod(outputs.get("mod", ""))
     if "mod" in outputs:
-        mine, theirs = set(module_names), {m.name for m in mods}
+        mine, theirs = set(module_names), {m.name for m in parse_mod(outputs["mod"])}
         diff = sorted(mine ^ theirs)
         rows.append(_row("modules", f"{len(mine)} modules", f"{len(theirs)} modules" if not diff else
                          f"{len(theirs)} modules (differ)", "only in one: " + ", ".join(diff) if diff else ""))
+    if log is not None and "log" in outputs:
+        rows.append(log_row(log, outputs["log"]))
     return rows

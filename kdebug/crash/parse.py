@@ -9,18 +9,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from kdebug.decode.tasks import RawTask, task_record
 from kdebug.model import FrameRecord, ModuleRecord, TaskRecord
 
 _SYS_LINE = re.compile(r"^\s*([A-Z][A-Z ]*[A-Z]):\s(.*)$")
 _BT_HEAD = re.compile(r'^PID:\s+(\d+)\s+TASK:\s+([0-9a-f]+)\s+CPU:\s+(\d+)\s+COMMAND:\s+"(.*)"')
 _BT_FRAME = re.compile(r"^\s*#(\d+)\s+\[([0-9a-f]+)\]\s+(\S+)\s+at\s+([0-9a-f]+)(?:\s+\[(\S+)\])?")
 _BT_EXC_RIP = re.compile(r"\[exception RIP: ([\w.]+)(?:\+(\d+))?\]")
-_PS = re.compile(r"^([> ])\s*(\d+)\s+(-?\d+)\s+(\d+)\s+([0-9a-f]+)\s+(\w\w)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+(.*)$")
 _MOD = re.compile(r"^([0-9a-f]+)\s+(\S+)\s+([0-9a-f]+)\s+(\d+)\s+(.*)$")
 _LOG = re.compile(r"^\[\s*(\d+)\.(\d+)\]\s?(.*)$")
-#: crash's ps state names -> the letter ps(1) and kdebug use.
-PS_STATES = {"RU": "R", "IN": "S", "UN": "D", "ST": "T", "TR": "t", "ZO": "Z", "DE": "X",
-             "SW": "W", "ID": "I", "NE": "N", "PA": "P", "WA": "W"}
+_KDPS_END = re.compile(r'^kdps end complete=([01]) tasks=(\d+)(?: error="(.*)")?$')
+_KDPS_HEAD = re.compile(r"^kdps format=(\d+) walk=(\S+)$")
+_ESCAPE = re.compile(rb"\\x([0-9a-f]{2})")
 
 
 def parse_sys(text: str) -> dict[str, str]:
@@ -91,19 +91,51 @@ def call_chain(bt: CrashBacktrace) -> list[FrameRecord]:
     return bt.frames[:bt.exception_index] + [rip] + rest
 
 
-def parse_ps(text: str) -> list[TaskRecord]:
-    """``ps``: the tasks crash found (on Debian 6.1 with crash 8.0.2, only a few)."""
-    out = []
+@dataclass
+class KdpsWalk:
+    """What kdebug's crash extension (``kdps``, crash_ext/kdebug.c) found."""
+
+    tasks: list[TaskRecord] = field(default_factory=list)
+    complete: bool = False  # the walk came back to init_task
+    walk: str = ""  # how it found each group's threads: "thread_head" or "thread_group"
+    error: str = ""  # why it stopped early
+
+    @property
+    def user_visible(self) -> list[TaskRecord]:
+        """The tasks /proc and drgn's for_each_task() list: all but the idle task (pid 0)."""
+        return [t for t in self.tasks if t.pid != 0]
+
+
+def _comm(raw: str) -> str:
+    return _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), raw.encode()).decode(errors="replace")
+
+
+def parse_kdps(text: str) -> KdpsWalk:
+    """``kdps``: one line per task of raw fields; the state letter and the
+    kernel-thread flag come from kdebug.decode.tasks, as for kd-ps in gdb."""
+    out = KdpsWalk()
+    ended = False
     for line in text.splitlines():
-        m = _PS.match(line)
-        if not m:
-            continue
-        comm = m.group(10).strip()
-        kthread = comm.startswith("[") and comm.endswith("]")
-        out.append(TaskRecord(pid=int(m.group(2)), tgid=int(m.group(2)), ppid=int(m.group(3)),
-                              state=PS_STATES.get(m.group(6), "?"), cpu=int(m.group(4)),
-                              comm=comm[1:-1] if kthread else comm, address=int(m.group(5), 16),
-                              rss_kb=int(m.group(9)), is_kthread=kthread, on_cpu=m.group(1) == ">"))
+        if m := _KDPS_HEAD.match(line):
+            out.walk = m.group(2)
+        elif m := _KDPS_END.match(line):
+            ended = True
+            out.complete = m.group(1) == "1" and int(m.group(2)) == len(out.tasks)
+            out.error = m.group(3) or ("" if out.complete else f"kdps counted {m.group(2)}, printed {len(out.tasks)}")
+        elif line.startswith("task="):
+            kv = dict(f.split("=", 1) for f in line.split(" ") if "=" in f)
+            try:
+                raw = RawTask(address=int(kv["task"], 16), pid=int(kv["pid"]), tgid=int(kv["tgid"]),
+                              state=int(kv["state"], 16), exit_state=int(kv["exit_state"], 16),
+                              flags=int(kv["flags"], 16), comm=_comm(kv["comm"]),
+                              real_parent=int(kv["real_parent"], 16), tasks_next=0, thread_group_next=None,
+                              cpu=int(kv["cpu"]), on_cpu=kv["on_cpu"] != "0")
+                out.tasks.append(task_record(raw, int(kv["ppid"])))
+            except (KeyError, ValueError):
+                out.error = f"unreadable kdps line: {line[:80]}"
+    if not ended and not out.error:
+        out.error = "kdps output ends before its end line"
+    out.complete = out.complete and not out.error
     return out
 
 
@@ -119,25 +151,20 @@ def parse_mod(text: str) -> list[ModuleRecord]:
 
 
 def parse_log(text: str) -> list[tuple[int, str]]:
-    """``log``: (timestamp in ns, text) per line; continuation lines join the previous."""
+    """``log``: (timestamp in ns, crash prints microseconds; text) per record.
+    crash indents a record's further lines to its text column; that indent
+    is removed so the text is the kernel's."""
     out: list[tuple[int, str]] = []
+    indent = 0
     for line in text.splitlines():
         m = _LOG.match(line)
         if m:
             ns = int(m.group(1)) * 1_000_000_000 + int(m.group(2).ljust(9, "0")[:9])
             out.append((ns, m.group(3)))
+            indent = m.start(3)
         elif out and line.strip():
-            out[-1] = (out[-1][0], out[-1][1] + "\n" + line)
-    return out
-
-
-def parse_kmem_i(text: str) -> dict[str, int]:
-    """``kmem -i``: {"TOTAL MEM": pages, "FREE": pages, ...}."""
-    out = {}
-    for line in text.splitlines():
-        m = re.match(r"^\s*([A-Z][A-Z ]+?)\s{2,}(\d+)\s", line)
-        if m:
-            out[m.group(1).strip()] = int(m.group(2))
+            cont = line[indent:] if line[:indent].isspace() else line.lstrip()
+            out[-1] = (out[-1][0], out[-1][1] + "\n" + cont)
     return out
 
 

@@ -1,5 +1,8 @@
 """Run crash 8.x non-interactively on a command file from crash_ext/, with a
-timeout, one output file per command; retry in --minimal mode on failure."""
+timeout, one output file per command, kdebug's extension loaded when it can
+be built. A crash that stops before its first command cannot read this dump:
+that is said in one line (naming the crash release that can, where known) and
+not retried; a run that hangs is retried once in --minimal mode."""
 
 from __future__ import annotations
 
@@ -10,12 +13,16 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
-from kdebug.resources import CRASH_EXT as _CRASH_EXT
-from kdebug.resources import data_path
+from kdebug.crash.extension import ExtensionError, build_extension
+from kdebug.crash.support import cannot_open, probe_symbols
+from kdebug.decode.elfsyms import ElfSymsError, read_vmlinux
+from kdebug.resources import CRASH_EXT, data_path
 
-CRASH_EXT = data_path(_CRASH_EXT)
+#: Commands kdebug's extension adds; their lines are left out when it cannot be built.
+EXTENSION_COMMANDS = ("extend", "kdps")
 
 
 @dataclass
@@ -26,16 +33,50 @@ class CrashRun:
     console: str = ""  # crash's own stdout/stderr: warnings and per-command errors
     error: str = ""
     mode: str = "full"  # or "minimal"
-    version: str = ""
+    version: str = ""  # "crash 8.0.2"
+    #: One line when this crash cannot read the dump's kernel at all (it
+    #: stopped before its first command), naming the release that can.
+    unsupported: str | None = None
+    extension_error: str = ""  # why kdps was not available in this run
+    timed_out: bool = False
 
 
-def crash_version() -> str:
+@lru_cache(maxsize=8)
+def crash_version(crash: str = "crash") -> str:
     try:
-        out = subprocess.run(["crash", "--version"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run([crash, "--version"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
     lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
     return lines[0] if lines else ""
+
+
+def _binary_has(crash: str):
+    """marker -> whether the crash binary carries that string (the code of a fix)."""
+    path = shutil.which(crash)
+    data = Path(path).read_bytes() if path else b""
+    return lambda marker: marker in data
+
+
+def _vmlinux_symbols(vmlinux: Path) -> set[str]:
+    try:
+        return set(read_vmlinux(vmlinux, probe_symbols())[1])
+    except (OSError, ElfSymsError):
+        return set()
+
+
+def command_text(script: str, outdir: Path, extension: Path | None) -> str:
+    """The command file crash reads: comments dropped, @OUT@ and @EXT@ filled
+    in, and the extension's commands left out when there is no extension."""
+    text = (data_path(CRASH_EXT) / f"{script}.crash").read_text()
+    lines = []
+    for ln in text.splitlines():
+        if not ln.strip() or ln.startswith("#"):
+            continue
+        if extension is None and ln.split()[0] in EXTENSION_COMMANDS:
+            continue
+        lines.append(ln.replace("@OUT@", str(outdir)).replace("@EXT@", str(extension)))
+    return "\n".join(lines) + "\n"
 
 
 class CrashProcess:
@@ -43,13 +84,21 @@ class CrashProcess:
 
     def __init__(self, vmlinux: Path, vmcore: Path, script: str = "report", timeout: float = 120.0,
                  minimal: bool = False, crash: str = "crash") -> None:
+        self.vmlinux = Path(vmlinux)
         self.timeout = timeout
         self.minimal = minimal
+        self.crash = crash
         self.started = time.monotonic()
         self.outdir = Path(tempfile.mkdtemp(prefix="kdebug-crash-"))
-        text = (CRASH_EXT / f"{script}.crash").read_text().replace("@OUT@", str(self.outdir))
+        self.extension_error = ""
+        extension = None
+        if "@EXT@" in (data_path(CRASH_EXT) / f"{script}.crash").read_text():
+            try:
+                extension = build_extension(crash)
+            except ExtensionError as e:
+                self.extension_error = str(e)
         cmdfile = self.outdir / "commands"
-        cmdfile.write_text("\n".join(ln for ln in text.splitlines() if not ln.startswith("#")) + "\n")
+        cmdfile.write_text(command_text(script, self.outdir, extension))
         argv = [crash, "-s", *(["--minimal"] if minimal else []), str(vmlinux), str(vmcore), "-i", str(cmdfile)]
         self.proc = None
         self.error = ""
@@ -61,25 +110,36 @@ class CrashProcess:
         except OSError as e:
             self.error = f"cannot start crash: {e}"
 
+    def _run(self, ok: bool, **kw) -> CrashRun:
+        return CrashRun(ok, kw.pop("seconds", time.monotonic() - self.started), mode=self._mode,
+                        version=crash_version(self.crash), extension_error=self.extension_error, **kw)
+
     def result(self) -> CrashRun:
         try:
             if self.proc is None:
-                return CrashRun(False, 0.0, error=self.error, mode=self._mode)
+                return self._run(False, seconds=0.0, error=self.error)
             left = max(1.0, self.timeout - (time.monotonic() - self.started))
             try:
                 console, _ = self.proc.communicate(timeout=left)
             except subprocess.TimeoutExpired:
                 self._kill()
-                return CrashRun(False, time.monotonic() - self.started, self._outputs(),
-                                error=f"crash did not finish within {self.timeout:g} s", mode=self._mode)
+                return self._run(False, outputs=self._outputs(), timed_out=True,
+                                 error=f"crash did not finish within {self.timeout:g} s")
             secs = time.monotonic() - self.started
             outputs = self._outputs()
             rc = self.proc.returncode
+            if not outputs and rc != 0:
+                # Not one command ran: crash could not set up a session on
+                # this vmlinux and dump, and would fail the same way again.
+                line = cannot_open(crash_version(self.crash), _vmlinux_symbols(self.vmlinux), console,
+                                   _binary_has(self.crash), rc)
+                return self._run(False, seconds=secs, console=console, error=line, unsupported=line)
             if rc != 0 or not outputs:
                 last = [ln for ln in console.strip().splitlines() if ln.strip()]
                 why = last[-1] if last else f"exit status {rc}"
-                return CrashRun(False, secs, outputs, console, error=f"crash failed: {why}", mode=self._mode)
-            return CrashRun(True, secs, outputs, console, mode=self._mode)
+                return self._run(False, seconds=secs, outputs=outputs, console=console,
+                                 error=f"crash failed: {why}")
+            return self._run(True, seconds=secs, outputs=outputs, console=console)
         finally:
             shutil.rmtree(self.outdir, ignore_errors=True)
 
@@ -103,12 +163,15 @@ class CrashProcess:
         shutil.rmtree(self.outdir, ignore_errors=True)
 
 
-def run_crash(vmlinux: Path, vmcore: Path, timeout: float = 120.0, crash: str = "crash") -> CrashRun:
-    """The full command file, then --minimal (log only) if that failed."""
-    if shutil.which(crash) is None:
+def run_crash(vmlinux: Path, vmcore: Path, timeout: float = 120.0, crash: str = "crash",
+              started: CrashProcess | None = None) -> CrashRun:
+    """The report's command file (or the run ``started`` already), then, only
+    if that hung, --minimal, which skips the task table where crash most
+    often hangs and still reads the log."""
+    if started is None and shutil.which(crash) is None:
         return CrashRun(False, 0.0, error="crash is not installed (apt-get install crash)")
-    run = CrashProcess(vmlinux, vmcore, "report", timeout, crash=crash).result()
-    if run.ok:
+    run = (started or CrashProcess(vmlinux, vmcore, "report", timeout, crash=crash)).result()
+    if run.ok or not run.timed_out:
         return run
     retry = CrashProcess(vmlinux, vmcore, "minimal", min(timeout, 60.0), minimal=True, crash=crash).result()
     retry.error = f"{run.error}; retried with --minimal: " + ("ok" if retry.ok else retry.error)

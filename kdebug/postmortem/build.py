@@ -7,8 +7,8 @@ import shutil
 import time
 from collections.abc import Callable
 
+from kdebug.crash.crosscheck import cross_check
 from kdebug.report.classify import oops_block, signature, snapshot_signature
-from kdebug.report.crosscheck import cross_check
 from kdebug.report.model import DumpCheck, DumpGap, EngineRun, PanicInfo, Report, SnapshotInfo
 from kdebug.vmcore.filter import explain_missing
 from kdebug.vmcore.locate import Dump
@@ -20,6 +20,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
                  progress: Callable[[str], None] | None = None,
                  on_partial: Callable[[Report], None] | None = None) -> Report:
     """``on_partial`` gets the drgn-only report while crash is still running."""
+    from kdebug.analysis.features import pid_numbers_flexible
     from kdebug.analysis.health import gap, walk_tasks
     from kdebug.analysis.log import collect_log, log_lines
     from kdebug.analysis.modules import collect_modules
@@ -33,8 +34,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
     from kdebug.analysis.program import COLLECTOR_ERRORS, DRGN_VERSION, FaultError, open_program
     from kdebug.analysis.system import collect_memory, collect_system
     from kdebug.analysis.tasks import summarize_tasks
-    from kdebug.crash.parse import split_warnings
-    from kdebug.crash.runner import CrashProcess, CrashRun, crash_version, run_crash
+    from kdebug.crash.runner import CrashProcess, CrashRun, run_crash
 
     say = progress or (lambda _msg: None)
     proc = None
@@ -111,18 +111,14 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
         if proc is None:
             run = CrashRun(False, 0.0, error="crash is not installed (apt-get install crash)")
         else:
-            run = proc.result()
-            if not run.ok:
-                retry = run_crash(dump.vmlinux, dump.path, timeout=min(crash_timeout, 60.0))
-                retry.error = f"{run.error}; retry: {retry.error or 'ok'}"
-                run = retry
-        version = crash_version() if run.outputs else ""
-        engines.append(EngineRun("crash", run.ok, round(run.seconds, 3), run.error, version))
-        if run.error:
-            warnings.append(f"crash: {run.error}")
-        crosscheck = cross_check(system, panic, len(tasks), memory, [m.name for m in modules],
-                                 run.outputs, version, split_warnings(run.console),
-                                 oops_block(lines).splitlines())
+            run = run_crash(dump.vmlinux, dump.path, timeout=crash_timeout, started=proc)
+        engines.append(EngineRun("crash", run.ok, round(run.seconds, 3), run.error, run.version,
+                                 unsupported=run.unsupported))
+        warnings += [w if w.startswith("crash") else f"crash: {w}" for w in (run.error, run.extension_error) if w]
+        crosscheck = cross_check(system, panic, tasks, [m.name for m in modules], run,
+                                 tasks_complete=task_gap is None, log=log if log_source == "vmcore" else None,
+                                 oops_lines=oops_block(lines).splitlines(),
+                                 pid_flexible=guard("struct pid", lambda: pid_numbers_flexible(prog), None))
     return report(crosscheck=crosscheck, engines=engines, warnings=warnings)
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
 
-SCHEMA_VERSION = "1.2"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete
+SCHEMA_VERSION = "1.3"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete; 1.3: engines[].unsupported
 
 #: Classified panic reasons, in the order the classifier tries them.
 REASONS = ("sysrq", "null-deref", "bug", "warn", "hung-task", "soft-lockup", "hard-lockup",
@@ -96,6 +96,9 @@ class EngineRun:
     seconds: float
     error: str = ""
     version: str = ""
+    #: One line when the engine cannot read this kernel at all (crash older
+    #: than the kernel's changes), naming the release that can; None otherwise.
+    unsupported: str | None = None
 
 
 @dataclass

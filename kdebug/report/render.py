@@ -63,8 +63,8 @@ def crosscheck_rows(r: Report) -> list[tuple[str, str, str, str]]:
 
 
 def engine_rows(r: Report) -> list[tuple[str, str, str, str]]:
-    return [(e.name, e.version or "-", "ok" if e.ok else "failed", f"{e.seconds:.1f} s", e.error or "")
-            for e in r.engines]
+    return [(e.name, e.version or "-", "ok" if e.ok else "cannot read this kernel" if e.unsupported else "failed",
+             f"{e.seconds:.1f} s", e.error or "") for e in r.engines]
 
 
 def log_title(r: Report) -> str:

@@ -7,10 +7,9 @@ import pytest
 
 from kdebug.crash.parse import (
     parse_bt,
-    parse_kmem_i,
+    parse_kdps,
     parse_log,
     parse_mod,
-    parse_ps,
     parse_sys,
     split_warnings,
     sys_cpus,
@@ -58,19 +57,10 @@ def test_bt_all_records_unreadable_stack():
     assert bts[0].frames == [] and any("read of stack" in e for e in bts[0].errors)
 
 
-def test_ps_shows_crash_limitation():
-    tasks = parse_ps(_read("sysrq", "ps"))
-    assert [(t.pid, t.comm, t.state) for t in tasks] == [(0, "swapper/0", "R"), (0, "swapper/1", "R"),
-                                                         (106, "sh", "R")]
-    assert tasks[0].is_kthread and tasks[2].on_cpu and tasks[2].rss_kb == 76
-
-
-def test_mod_and_kmem():
+def test_mod():
     mods = {m.name: m for m in parse_mod(_read("sysrq", "mod"))}
     assert {"pvpanic", "qemu_fw_cfg", "virtio_pci"} <= set(mods)
     assert mods["pvpanic"].size == 16384
-    mem = parse_kmem_i(_read("sysrq", "kmem-i"))
-    assert mem["TOTAL MEM"] == 120263 and mem["FREE"] == 107914
 
 
 def test_log_and_warnings():
@@ -80,9 +70,20 @@ def test_log_and_warnings():
     assert split_warnings(_read("sysrq", "console"))[0].startswith("WARNING: active task")
 
 
+def test_log_continuation_lines_lose_crash_indent():
+    # crash indents a record's further lines to its text column; the kernel's
+    # own indent ("  \"trace_clock=local\"") stays.
+    log = dict((text.split("\n")[0], (ts, text)) for ts, text in parse_log(_read("sysrq-kdps", "log")))
+    ts, text = log['Unstable clock detected, switching default tracing clock to "global"']
+    assert ts == 1_593_479_000
+    assert text.split("\n")[1:] == ["If you want to keep using the local clock, then add:",
+                                     '  "trace_clock=local"', "on the kernel command line"]
+
+
 @pytest.mark.parametrize("text", ["", "garbage\nmore garbage\n", "PID: x TASK"])
 def test_parsers_tolerate_junk(text):
-    assert parse_bt(text) == [] and parse_ps(text) == [] and parse_mod(text) == []
+    assert parse_bt(text) == [] and parse_mod(text) == [] and parse_kdps(text).tasks == []
+    assert not parse_kdps(text).complete
     assert parse_sys(text) == {} or "PID" in text
 
 
@@ -97,9 +98,9 @@ def test_parsers_tolerate_junk(text):
              "native_safe_halt", "amd_e400_idle"], ["unknown_nmi_error", "native_safe_halt", "amd_e400_idle"]),
 ])
 def test_top_frames_agree_between_engines(trigger, drgn_names, expected):
+    from kdebug.crash.crosscheck import top_functions
     from kdebug.crash.parse import call_chain
     from kdebug.model import FrameRecord
-    from kdebug.report.crosscheck import top_functions
 
     (bt,) = parse_bt(_read(trigger, "bt"))
     drgn_frames = [FrameRecord(i, 0, n) for i, n in enumerate(drgn_names)]

@@ -96,7 +96,8 @@ def test_core_imports_no_adapters():
             "for m in ('drgn', 'click', 'pexpect', 'gdb', 'pygdbmi'): sys.modules[m] = None\n"
             "import kdebug.vmcore.info, kdebug.vmcore.layouts, kdebug.vmcore.filter\n"
             "import kdebug.report.model, kdebug.report.classify, kdebug.report.render\n"
-            "import kdebug.report.crosscheck, kdebug.report.triage, kdebug.crash.parse, kdebug.crash.runner\n")
+            "import kdebug.crash.crosscheck, kdebug.crash.support, kdebug.report.triage, kdebug.crash.parse\n"
+            "import kdebug.crash.runner, kdebug.crash.extension\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=60)
 
 
