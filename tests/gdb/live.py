@@ -52,7 +52,8 @@ class Truth:
     stext: int = 0
     ncpus: int = 0
     init_stack: list[str] = field(default_factory=list)
-    module_symbols: dict[str, int] = field(default_factory=dict)  # global text symbols of modules
+    module_symbols: dict[str, int] = field(default_factory=dict)  # text and data symbols of modules
+    module_sections: dict[str, dict[str, int]] = field(default_factory=dict)  # /sys/module/NAME/sections
     sleepers: list[int] = field(default_factory=list)
     threaded: int = 0  # pid of the kd-threads process, whose threads are in tasks too
 
@@ -81,14 +82,27 @@ def read_truth(guest, sleepers: int = 2) -> Truth:
     t.ncpus = len(guest.run("ls -d /sys/devices/system/cpu/cpu[0-9]*").output.split())
     t.init_stack = re.findall(r"\] ([\w.]+)\+", guest.run("cat /proc/1/stack").output)
     seen: dict[str, int] = {}
-    for line in guest.run("grep -i ' t .*\\[' /proc/kallsyms", timeout=60).output.splitlines():
+    for line in guest.run("grep -i ' [td] .*\\[' /proc/kallsyms", timeout=60).output.splitlines():
         addr, _kind, name, mod = line.split()[:4]
         # Functions named after their module: unique, so gdb cannot pick a namesake.
         if name.startswith(mod.strip("[]") + "_") and name.isidentifier():
             seen[name] = seen.get(name, 0) + 1
             t.module_symbols[name] = int(addr, 16)
     t.module_symbols = {n: a for n, a in t.module_symbols.items() if seen[n] == 1}
+    out = guest.run("for m in $(cut -d' ' -f1 /proc/modules); do for f in /sys/module/$m/sections/.* "
+                    "/sys/module/$m/sections/*; do [ -f $f ] && echo $m ${f##*/} $(cat $f); done; done",
+                    timeout=60).output
+    for line in out.splitlines():
+        if len(parts := line.split()) == 3 and parts[2].startswith("0x"):
+            t.module_sections.setdefault(parts[0], {})[parts[1]] = int(parts[2], 16)
     return t
+
+
+def section_of(truth: Truth, addr: int) -> str:
+    """The module section (as /sys/module shows them) that holds ``addr``."""
+    best = max(((a, n) for secs in truth.module_sections.values() for n, a in secs.items() if a <= addr),
+               default=(0, ""))
+    return best[1]
 
 
 def attach_gdb(guest, kernel) -> tuple[GdbDriver, int]:
