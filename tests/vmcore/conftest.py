@@ -44,6 +44,31 @@ def kdump_oops(tmp_path_factory, kernel):
 
 
 @pytest.fixture(scope="session")
+def crash_sys(tmp_path_factory):
+    """crash_sys(path) -> crash's own ``sys`` output for the dump, or None
+    when crash cannot open it (crash run by hand, once per dump)."""
+    need_tool("crash")
+    import subprocess
+    from pathlib import Path
+
+    from kdebug.vmcore.locate import open_dump
+
+    cache: dict[str, str | None] = {}
+
+    def get(path) -> str | None:
+        if str(path) not in cache:
+            d = tmp_path_factory.mktemp("crash-sys")
+            (d / "cmds").write_text(f"sys > {d}/sys.txt\nquit\n")
+            dump = open_dump(Path(path))
+            subprocess.run(["crash", "-s", str(dump.vmlinux), str(dump.path), "-i", str(d / "cmds")],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+            out = d / "sys.txt"
+            cache[str(path)] = out.read_text() if out.exists() else None
+        return cache[str(path)]
+    return get
+
+
+@pytest.fixture(scope="session")
 def report_of():
     """report_of(path, crash=bool) -> Report, each built once."""
     from kdebug.postmortem.build import postmortem
