@@ -16,6 +16,7 @@ from kdebug.crash.parse import (
     parse_log,
     parse_mod,
     parse_sys,
+    split_warnings,
     sys_cpus,
 )
 from kdebug.crash.support import PID_FLEX_ARRAY, fixed_by
@@ -140,8 +141,7 @@ def cross_check(system: SystemInfo, panic: PanicInfo, tasks: list[TaskRecord], m
     rows.append(_row("panic CPU", panic.cpu, bt.cpu if bt else None))
     rows.append(_row("backtrace (top frames)", " < ".join(top_functions(panic.backtrace)),
                      " < ".join(top_functions(call_chain(bt))) if bt else None))
-    warnings = [ln.strip() for ln in run.console.splitlines() if ln.startswith("WARNING:")]
-    rows += task_rows(tasks, tasks_complete, outputs, warnings, pid_flexible)
+    rows += task_rows(tasks, tasks_complete, outputs, split_warnings(run.console), pid_flexible)
     rows.append(_row("CPUs", system.cpus, sys_cpus(sys_)))
     if "mod" in outputs:
         mine, theirs = set(module_names), {m.name for m in parse_mod(outputs["mod"])}
