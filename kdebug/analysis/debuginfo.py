@@ -33,7 +33,8 @@ class DrgnDebuginfo:
         assert m is not None
         if m.bit_field_size:
             return bitfield(0, bits, m.bit_field_size)
-        return Field(bits // 8, drgn.sizeof(m.type))
+        # A flexible array member (attrs[]) has no size: 0, as gdb says.
+        return Field(bits // 8, drgn.sizeof(m.type) if m.type.is_complete() else 0)
 
     def sizeof(self, type_name: str) -> int:
         return drgn.sizeof(self.prog.type(type_name))

@@ -56,6 +56,7 @@ class Truth:
     module_sections: dict[str, dict[str, int]] = field(default_factory=dict)  # /sys/module/NAME/sections
     sleepers: list[int] = field(default_factory=list)
     threaded: int = 0  # pid of the kd-threads process, whose threads are in tasks too
+    child: int = 0  # pid of kd-child, forked by a kd-threads thread that is not the leader
 
 
 def read_truth(guest, sleepers: int = 2) -> Truth:
@@ -64,9 +65,11 @@ def read_truth(guest, sleepers: int = 2) -> Truth:
     assert "started" in out
     t.sleepers = [int(p) for p in guest.run("pidof sleep").output.split()]
     if guest.run(f"test -x /{THREADS_GUEST}").status == 0:
-        guest.run(f"/{THREADS_GUEST} {EXTRA_THREADS} & echo started", timeout=30)
-        t.threaded = int(guest.run("pidof kd-threads").output.split()[0])
-        # all threads up before anyone looks
+        # $!, not pidof: busybox's pidof also matches the child by its argv[0]
+        t.threaded = int(guest.run(f"/{THREADS_GUEST} {EXTRA_THREADS} & echo $!", timeout=30).output.split()[-1])
+        # all threads and the child up (and named) before anyone looks
+        guest.run("while ! pidof kd-child; do sleep 0.1; done", timeout=30)
+        t.child = int(guest.run("pidof kd-child").output.split()[0])
         guest.run(f"while [ $(ls /proc/{t.threaded}/task | wc -l) -lt {EXTRA_THREADS + 1} ]; do sleep 0.1; done",
                   timeout=30)
     # Every thread of every process: /proc/PID/task/TID/stat.

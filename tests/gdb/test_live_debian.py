@@ -66,6 +66,10 @@ def test_kd_ps_agrees_with_proc(live):
     assert len(tids) == EXTRA_THREADS + 1 and tids[0] == truth.threaded
     group = kd_json(driver, f"kd-ps --pid {truth.threaded} --json")
     assert sorted(t["pid"] for t in group) == tids and {t["tgid"] for t in group} == {truth.threaded}
+    # kd-child's real parent is a kd-threads thread, not its leader: its ppid is
+    # that thread's tgid, as /proc/PID/stat shows (checked above), not its pid.
+    parent = int(driver.run(f"p $kd_task({truth.child})->real_parent->pid").split("=")[1])
+    assert parent != truth.threaded and parent in tids and kd[truth.child]["ppid"] == truth.threaded
 
 
 def test_kd_ps_filters(live):
