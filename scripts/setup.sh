@@ -30,11 +30,16 @@ if [ ! -e "$BPO" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /et
     printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > "$BPO"
     apt-get update -qq || true
 fi
-mapfile -t META < <(sed 's/#.*//' scripts/packages.d/backports.list | awk 'NF {print $1}')
+mapfile -t META < <(sed 's/#.*//' scripts/packages.d/backports.list | awk '$1 == "meta" {print $2}')
+mapfile -t DIRECT < <(sed 's/#.*//' scripts/packages.d/backports.list | awk '$1 == "pkg" {print $2}')
 mapfile -t BPKGS < <(apt-cache depends -t bookworm-backports "${META[@]}" 2>/dev/null | awk '$1 == "Depends:" {print $2}' | sort -u)
 bmissing=()
 for p in "${BPKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || bmissing+=("$p")
+done
+for p in "${DIRECT[@]}"; do
+    # Backports versions carry ~bpo: anything else is bookworm's (or missing).
+    dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null | grep -q "install ok installed .*~bpo" || bmissing+=("$p")
 done
 if ((${#bmissing[@]})); then
     echo "setup: installing from bookworm-backports: ${bmissing[*]}"
