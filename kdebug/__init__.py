@@ -1,4 +1,21 @@
-"""kdebug: Linux kernel debugging one command away."""
+"""kdebug: Linux kernel debugging one command away.
+
+The Python API (``kdebug.boot``, ``kdebug.capture``, ``kdebug.postmortem``,
+``kdebug.open_dump``) lives in :mod:`kdebug.api`; it is imported on first
+use, so ``import kdebug`` stays light (gdb's Python imports this package too).
+"""
 
 __version__ = "0.1.0"
 
+_API = ("boot", "capture", "postmortem", "open_dump", "Guest", "Gdb", "BootOptions")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from kdebug import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'kdebug' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *_API]

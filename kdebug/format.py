@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import asdict
 
 from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
 
@@ -78,5 +79,7 @@ def format_frame(f: FrameRecord) -> str:
     return f"#{f.index:<2} {f.pc:#018x} {where}{src}"
 
 
-def format_backtrace(frames: Iterable[FrameRecord]) -> str:
+def format_backtrace(frames: Iterable[FrameRecord], fmt: str = "text") -> str:
+    if fmt == "json":
+        return json.dumps([asdict(f) for f in frames], indent=2)
     return "\n".join(format_frame(f) for f in frames)

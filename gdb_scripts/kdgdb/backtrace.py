@@ -144,13 +144,14 @@ def task_backtrace(pid: int, limit: int = 64) -> list[FrameRecord]:
 
 @core.register
 class KdBt(core.Command):
-    """Backtrace of a task by pid, running or asleep: kd-bt PID [--limit N]"""
+    """Backtrace of a task by pid, running or asleep: kd-bt PID [--limit N] [--json]"""
 
     name = "kd-bt"
 
     def arguments(self, p):
         p.add_argument("pid", type=int)
         p.add_argument("--limit", type=int, default=64)
+        p.add_argument("--json", action="store_true")
 
     def run(self, a):
-        return format_backtrace(task_backtrace(a.pid, a.limit))
+        return format_backtrace(task_backtrace(a.pid, a.limit), "json" if a.json else "text")

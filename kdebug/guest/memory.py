@@ -15,8 +15,6 @@ from kdebug.errors import GuestError
 
 # "  0000000000100000-000000003fffffff (prio 0, ram): pc.ram @0000000000100000"
 _MTREE = re.compile(r"^\s*([0-9a-f]+)-([0-9a-f]+) \(prio -?\d+, ram\): (\S+)(?: @([0-9a-f]+))?", re.M)
-# "                  pc.ram    4 KiB  0x0000000000000000 0x0000000040000000 0x0000000040000000"
-_RAMBLOCK = re.compile(r"^\s*(\S+)\s+\d+ \w+\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s*$", re.M)
 
 
 @dataclass(frozen=True)
@@ -26,13 +24,37 @@ class RamRange:
     offset: int  # where it starts in the RAM block
 
 
-def main_ram_block(info_ramblock: str) -> tuple[str, int]:
-    """(name, used bytes) of the guest's main RAM block: the largest one
-    (pc.ram, or a memory backend's id)."""
-    blocks = [(m.group(1), int(m.group(3), 16)) for m in _RAMBLOCK.finditer(info_ramblock)]
+@dataclass(frozen=True)
+class RamBlock:
+    name: str
+    used: int
+    host: int | None = None  # where QEMU mapped it (the HVA column, QEMU >= 8.1)
+
+
+def main_ram_block(info_ramblock: str) -> RamBlock:
+    """The guest's main RAM block from `info ramblock`: the largest one
+    (pc.ram, or a memory backend's id). Columns are found by their header,
+    since QEMU versions differ in which they print."""
+    lines = [ln for ln in info_ramblock.splitlines() if ln.strip()]
+    header = next((ln.split() for ln in lines if ln.split()[:2] == ["Block", "Name"]), None)
+    if header is None:
+        raise GuestError("QEMU's `info ramblock` has no header line")
+    cols = ["Name", *header[2:]]  # "Block Name" is one column
+    blocks = []
+    for ln in lines:
+        f = ln.split()
+        if f[:2] == ["Block", "Name"]:
+            continue
+        # PSize is "4 KiB": two words.
+        row = dict(zip(cols, [f[0], f"{f[1]} {f[2]}", *f[3:]], strict=False))
+        try:
+            blocks.append(RamBlock(row["Name"], int(row["Used"], 16),
+                                   int(row["HVA"], 16) if "HVA" in row else None))
+        except (KeyError, ValueError):
+            continue
     if not blocks:
         raise GuestError("QEMU's `info ramblock` lists no RAM block")
-    return max(blocks, key=lambda b: b[1])
+    return max(blocks, key=lambda b: b.used)
 
 
 def ram_ranges(info_mtree_flat: str, block: str) -> list[RamRange]:
@@ -95,16 +117,19 @@ def open_guest_memory(qmp, pid: int, probe: tuple[int, bytes]) -> GuestMemory:
     def hmp(line: str) -> str:
         return qmp.cmd("human-monitor-command", **{"command-line": line})
 
-    block, used = main_ram_block(hmp("info ramblock"))
-    ranges = ram_ranges(hmp("info mtree -f"), block)
+    block = main_ram_block(hmp("info ramblock"))
+    ranges = ram_ranges(hmp("info mtree -f"), block.name)
     if not ranges:
-        raise GuestError(f"QEMU's memory tree maps no RAM from block {block}")
-    try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-    except OSError as e:
-        raise GuestError(f"cannot read QEMU's mappings: {e.strerror}") from None
+        raise GuestError(f"QEMU's memory tree maps no RAM from block {block.name}")
+    if block.host is not None:
+        candidates = [block.host]
+    else:
+        try:
+            candidates = mappings_of_size(Path(f"/proc/{pid}/maps").read_text(), block.used)
+        except OSError as e:
+            raise GuestError(f"cannot read QEMU's mappings: {e.strerror}") from None
     phys, want = probe
-    for base in mappings_of_size(maps, used):
+    for base in candidates:
         mem = GuestMemory(pid, ranges, base)
         try:
             if mem.read(phys, len(want)) == want:
@@ -112,5 +137,5 @@ def open_guest_memory(qmp, pid: int, probe: tuple[int, bytes]) -> GuestMemory:
         except (GuestError, OSError):
             pass
         mem.close()
-    raise GuestError(f"found no mapping of QEMU's {block} ({used >> 20} MiB) holding the guest's memory",
+    raise GuestError(f"found no mapping of QEMU's {block.name} ({block.used >> 20} MiB) holding the guest's memory",
                      hint="is this QEMU the guest's? (`kdebug sessions`)")
