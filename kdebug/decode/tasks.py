@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from kdebug.decode.structs import Debuginfo, Field, pointer_at, require, span
 from kdebug.model import TASK_STATE_LETTERS, TaskRecord
 
-# include/linux/sched.h #defines, absent from the debuginfo; the letters they
-# map to are ABI (fs/proc/array.c task_state_array, /proc/PID/stat), so the
-# bits do not move.
+# include/linux/sched.h #defines, absent from the debuginfo. These values and
+# the letters of fs/proc/array.c task_state_array (ABI: /proc/PID/stat) hold
+# since Linux commit 06eb61844d84 ("sched/debug: Add explicit TASK_IDLE
+# printing") (v4.14).
 TASK_REPORT = 0x7F  # INTERRUPTIBLE|UNINTERRUPTIBLE|STOPPED|TRACED|EXIT_DEAD|EXIT_ZOMBIE|PARKED
 TASK_UNINTERRUPTIBLE = 0x2
 TASK_IDLE = 0x402  # TASK_UNINTERRUPTIBLE | TASK_NOLOAD
