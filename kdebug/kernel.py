@@ -204,7 +204,9 @@ def select_release(releases: list[str], wanted: str | None, preferred: str | Non
     (``preferred``), else the newest."""
     if wanted:
         exact = [r for r in releases if r == wanted]
-        return (exact or [r for r in releases if r.startswith(wanted)] or [None])[0]
+        # A prefix ends at a version component: "6.1" is not "6.12...".
+        prefixed = [r for r in releases if r.startswith(wanted) and not r[len(wanted):len(wanted) + 1].isdigit()]
+        return (exact or prefixed or [None])[0]
     if preferred in releases:
         return preferred
     return releases[0] if releases else None

@@ -12,12 +12,9 @@ def _machine(p: LaunchPlan) -> list[str]:
     args = ["-machine", f"{p.machine},accel={p.accel}", "-m", str(p.memory_mb), "-smp", str(p.cpus)]
     if p.accel == "kvm":
         args += ["-cpu", "host"]
-    else:
-        # QEMU 7.2's TCG (two vCPUs) leaves garbage in EFLAGS after CMPXCHG16B: the
-        # Debian 6.12 kernel's SLUB fast path (this_cpu_try_cmpxchg128) then takes a
-        # #DB or a double fault at kmem_cache_alloc_noprof+0xc3 in ~40% of boots here
-        # (0 of 12 without cx16). Without CX16 the kernel takes SLUB's locked path.
-        args += ["-cpu", "qemu64,-cx16"]
+    # Under TCG the guest keeps QEMU's default CPU: QEMU 7.2's TCG corrupted
+    # EFLAGS after CMPXCHG16B and broke 6.12 guests in SLUB's fast path;
+    # setup installs QEMU 10 (bookworm-backports), which does not.
     return args
 
 

@@ -27,9 +27,12 @@ _OOM = re.compile(r"(?i)out of memory|deadlocked on memory")
 _RIP = re.compile(r"RIP: 0010:([A-Za-z_][\w.]*)\+0x")
 _CALL = re.compile(r"^\s+(?:\? )?([A-Za-z_][\w.]*)\+0x[0-9a-f]+/0x[0-9a-f]+")
 
-#: Frames that report or carry out a panic rather than cause it.
+#: Frames that report or carry out a panic rather than cause it. The port-I/O
+#: accessors are where QEMU stops a vCPU that writes pvpanic's event (QEMU 10
+#: pauses it right at the OUT): generic helpers, never the culprit.
 MACHINERY = frozenset("""
 pvpanic_send_event pvpanic_panic_notify notifier_call_chain atomic_notifier_call_chain
+__outb outb iowrite8 iowrite16 iowrite32 __raw_writeb
 panic vpanic nmi_panic __crash_kexec crash_kexec crash_setup_regs machine_crash_shutdown
 native_machine_crash_shutdown machine_kexec oops_end die __die die_addr dump_stack dump_stack_lvl show_stack
 panic_smp_self_stop nmi_panic_self_stop crash_nmi_callback check_panic_on_warn __warn
@@ -41,7 +44,7 @@ end_repeat_nmi make_task_dead rewind_stack_and_make_dead do_exit
 """.split())  # noqa: SIM905 (a word list reads better than a literal)
 #: Frames a blocked or sleeping task sits in, whoever put it there.
 SCHEDULER = frozenset("""
-__schedule schedule schedule_timeout schedule_preempt_disabled io_schedule io_schedule_timeout
+__schedule __schedule_loop schedule schedule_timeout schedule_preempt_disabled io_schedule io_schedule_timeout
 schedule_hrtimeout_range_clock schedule_hrtimeout_range __mutex_lock mutex_lock
 __mutex_lock_slowpath rwsem_down_read_slowpath rwsem_down_write_slowpath down_read down_write
 wait_for_completion __wait_for_common wait_for_common do_wait_for_common context_switch

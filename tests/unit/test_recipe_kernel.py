@@ -94,3 +94,15 @@ def test_default_kernel_is_paired(default_kernel):
     need_tool("readelf")
     out = subprocess.run(["readelf", "-n", str(default_kernel.vmlinux)], capture_output=True, text=True).stdout
     assert f"Build ID: {default_kernel.build_id}" in out
+
+
+def test_release_prefix_ends_at_a_version_component():
+    from kdebug.kernel import select_release
+
+    rels = ["6.12.95+deb12-cloud-amd64", "6.1.0-57-cloud-amd64"]
+    assert select_release(rels, "6.1", None) == "6.1.0-57-cloud-amd64"
+    assert select_release(rels, "6.12", None) == "6.12.95+deb12-cloud-amd64"
+    assert select_release(rels, "6.1.0-57-cloud-amd64", None) == "6.1.0-57-cloud-amd64"
+    assert select_release(rels, "6.2", None) is None
+    assert select_release(rels, None, "6.1.0-57-cloud-amd64") == "6.1.0-57-cloud-amd64"
+    assert select_release(rels, None, "5.10.0-1-amd64") == rels[0]  # not installed: the newest
