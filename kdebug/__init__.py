@@ -12,9 +12,12 @@ _API = ("boot", "capture", "postmortem", "open_dump", "Guest", "Gdb", "BootOptio
 
 def __getattr__(name: str):
     if name in _API:
-        from kdebug import api
+        # Imported by name on first use: every submodule import (gdb's Python
+        # imports kdebug.gdb_scripts) runs this file, and must not pull in the
+        # API's engines. The API itself is a layer of its own (pyproject.toml).
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module("kdebug.api"), name)
     raise AttributeError(f"module 'kdebug' has no attribute {name!r}")
 
 

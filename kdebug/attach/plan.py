@@ -84,9 +84,8 @@ def index_cache_dir() -> Path:
 def host_python_path() -> list[str]:
     """Where this interpreter finds kdebug and its dependencies: kdebug's own
     parent directory, then the site directories (a venv's, the user's)."""
-    import kdebug
-
-    paths = [str(Path(kdebug.__file__).resolve().parent.parent), *site.getsitepackages()]
+    package = Path(__file__).resolve().parents[1]  # kdebug/, wherever it is installed
+    paths = [str(package.parent), *site.getsitepackages()]
     if site.ENABLE_USER_SITE:
         paths.append(site.getusersitepackages())
     out: list[str] = []

@@ -2,18 +2,6 @@
 core, and works under the system python3 (gdb's), not only the venv's."""
 
 import subprocess
-import sys
-
-from tests.unit.test_architecture import BLOCKED, PROG
-
-PURE = ["kdebug.decode.kaslr", "kdebug.decode.elfsyms", "kdebug.decode.tasks", "kdebug.decode.printk",
-        "kdebug.decode.modules", "kdebug.decode.breaks", "kdebug.decode.structs", "kdebug.decode.physmap",
-        "kdebug.attach.warm", "kdebug.decode.modsyms", "kdebug.kbuild", "kdebug.attach.plan"]
-
-
-def test_kgdb_core_imports_no_adapters():
-    r = subprocess.run([sys.executable, "-c", PROG % (BLOCKED, PURE)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
 
 
 def test_system_python_can_format(tmp_path):
