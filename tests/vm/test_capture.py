@@ -8,6 +8,7 @@ One capture per (method, trigger), shared by every assertion about it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import stat
@@ -42,9 +43,10 @@ def captured(tmp_path_factory, kernel):
 
             out = tmp_path_factory.mktemp(f"{method}-{trigger}") / "cap"
             if (method, trigger) == ("kdump", "sysrq") and not kw:
-                # The default capture goes through the CLI as a user runs it.
-                r = subprocess.run([sys.executable, "-m", "kdebug.cli.main", "capture", "--out", str(out)],
-                                   capture_output=True, text=True, timeout=600)
+                # The default capture goes through the CLI as a user runs it; its
+                # setup line lists the guest's /proc into the console log first.
+                r = subprocess.run([sys.executable, "-m", "kdebug.cli.main", "capture", "--out", str(out),
+                                    "--setup", PROC_LIST], capture_output=True, text=True, timeout=600)
                 assert r.returncode == 0, r.stderr
                 assert r.stdout.strip().splitlines()[-1] == str(out)
                 assert "kdump vmcore" in r.stderr and "stages: preflight" in r.stderr
@@ -58,6 +60,23 @@ def captured(tmp_path_factory, kernel):
     return get
 
 
+#: The guest's own list of its tasks (pid comm, from /proc, threads included),
+#: between markers in the console log: the truth a report's task count meets.
+PROC_LIST = ("echo kdebug-proc-begin; for d in /proc/[0-9]*/task/[0-9]*; do echo ${d##*/} $(cat $d/comm); done; "
+             "echo kdebug-proc-end")
+
+
+def guest_tasks(console: str) -> dict[int, str]:
+    """pid -> comm from PROC_LIST's output in a console log."""
+    block = console.split("\nkdebug-proc-begin", 1)[1].split("\nkdebug-proc-end", 1)[0]
+    out = {}
+    for line in block.splitlines():
+        pid, _, comm = line.strip().partition(" ")
+        if pid.isdigit():
+            out[int(pid)] = comm
+    return out
+
+
 def drgn_log(cap) -> str:
     drgn = pytest.importorskip("drgn")
     from drgn.helpers.linux.printk import get_dmesg
@@ -66,6 +85,14 @@ def drgn_log(cap) -> str:
     prog.set_core_dump(str(cap.vmcore_path))
     prog.load_debug_info([cap.vmlinux])
     return get_dmesg(prog).decode(errors="replace")
+
+
+def _program(cap):
+    drgn = pytest.importorskip("drgn")
+    prog = drgn.Program()
+    prog.set_core_dump(str(cap.vmcore_path))
+    prog.load_debug_info([cap.vmlinux])
+    return prog
 
 
 def crash_says(cap) -> str:
@@ -126,10 +153,77 @@ def test_capture_json_matches_the_files(captured):
     back = load_capture(cap.directory)
     assert back.to_dict() == cap.to_dict()
     assert back.sizes["vmcore"] == (cap.directory / "vmcore").stat().st_size
-    assert back.dump_level == 31 and back.compression == "lzo"
+    # The level makedumpfile wrote into the dump's own header is the one recorded, with its reason.
+    assert back.dump_level == read_dump(cap.vmcore_path).dump_level == back.dump_filter["level"]
+    assert back.dump_filter["requested"] is None and back.dump_filter["safe"] and back.dump_filter["reason"]
+    assert back.compression == "lzo"
+    assert back.check["complete"] and back.check["tasks_complete"] and back.check["panic_task"]
     total = sum(s.seconds for s in back.stages)
     assert 0 < total <= back.seconds + 0.5
     assert all(s.seconds > 0 for s in back.stages if s.name in ("boot", "load", "capture-boot", "dump"))
+
+
+def test_kdump_at_default_settings_reports_every_task(captured, kernel):
+    """On 6.12 Debian's makedumpfile 1.7.2 at -d 31 drops slab pages, and with
+    them most task_structs; the default level must keep every task."""
+    from kdebug.postmortem.build import postmortem
+
+    cap = captured("kdump", "sysrq")
+    truth = guest_tasks((cap.directory / "console-main.log").read_text())
+    r = postmortem(cap.directory, crash=False)
+    assert r.dump.complete and r.tasks.complete and not r.dump.gaps, r.dump
+    prog = _program(cap)
+    from drgn.helpers.linux.pid import for_each_task
+
+    seen = {t.pid.value_(): t.comm.string_().decode() for t in for_each_task(prog)}
+    assert r.tasks.total == len(seen) == r.dump.tasks
+    # Every task the guest listed before the crash is in the dump (a kworker may come or go in between).
+    missing = {p: c for p, c in truth.items() if p not in seen}
+    assert len(truth) > 30 and len(missing) <= 2, missing
+    # task_struct.comm keeps 15 characters; /proc shows a kernel thread's full name.
+    renamed = {p: (c, seen[p]) for p, c in truth.items()
+               if p in seen and seen[p] != c[:15] and "kworker" not in c}
+    assert not renamed, renamed
+    assert r.panic.task is not None and r.panic.task.comm == "sh"
+
+
+def test_kdump_at_a_level_that_drops_kernel_data_is_not_called_good(captured, kernel):
+    """-d 31 asked for explicitly: where it drops kernel data (slab pages on
+    6.12 with makedumpfile 1.7.2) the capture fails at verify with the cause
+    and the fix and keeps the dump, whose report says so at the top; where it
+    does not (6.1), the capture is good. drgn's own walk of the dump decides."""
+    from drgn import FaultError
+    from drgn.helpers.linux.pid import for_each_task
+
+    from kdebug.errors import CaptureError
+    from kdebug.postmortem.build import postmortem
+    from kdebug.report.render import render
+
+    try:
+        cap = captured("kdump", "sysrq", dump_level=31)
+        error = None
+    except CaptureError as e:
+        error, cap = e, load_capture(e.directory)
+    assert (cap.directory / "vmcore").is_file() and cap.dump_level == 31 == read_dump(cap.vmcore_path).dump_level
+    try:
+        walked = sum(1 for _ in for_each_task(_program(cap)))
+        truth_complete = True
+    except FaultError:
+        truth_complete = False
+    r = postmortem(cap.directory, crash=False)
+    assert r.dump.complete == r.tasks.complete == truth_complete == (error is None) == cap.check["complete"]
+    if truth_complete:
+        assert cap.ok and r.tasks.total == walked and cap.dump_filter["safe"]
+        return
+    assert not cap.dump_filter["safe"] and "as asked" in cap.dump_filter["reason"]
+    assert error.failed_stage == "verify" and error.diagnoses[0].code == "dump-incomplete"
+    assert "-d 31" in error.message and "-d 23" in error.hint
+    text = render(r, "text").splitlines()
+    assert text[1].startswith("INCOMPLETE DUMP: makedumpfile -d 31 left out kernel data (slab pages)")
+    assert "Fix: capture again with -d 23" in text[1]
+    count = next(ln for ln in text if "tasks read before the task list broke off" in ln)
+    assert count.startswith(f"{r.tasks.total} tasks") and "not the real count" in count
+    assert any(g.section == "tasks" and g.page == "slab" for g in r.dump.gaps), r.dump.gaps
 
 
 def test_kdump_dump_opens_in_crash(captured, kernel):
@@ -181,6 +275,56 @@ def test_snapshot_of_a_running_session_resumes_it(shared_guest, tmp_path, kernel
     assert cap.vmcoreinfo["build_id"] == elf.file_build_id(kernel.vmlinux)
     # QMP cont: the guest goes on as before.
     assert shared_guest.run("echo still-$((1+1))").output.strip() == "still-2"
+
+
+def test_snapshot_of_a_hung_guest_is_reported_as_a_snapshot(tmp_path, kernel):
+    """A live guest with a task stuck in D state and a CPU kept busy, dumped
+    by QMP: the report is a snapshot (no panic), taken between two readings
+    of the guest's clock, naming every CPU (the busy task on one of them) and
+    exactly the D-state tasks the guest's /proc shows."""
+    need_tool("qemu-system-x86_64")
+    from kdebug.capture.api import snapshot
+    from kdebug.capture.module import trigger_module
+    from kdebug.capture.triggers import MODULE_GUEST_PATH
+    from kdebug.guest.qemu import boot
+    from kdebug.plan.prepare import prepare
+    from kdebug.postmortem.build import postmortem
+    from kdebug.report.render import render
+    from kdebug.session import new_session
+
+    session = new_session()
+    files = {MODULE_GUEST_PATH.lstrip("/"): trigger_module(kernel)}
+    prep = prepare(LaunchOptions(release=kernel.release, memory="512M", extra_files=files), session)
+    try:
+        with boot(prep.plan, session, timeout=120) as guest:
+            assert guest.run(f"insmod {MODULE_GUEST_PATH}").status == 0
+            # A writer that sleeps uninterruptibly forever (no hung_task_panic), and a busy loop.
+            hung = int(guest.run("sh -c 'echo hung > /proc/kdebug_trigger' & echo $!").output.strip())
+            busy = int(guest.run("while :; do :; done & echo $!").output.strip())
+            cpus = int(guest.run("grep -c ^processor /proc/cpuinfo").output.strip())
+            d_state = guest.run("sleep 1; for s in /proc/[0-9]*/task/[0-9]*/stat; do "
+                                "set -- $(cat $s 2>/dev/null); [ \"$3\" = D ] && echo $1; done; true")
+            blocked = {int(p) for p in d_state.output.split()}
+            before = int(guest.run("date +%s").output.strip())
+            cap = snapshot(LaunchOptions(), session_name=session.name, out=tmp_path / "snap")
+            after = int(guest.run("date +%s").output.strip())
+    finally:
+        session.remove()
+    assert cap.ok and cap.check["complete"] and cap.check["panic_task"] is None
+    assert hung in blocked
+    r = postmortem(cap.directory, crash=False)
+    assert (r.kind, r.panic.task, r.panic.message) == ("snapshot", None, "")
+    assert r.signature == "snapshot: tasks blocked in kdebug_trigger_hung"
+    taken = dt.datetime.fromisoformat(r.snapshot.taken).timestamp()
+    assert before <= taken <= after and "panic_cpu is -1" in r.snapshot.evidence
+    assert [c.cpu for c in r.other_cpus] == list(range(cpus)) and all(c.task for c in r.other_cpus)
+    assert busy in {c.task.pid for c in r.other_cpus}, [(c.cpu, c.task.pid) for c in r.other_cpus]
+    assert {b.task.pid for b in r.tasks.blocked} == blocked
+    stack = next(b.backtrace for b in r.tasks.blocked if b.task.pid == hung)
+    assert "kdebug_trigger_hung" in [f.function for f in stack]
+    text = render(r, "text")
+    assert text.startswith("kdebug post-mortem: snapshot: ") and "== Panic ==" not in text
+    assert "unknown in unknown" not in text and f"running {busy} sh" in text
 
 
 def test_qmp_second_client_fails_fast(shared_guest):
