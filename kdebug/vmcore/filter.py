@@ -53,6 +53,12 @@ HAZARDS = (
     # slab objects: the task list breaks off.
     Hazard("PAGE_SLAB_MAPCOUNT_VALUE", USER, "slab pages", "slab pages (task_structs, inodes, most kernel objects)",
            '46df8e73a4a3 ("mm: free up PG_slab", v6.10)', "1.7.6"),
+    # Not listed, because no string in a binary shows it: since 130d4df57390
+    # ("mm/sl[au]b: rearrange struct slab fields to allow larger rcu_head") (in
+    # v6.2) a PG_slab page's word at page.mapping can be odd as well, and only
+    # makedumpfile 1.7.3 (5f17bdd2128d) checks PG_slab before calling a page
+    # anonymous. The check after every capture (drgn walks the task list to its
+    # end) catches such a dump and names -d 23 as the fix.
 )
 KEYS = tuple(h.key for h in HAZARDS)
 
