@@ -58,7 +58,7 @@ HAZARDS = (
     # v6.2) a PG_slab page's word at page.mapping can be odd as well, and only
     # makedumpfile 1.7.3 (5f17bdd2128d) checks PG_slab before calling a page
     # anonymous. The check after every capture (drgn walks the task list to its
-    # end) catches such a dump and names -d 23 as the fix.
+    # end) catches such a dump, and explain_missing names the level without -d 8.
 )
 KEYS = tuple(h.key for h in HAZARDS)
 
@@ -186,6 +186,13 @@ def explain_missing(fmt: str, dump_level: int | None, vmcoreinfo: dict[str, str]
                         f"{h.tool_fix} files them under {level_names(h.bits)} (-d {h.bits})",
                         f"capture again with -d {safe} (kdebug capture picks a safe level itself), "
                         f"or with makedumpfile {h.tool_fix} or newer")
+        if "slab" in kinds and dump_level & USER:
+            # struct page says the missing pages were slab: only the user-data
+            # filter can have taken them (for anonymous memory, see HAZARDS).
+            return (f"makedumpfile -d {dump_level} left out kernel data (slab pages): its user data "
+                    f"filter (-d {USER}) took them for anonymous memory, as makedumpfile does on "
+                    "kernels whose slab marking it does not know",
+                    f"capture again with -d {dump_level & ~USER}, or with a newer makedumpfile")
         return (f"the dump was filtered (makedumpfile -d {dump_level}) and lacks pages the kernel's "
                 f"data needs{held}",
                 f"capture again with a lower level (-d {dump_level & (ZERO | FREE) or 0})")

@@ -111,6 +111,12 @@ def test_explain_a_v610_dump_filtered_with_user_data():
     assert "-d 23" in fix and "1.7.6" in fix
 
 
+def test_explain_slab_pages_missing_where_the_kernel_exports_no_page_type():
+    # A v6.2-v6.9 kernel (PG_slab) dumped by a makedumpfile without the PG_slab check in isAnon.
+    cause, fix = explain_missing("kdump", 31, {"NUMBER(PG_slab)": "7"}, ["slab"])
+    assert "(slab pages)" in cause and "(-d 8)" in cause and fix.startswith("capture again with -d 23")
+
+
 @pytest.mark.parametrize("fmt, level, vmci, cause_has, fix_has", [
     ("kdump", 17, {f"NUMBER({SLAB})": "1"}, "filtered (makedumpfile -d 17)", "-d 17"),
     ("kdump", 31, {}, "filtered (makedumpfile -d 31)", "-d 17"),
