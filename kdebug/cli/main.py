@@ -80,6 +80,7 @@ def _register() -> None:
         attach_cmd,
         capture_cmd,
         doctor_cmd,
+        fleet_cmd,
         initramfs_cmd,
         kernel_cmd,
         launch_cmds,
@@ -89,7 +90,7 @@ def _register() -> None:
 
     cli.add_command(doctor_cmd.doctor)
     cli.add_command(initramfs_cmd.initramfs)
-    for group in (launch_cmds, attach_cmd, kernel_cmd, capture_cmd, postmortem_cmd, shell_cmd):
+    for group in (launch_cmds, attach_cmd, kernel_cmd, capture_cmd, postmortem_cmd, shell_cmd, fleet_cmd):
         for c in group.COMMANDS:
             cli.add_command(c)
 

@@ -64,14 +64,20 @@ def postmortem(vmcore, vmlinux, tree, fmt, as_json, output, no_crash, crash_time
 
 
 @click.command()
-@click.argument("directory", type=click.Path(path_type=Path))
-@click.option("-j", "--jobs", default=2, show_default=True, help="Dumps analysed at once.")
+@click.argument("directory", type=click.Path(path_type=Path), required=False)
+@click.option("-j", "--jobs", default=2, show_default=True, help="Dumps analysed at once (locally).")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds per dump.")
-@click.option("--json", "as_json", is_flag=True, help="JSON summary.")
+@click.option("--json", "as_json", is_flag=True, help="JSON output (same as --format json).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True,
+              help="Output format; html is for --summary.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the summary to FILE.")
 @click.option("--no-crash", is_flag=True, help="drgn only (faster).")
 @click.option("--vmlinux", type=click.Path(path_type=Path), help="Use this vmlinux for every dump.")
-def triage(directory, jobs, timeout, as_json, output, no_crash, vmlinux):
+@click.option("--db", metavar="PATH|URL",
+              help="Crash database (SQLite file, or postgresql://...): skip dumps it holds, record the rest.")
+@click.option("--broker", metavar="URL", help="Send each dump to `kdebug worker`s through this Redis broker.")
+@click.option("--summary", is_flag=True, help="With --db: signatures by count, first/last seen, releases.")
+def triage(directory, jobs, timeout, as_json, fmt, output, no_crash, vmlinux, db, broker, summary):
     """Analyse every vmcore under DIRECTORY in parallel and group them by signature.
 
     Dumps are found at any depth: `kdebug capture` directories, kdump-tools'
@@ -79,24 +85,80 @@ def triage(directory, jobs, timeout, as_json, output, no_crash, vmlinux):
     any other dump file. A dump that is bad or takes longer than --timeout is
     listed with its error; the others go on. Exits 1 when any dump failed.
 
-    Example: kdebug triage /var/crash --jobs 2 --json -o triage.json
+    With --db, dumps already in the crash database (by content) are not
+    analysed again, and every new report is recorded. With --broker, the
+    dumps go to a queue per kernel release, analysed by `kdebug worker`s.
+    --summary prints the database's signatures (--format html writes a page
+    and, beside it in FILE.reports/, the reports it links to).
+
+    Example: kdebug triage /var/crash --db crashes.sqlite --broker redis://127.0.0.1:6379/0
     """
+    fmt = "json" if as_json else fmt
+    if summary and not db:
+        raise UsageError("--summary reads the crash database: give --db")
+    if fmt == "html" and not summary:
+        raise UsageError("--format html is for --summary")
+    if directory is None and not summary:
+        raise UsageError("give a DIRECTORY of dumps (or --db ... --summary)")
+    if directory is not None:
+        entries = _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker)
+        if not summary:
+            from kdebug.report.triage import triage_json, triage_text
+
+            _write(triage_json(entries) if fmt == "json" else triage_text(entries), output)
+            if not all(e.ok for e in entries):
+                raise click.exceptions.Exit(1)
+            return
+    _summary(db, fmt, output)
+
+
+def _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker):
     from kdebug.postmortem.triage import TriageOptions
-    from kdebug.postmortem.triage import triage as run
-    from kdebug.report.triage import triage_json, triage_text
     from kdebug.vmcore.layouts import find_dumps
 
     dumps = find_dumps(directory)
     if not dumps:
         raise UsageError(f"no dumps in {directory} (looked for kdebug capture directories, kdump-tools "
                          "<stamp>/dump.<stamp>, RHEL <host>-<date>/vmcore and dump files, at any depth)")
-    click.echo(f"kdebug: triage of {len(dumps)} dumps, {jobs} at a time", err=True)
-    entries = run(dumps, jobs=jobs, timeout=timeout, options=TriageOptions(vmlinux=vmlinux, crash=not no_crash),
-                  progress=lambda e: click.echo(f"kdebug: {e.path}: "
-                                                f"{e.signature if e.ok else f'FAILED: {e.error}'}", err=True))
-    _write(triage_json(entries) if as_json else triage_text(entries), output)
-    if not all(e.ok for e in entries):
-        raise click.exceptions.Exit(1)
+    options = TriageOptions(vmlinux=vmlinux, crash=not no_crash)
+    where = f"through {broker}" if broker else f"{jobs} at a time"
+    click.echo(f"kdebug: triage of {len(dumps)} dumps, {where}", err=True)
+
+    def progress(e):
+        click.echo(f"kdebug: {e.path}: {e.signature if e.ok else f'FAILED: {e.error}'}", err=True)
+
+    if not db and not broker:  # the plain local run, unchanged
+        from kdebug.postmortem.triage import triage as run
+
+        return run(dumps, jobs=jobs, timeout=timeout, options=options, progress=progress)
+    from kdebug.fleet.run import fleet_triage
+
+    res = fleet_triage(dumps, db=db, broker=broker, jobs=jobs, timeout=timeout, options=options,
+                       progress=progress)
+    if db:
+        click.echo(f"kdebug: {res.analysed} analysed, {res.known} already known, "
+                   f"{res.recorded} recorded in {db}", err=True)
+    return res.entries
+
+
+def _summary(db, fmt, output):
+    from kdebug.fleet.run import db_summary
+    from kdebug.fleet.summary import summary_html, summary_json, summary_text
+
+    pages = db_summary(db, with_reports=fmt == "html" and output is not None)
+    if fmt == "json":
+        _write(summary_json(pages.groups, db), output)
+    elif fmt == "text":
+        _write(summary_text(pages.groups, db), output)
+    else:
+        if output is None:
+            raise UsageError("--format html writes a page and its reports: give -o FILE")
+        reports = output.with_name(output.name + ".reports")
+        _write(summary_html(pages.groups, db, reports.name), output)
+        reports.mkdir(mode=0o700, exist_ok=True)  # reports quote guest memory (log, tasks)
+        for name, page in pages.reports.items():
+            (reports / name).write_text(page)
+        click.echo(f"kdebug: wrote {len(pages.reports)} reports in {reports}", err=True)
 
 
 @click.command("crash-loop")

@@ -12,7 +12,7 @@ from kdebug.errors import KdebugError
 from kdebug.report.model import Report
 from kdebug.vmcore.layouts import DumpSite
 
-SCHEMA_VERSION = "1.1"  # 1.1: layout and dmesg per dump, error_stage and hint
+SCHEMA_VERSION = "1.2"  # 1.1: layout and dmesg per dump, error_stage and hint; 1.2: known
 
 
 @dataclass
@@ -37,6 +37,9 @@ class TriageEntry:
     seconds: float
     report: Report | None = None
     error: TriageError | None = None
+    #: Already in the crash database (by content): the report is the stored
+    #: one, not analysed again in this run.
+    known: bool = False
 
     @property
     def ok(self) -> bool:
@@ -66,7 +69,7 @@ class TriageEntry:
                 "reason": self.reason, "release": self.report.system.release if self.report else "",
                 "panic_task": self.panic_task, "log_source": self.report.log_source if self.report else None,
                 "error": str(self.error) if self.error else "",
-                "error_stage": self.error.stage if self.error else None}
+                "error_stage": self.error.stage if self.error else None, "known": self.known}
 
 
 def group(entries: list[TriageEntry]) -> list[dict]:
@@ -93,7 +96,7 @@ def triage_text(entries: list[TriageEntry]) -> str:
 
     groups = group(entries)
     rows = [(g["count"], g["reason"], g["signature"]) for g in groups]
-    per = [(_short(e), e.site.layout, "ok" if e.ok else "FAILED", f"{e.seconds:.1f}",
+    per = [(_short(e), e.site.layout, ("known" if e.known else "ok") if e.ok else "FAILED", f"{e.seconds:.1f}",
             e.signature if e.ok else str(e.error)) for e in entries]
     ok = sum(e.ok for e in entries)
     return (f"{len(entries)} dumps, {ok} analysed, {len(entries) - ok} failed, {len(groups)} groups\n\n"

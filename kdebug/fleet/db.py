@@ -1,0 +1,194 @@
+"""The crash database: every analysed dump, keyed by its content, so a dump
+is analysed once however often and wherever it is seen.
+
+SQLite (the standard library's) is the embedded default, for a path or a
+``sqlite:///path`` URL; a ``postgresql://`` URL uses PostgreSQL through
+psycopg (the ``fleet`` extra), the only module that imports it. The schema
+is versioned in ``kdebug_meta`` and created on first use; a database written
+by a newer kdebug is refused with its version, never half-read.
+
+Several triage runs may share one database: SQLite runs in WAL mode with a
+busy timeout and writes in ``BEGIN IMMEDIATE`` transactions; a row is
+inserted only if its content hash is new (``ON CONFLICT DO NOTHING``), so two
+runs that analysed the same dump leave one row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import astuple, fields
+from pathlib import Path
+
+from kdebug.errors import UsageError
+from kdebug.fleet.records import DumpRow
+
+SCHEMA_VERSION = 1
+#: Seconds a writer waits for another to finish before giving up.
+BUSY_TIMEOUT = 120
+COLUMNS = tuple(f.name for f in fields(DumpRow))
+_SCHEMA = """
+CREATE TABLE dumps (
+    content_hash TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    host TEXT NOT NULL,
+    release TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    crash_time TEXT,
+    analysed_at TEXT NOT NULL,
+    analysed_by TEXT NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL,
+    report_json TEXT NOT NULL
+);
+CREATE INDEX dumps_signature ON dumps (signature);
+"""
+
+
+def open_db(where: str | Path) -> CrashDB:
+    """A path or ``sqlite:///path`` -> SQLite; ``postgresql://...`` -> PostgreSQL."""
+    url = str(where)
+    if url.startswith(("postgresql://", "postgres://")):
+        return _Postgres(url)
+    if "://" in url and not url.startswith("sqlite:///"):
+        raise UsageError(f"--db {url}: not a path, sqlite:///PATH or postgresql:// URL")
+    return _Sqlite(Path(url.removeprefix("sqlite://")) if url.startswith("sqlite:///") else Path(url))
+
+
+class CrashDB:
+    """What triage asks of a crash database; the subclasses speak one engine each."""
+
+    where: str
+    placeholder = "?"
+
+    def __enter__(self) -> CrashDB:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self, write: bool) -> Iterator[object]:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.placeholder)
+
+    def _init_schema(self) -> None:
+        with self.transaction(write=True) as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS kdebug_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            cur.execute(self._sql("SELECT value FROM kdebug_meta WHERE key = ?"), ("schema_version",))
+            row = cur.fetchone()
+            if row is None:
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    cur.execute(stmt)
+                cur.execute(self._sql("INSERT INTO kdebug_meta (key, value) VALUES (?, ?)"),
+                            ("schema_version", str(SCHEMA_VERSION)))
+                return
+            version = int(row[0]) if str(row[0]).isdigit() else row[0]
+        if version != SCHEMA_VERSION:
+            newer = isinstance(version, int) and version > SCHEMA_VERSION
+            raise UsageError(f"crash database {self.where} has schema version {version}; this kdebug "
+                             f"reads version {SCHEMA_VERSION}",
+                             hint="upgrade kdebug" if newer else "it was not written by a kdebug release")
+
+    def known(self, hashes: Iterable[str]) -> dict[str, DumpRow]:
+        """The rows of those content hashes that are in the database."""
+        wanted = sorted(set(hashes))
+        out: dict[str, DumpRow] = {}
+        with self.transaction(write=False) as cur:
+            for i in range(0, len(wanted), 500):  # SQLite's limit on host parameters
+                chunk = wanted[i:i + 500]
+                cur.execute(self._sql(f"SELECT {', '.join(COLUMNS)} FROM dumps WHERE content_hash IN "
+                                      f"({', '.join('?' * len(chunk))})"), chunk)
+                out.update((r[0], DumpRow(*r)) for r in cur.fetchall())
+        return out
+
+    def record(self, rows: Iterable[DumpRow]) -> int:
+        """Insert rows whose content hash is new; returns how many were."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        added = 0
+        sql = self._sql(f"INSERT INTO dumps ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+                        "ON CONFLICT (content_hash) DO NOTHING")
+        with self.transaction(write=True) as cur:
+            for row in rows:
+                cur.execute(sql, astuple(row))
+                added += max(cur.rowcount, 0)
+        return added
+
+    def rows(self) -> list[DumpRow]:
+        with self.transaction(write=False) as cur:
+            cur.execute(f"SELECT {', '.join(COLUMNS)} FROM dumps ORDER BY analysed_at, content_hash")
+            return [DumpRow(*r) for r in cur.fetchall()]
+
+
+class _Sqlite(CrashDB):
+    def __init__(self, path: Path) -> None:
+        self.where = str(path)
+        if path.is_dir():
+            raise UsageError(f"--db {path} is a directory; name a database file")
+        if not path.parent.is_dir():
+            raise UsageError(f"--db {path}: directory {path.parent} does not exist")
+        try:
+            # Autocommit: transactions are begun explicitly (BEGIN IMMEDIATE to write).
+            self.conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT * 1000}")
+            # WAL: readers never block the writer, and a run killed mid-write leaves no torn rows.
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self._init_schema()
+        except sqlite3.DatabaseError as e:
+            raise UsageError(f"--db {path}: {e}", hint="is it a kdebug crash database (SQLite)?") from None
+
+    @contextmanager
+    def transaction(self, write: bool) -> Iterator[sqlite3.Cursor]:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
+
+class _Postgres(CrashDB):
+    placeholder = "%s"
+    #: pg_advisory_xact_lock key: schema creation by concurrent first runs is serialised.
+    _LOCK = 0x6B646267
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise UsageError("--db postgresql://... needs psycopg",
+                             hint="pip install 'kdebug[fleet]'") from None
+        self.where = _redact(url)
+        self._errors = psycopg.Error
+        try:
+            self.conn = psycopg.connect(url, connect_timeout=5, autocommit=True)
+            self._init_schema()
+        except psycopg.Error as e:
+            msg = " ".join(str(e).split())
+            raise UsageError(f"--db {self.where}: {msg}") from None
+
+    @contextmanager
+    def transaction(self, write: bool) -> Iterator[object]:
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            if write:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._LOCK,))
+            yield cur
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    head, sep, tail = url.partition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, cred = head.partition("//")
+    return f"{scheme}//{cred.split(':', 1)[0]}:***@{tail}"

@@ -1,0 +1,218 @@
+"""Celery over Redis: the one module that imports celery, kombu or redis.
+
+Each dump is one task on the queue of its kernel release (``kdebug.<release>``
+from its VMCOREINFO; ``kdebug.any`` when the dump does not say), so a worker
+subscribes to the releases whose debug info it has and keeps that cache warm.
+Tasks are acknowledged late and rejected back to the queue when their pool
+process dies, and each worker process holds one task at a time (prefetch 1):
+a worker killed mid-dump loses no dump. A whole worker that vanishes (killed,
+machine gone) leaves its task unacknowledged in Redis, which hands it to
+another worker after the visibility timeout (``--redeliver-after``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from celery import Celery
+from celery.app import trace as celery_trace
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from kombu.exceptions import OperationalError
+
+from kdebug.errors import UsageError
+from kdebug.fleet.work import analyse_site, entry_of, failed, options_to_dict
+from kdebug.postmortem.triage import TriageOptions
+from kdebug.report.triage import TriageEntry, TriageError
+from kdebug.vmcore.layouts import DumpSite
+
+TASK = "kdebug.fleet.analyse"
+ANY_QUEUE = "kdebug.any"
+SCHEMES = ("redis://", "rediss://", "redis+socket://")
+#: Seconds the client gives the broker to answer before saying so.
+CONNECT_TIMEOUT = 3.0
+#: A hard kill follows the soft time limit after this much grace (crash is cancelled on the soft one).
+HARD_GRACE = 30.0
+#: How often the client asks whether any worker is left, and after how many silent asks it gives up.
+PING_EVERY, PING_MISSES = 20.0, 3
+
+
+def queue_for(release: str | None) -> str:
+    return f"kdebug.{release}" if release else ANY_QUEUE
+
+
+def make_app(broker: str, *, redeliver_after: float = 3600.0) -> Celery:
+    if not broker.startswith(SCHEMES):
+        raise UsageError(f"--broker {broker}: not a Redis URL", hint="redis://HOST:6379/0")
+    app = Celery("kdebug", broker=broker, backend=broker, set_as_current=False)
+    app.conf.update(
+        task_serializer="json", result_serializer="json", accept_content=["json"],
+        task_acks_late=True, task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        # Results are read once by the client and then forgotten; unread ones expire.
+        result_expires=7 * 86400,
+        broker_connection_retry=False, broker_connection_max_retries=1,
+        broker_connection_timeout=CONNECT_TIMEOUT,
+        broker_transport_options={"visibility_timeout": redeliver_after,
+                                  "socket_connect_timeout": CONNECT_TIMEOUT},
+        redis_socket_connect_timeout=CONNECT_TIMEOUT,
+        result_backend_transport_options={"retry_policy": {"timeout": CONNECT_TIMEOUT}},
+        worker_hijack_root_logger=True,
+        worker_redirect_stdouts=False,
+    )
+    app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)(_analyse)
+    return app
+
+
+def _analyse(site: dict, options: dict) -> dict:
+    """The task: runs in a worker's pool process."""
+    worker = os.environ.get("KDEBUG_WORKER_NAME") or socket.gethostname()
+    t0 = time.monotonic()
+    try:
+        return analyse_site(site, options, worker)
+    except SoftTimeLimitExceeded:
+        limit = options.get("timeout")
+        return failed(TriageError(f"timed out after {limit:g} s" if limit else "timed out", "timeout"),
+                      time.monotonic() - t0, worker)
+    except Exception as e:  # a bug in kdebug: this dump's entry says so, the rest go on
+        return failed(TriageError(f"internal error: {type(e).__name__}: {e}", "internal"),
+                      time.monotonic() - t0, worker)
+
+
+def check_broker(app: Celery) -> None:
+    """One line within seconds when the broker cannot be reached, not a hang."""
+    url = app.conf.broker_url
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5,
+                                   timeout=CONNECT_TIMEOUT)
+            conn.default_channel.client.ping()
+    except (OperationalError, OSError) as e:
+        raise UsageError(f"cannot reach the broker {_redact(url)}: {_first_line(e)}",
+                         hint="is redis-server running there, and is the URL right?") from None
+    except Exception as e:  # redis-py's own errors (auth, protocol) are not OSErrors
+        raise UsageError(f"cannot use the broker {_redact(url)}: {_first_line(e)}") from None
+
+
+def worker_queues(app: Celery, timeout: float = 1.0) -> dict[str, set[str]]:
+    """Live workers and the queues each consumes."""
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    return {name: {q["name"] for q in qs} for name, qs in replies.items()}
+
+
+@dataclass
+class _Pending:
+    site: DumpSite
+    result: object  # celery AsyncResult
+    sent: float
+
+
+def analyse(broker: str, sites: list[tuple[DumpSite, str | None]], *, options: TriageOptions,
+            timeout: float, progress: Callable[[TriageEntry], None] | None = None) -> list[tuple[TriageEntry, str]]:
+    """Each (site, release) as a task on its release's queue; (entry, worker
+    name) per site, in the order given. A dump whose release no worker takes
+    is listed as failed rather than left waiting."""
+    app = make_app(broker)
+    check_broker(app)
+    subscribed = set().union(*worker_queues(app).values())
+    if not subscribed:
+        raise UsageError(f"no kdebug worker is listening on {_redact(broker)}",
+                         hint=f"start one: kdebug worker --broker {_redact(broker)}")
+    done: dict[int, tuple[TriageEntry, str]] = {}
+    pending: dict[int, _Pending] = {}
+    opts = {**options_to_dict(options), "timeout": timeout}
+    try:
+        for i, (site, release) in enumerate(sites):
+            q = queue_for(release)
+            if q not in subscribed:
+                entry = TriageEntry(site, 0.0, error=TriageError(
+                    f"no worker takes release {release or '(unknown)'}: none subscribes to queue {q}",
+                    "fleet", hint=f"start kdebug worker --release {release} where its debug info is"
+                    if release else "start a worker with the default queues"))
+                done[i] = (entry, "")
+                if progress:
+                    progress(entry)
+                continue
+            res = app.send_task(TASK, args=[site.to_dict(), opts], queue=q, soft_time_limit=timeout,
+                                time_limit=timeout + HARD_GRACE, retry=False)
+            pending[i] = _Pending(site, res, time.monotonic())
+        _collect(app, pending, done, timeout, progress)
+    except BaseException:
+        if pending:  # Ctrl-C: the queued dumps are not analysed for nobody
+            try:
+                app.control.revoke([p.result.id for p in pending.values()])
+            except Exception:
+                pass
+        raise
+    return [done[i] for i in range(len(sites))]
+
+
+def _collect(app: Celery, pending: dict[int, _Pending], done: dict[int, tuple[TriageEntry, str]],
+             timeout: float, progress) -> None:
+    last_ping, misses = time.monotonic(), 0
+    while pending:
+        finished = [i for i, p in pending.items() if p.result.ready()]
+        for i in finished:
+            p = pending.pop(i)
+            done[i] = _entry(p, timeout)
+            p.result.forget()
+            if progress:
+                progress(done[i][0])
+        if pending and not finished:
+            time.sleep(0.5)
+        if pending and time.monotonic() - last_ping > PING_EVERY:
+            last_ping = time.monotonic()
+            misses = 0 if app.control.ping(timeout=2.0) else misses + 1
+            if misses >= PING_MISSES:
+                for i, p in pending.items():
+                    done[i] = (TriageEntry(p.site, time.monotonic() - p.sent, error=TriageError(
+                        "no kdebug worker answers on the broker any more; the dump stays queued", "fleet")), "")
+                pending.clear()
+
+
+def _entry(p: _Pending, timeout: float) -> tuple[TriageEntry, str]:
+    res = p.result
+    if res.successful():
+        value = res.result
+        return entry_of(p.site, value), value.get("worker", "")
+    exc = res.result
+    secs = time.monotonic() - p.sent
+    if isinstance(exc, TimeLimitExceeded):
+        return TriageEntry(p.site, secs, error=TriageError(f"timed out after {timeout:g} s", "timeout")), ""
+    return TriageEntry(p.site, secs, error=TriageError(
+        f"the worker failed: {type(exc).__name__}: {_first_line(exc)}", "internal")), ""
+
+
+def run_worker(broker: str, *, concurrency: int, queues: list[str], name: str | None,
+               max_memory_mb: int, redeliver_after: float, loglevel: str = "INFO") -> None:
+    """Celery's own worker (prefork pool), in this process until it is stopped."""
+    app = make_app(broker, redeliver_after=redeliver_after)
+    check_broker(app)
+    # A worker rides out broker restarts; only the first connection must work at once.
+    app.conf.update(broker_connection_retry=True, broker_connection_max_retries=None,
+                    broker_connection_retry_on_startup=False)
+    node = name or f"kdebug-{os.getpid()}@{socket.gethostname()}"
+    os.environ["KDEBUG_WORKER_NAME"] = node  # the pool processes fork from here
+    # Celery logs each task's return value: a whole report per dump. Its name and time are enough.
+    celery_trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
+    app.worker_main(["worker", f"--hostname={node}", f"--concurrency={concurrency}", "--pool=prefork",
+                     f"--queues={','.join(queues)}", f"--max-memory-per-child={max_memory_mb * 1024}",
+                     "--prefetch-multiplier=1", "--without-gossip", "--without-mingle",
+                     f"--loglevel={loglevel}"])
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip() or type(e).__name__
+    return s.splitlines()[0]
+
+
+def _redact(url: str) -> str:
+    head, sep, tail = url.partition("@")
+    if not sep:
+        return url
+    scheme, _, _ = head.partition("//")
+    return f"{scheme}//***@{tail}"

@@ -1,0 +1,115 @@
+"""A triage run with a crash database and/or a broker: fingerprint each dump,
+skip those the database knows, analyse the rest (locally, with the same
+runner as plain ``kdebug triage``, or through the queue), record them, and
+hand back one TriageEntry per dump, in the order found, for the same
+grouping and rendering as a local run."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kdebug.fleet.db import open_db
+from kdebug.fleet.fingerprint import fingerprint
+from kdebug.fleet.records import DumpRow, row_of
+from kdebug.fleet.summary import SignatureSummary, report_file, summarize
+from kdebug.postmortem.triage import TriageOptions, triage
+from kdebug.report.triage import TriageEntry, TriageError
+from kdebug.vmcore.info import read_dump
+from kdebug.vmcore.layouts import DumpSite
+
+
+@dataclass
+class FleetRun:
+    entries: list[TriageEntry]
+    analysed: int  # dumps analysed in this run
+    known: int  # dumps whose report came from the database
+    recorded: int  # rows this run added to the database
+
+
+def fleet_triage(sites: list[DumpSite], *, db: str | None, broker: str | None, jobs: int, timeout: float,
+                 options: TriageOptions, progress: Callable[[TriageEntry], None] | None = None) -> FleetRun:
+    crash_db = open_db(db) if db else None
+    try:
+        return _run(sites, crash_db, broker, jobs, timeout, options, progress)
+    finally:
+        if crash_db is not None:
+            crash_db.close()
+
+
+def _run(sites, crash_db, broker, jobs, timeout, options, progress) -> FleetRun:
+    entries: dict[int, TriageEntry] = {}
+    hashes: dict[int, str] = {}
+    if crash_db is not None:
+        for i, s in enumerate(sites):
+            try:
+                hashes[i] = fingerprint(s.vmcore)
+            except OSError as e:
+                entries[i] = TriageEntry(s, 0.0, error=TriageError(f"cannot read {s.vmcore}: {e.strerror}", "input"))
+        rows = crash_db.known(hashes.values())
+        for i, h in hashes.items():
+            if h in rows:
+                entries[i] = _known(sites[i], rows[h])
+    # One analysis per content: a copy of a dump under another name shares it.
+    first: dict[str, int] = {}
+    todo = []
+    for i in range(len(sites)):
+        if i in entries:
+            continue
+        h = hashes.get(i)
+        if h is None or h not in first:
+            if h is not None:
+                first[h] = i
+            todo.append(i)
+    if broker and todo:
+        from kdebug.fleet.queue import analyse
+
+        results = analyse(broker, [(sites[i], _release(sites[i])) for i in todo], options=options,
+                          timeout=timeout, progress=progress)
+    elif todo:
+        by = f"local@{socket.gethostname()}"
+        results = [(e, by) for e in triage([sites[i] for i in todo], jobs=jobs, timeout=timeout,
+                                           options=options, progress=progress)]
+    else:
+        results = []
+    new_rows = []
+    for i, (entry, by) in zip(todo, results, strict=True):
+        entries[i] = entry
+        if entry.ok and i in hashes:
+            new_rows.append(row_of(entry, hashes[i], by))
+    for i in range(len(sites)):
+        if i not in entries:  # a second copy of a dump analysed in this run
+            e = entries[first[hashes[i]]]
+            entries[i] = TriageEntry(sites[i], e.seconds, report=e.report, error=e.error, known=e.ok)
+    recorded = crash_db.record(new_rows) if crash_db is not None else 0
+    out = [entries[i] for i in range(len(sites))]
+    return FleetRun(out, len(todo), sum(e.known for e in out), recorded)
+
+
+def _known(site: DumpSite, row: DumpRow) -> TriageEntry:
+    return TriageEntry(site, row.seconds, report=row.report(), known=True)
+
+
+def _release(site: DumpSite) -> str | None:
+    """The release in the dump's VMCOREINFO, for routing (None when unreadable)."""
+    try:
+        return read_dump(site.vmcore).release
+    except OSError:
+        return None
+
+
+@dataclass
+class SummaryPages:
+    groups: list[SignatureSummary]
+    #: Report pages for the HTML summary: file name -> HTML, in ``reports_dir``.
+    reports: dict[str, str]
+
+
+def db_summary(db: str, *, with_reports: bool = False) -> SummaryPages:
+    from kdebug.report.render import render_html
+
+    with open_db(db) as crash_db:
+        rows = crash_db.rows()
+    reports = {report_file(r.content_hash): render_html(r.report()) for r in rows} if with_reports else {}
+    return SummaryPages(summarize(rows), reports)
