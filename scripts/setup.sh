@@ -53,7 +53,7 @@ if [ ! -x "$VENV/bin/kdebug" ] || [ pyproject.toml -nt "$VENV/.kdebug-installed"
     echo "setup: creating $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
-    "$VENV/bin/pip" install -q -e '.[dev]'
+    "$VENV/bin/pip" install -q -e '.[dev,fleet]'
     touch "$VENV/.kdebug-installed"
 fi
 
