@@ -34,6 +34,8 @@ ANY_QUEUE = "kdebug.any"
 SCHEMES = ("redis://", "rediss://", "redis+socket://")
 #: Seconds the client gives the broker to answer before saying so.
 CONNECT_TIMEOUT = 3.0
+#: The client's read timeout (a worker's blocking reads must not have one).
+SOCKET_TIMEOUT = 5.0
 #: A hard kill follows the soft time limit after this much grace (crash is cancelled on the soft one).
 HARD_GRACE = 30.0
 #: How often the client asks whether any worker is left, and after how many silent asks it gives up.
@@ -44,7 +46,7 @@ def queue_for(release: str | None) -> str:
     return f"kdebug.{release}" if release else ANY_QUEUE
 
 
-def make_app(broker: str, *, redeliver_after: float = 3600.0) -> Celery:
+def make_app(broker: str, *, redeliver_after: float = 3600.0, client: bool = True) -> Celery:
     if not broker.startswith(SCHEMES):
         raise UsageError(f"--broker {broker}: not a Redis URL", hint="redis://HOST:6379/0")
     app = Celery("kdebug", broker=broker, backend=broker, set_as_current=False)
@@ -64,6 +66,9 @@ def make_app(broker: str, *, redeliver_after: float = 3600.0) -> Celery:
         worker_hijack_root_logger=True,
         worker_redirect_stdouts=False,
     )
+    if client:  # a server that accepts but never answers is an error too, not a hang
+        app.conf.broker_transport_options["socket_timeout"] = SOCKET_TIMEOUT
+        app.conf.redis_socket_timeout = SOCKET_TIMEOUT
     app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)(_analyse)
     return app
 
@@ -111,13 +116,19 @@ class _Pending:
     sent: float
 
 
-def analyse(broker: str, sites: list[tuple[DumpSite, str | None]], *, options: TriageOptions,
+def connect(broker: str) -> Celery:
+    """The client's app, its broker answering (UsageError within seconds if not)."""
+    app = make_app(broker)
+    check_broker(app)
+    return app
+
+
+def analyse(app: Celery, sites: list[tuple[DumpSite, str | None]], *, options: TriageOptions,
             timeout: float, progress: Callable[[TriageEntry], None] | None = None) -> list[tuple[TriageEntry, str]]:
     """Each (site, release) as a task on its release's queue; (entry, worker
     name) per site, in the order given. A dump whose release no worker takes
     is listed as failed rather than left waiting."""
-    app = make_app(broker)
-    check_broker(app)
+    broker = app.conf.broker_url
     subscribed = set().union(*worker_queues(app).values())
     if not subscribed:
         raise UsageError(f"no kdebug worker is listening on {_redact(broker)}",
@@ -190,8 +201,12 @@ def _entry(p: _Pending, timeout: float) -> tuple[TriageEntry, str]:
 def run_worker(broker: str, *, concurrency: int, queues: list[str], name: str | None,
                max_memory_mb: int, redeliver_after: float, loglevel: str = "INFO") -> None:
     """Celery's own worker (prefork pool), in this process until it is stopped."""
-    app = make_app(broker, redeliver_after=redeliver_after)
-    check_broker(app)
+    check_broker(make_app(broker))  # with the client's timeouts: a dead broker is one line, not a hang
+    app = make_app(broker, redeliver_after=redeliver_after, client=False)
+    # kombu sweeps for abandoned tasks every interval x throttle seconds (100 s by default):
+    # sweep often enough that --redeliver-after is what a vanished worker's dump waits.
+    app.conf.broker_transport_options.update(unacked_restore_interval=min(10.0, redeliver_after / 4),
+                                             unacked_restore_throttle=1)
     # A worker rides out broker restarts; only the first connection must work at once.
     app.conf.update(broker_connection_retry=True, broker_connection_max_retries=None,
                     broker_connection_retry_on_startup=False)

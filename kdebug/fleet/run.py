@@ -30,15 +30,20 @@ class FleetRun:
 
 def fleet_triage(sites: list[DumpSite], *, db: str | None, broker: str | None, jobs: int, timeout: float,
                  options: TriageOptions, progress: Callable[[TriageEntry], None] | None = None) -> FleetRun:
+    app = None
+    if broker:  # an unreachable broker is said before any dump is read
+        from kdebug.fleet.queue import connect
+
+        app = connect(broker)
     crash_db = open_db(db) if db else None
     try:
-        return _run(sites, crash_db, broker, jobs, timeout, options, progress)
+        return _run(sites, crash_db, app, jobs, timeout, options, progress)
     finally:
         if crash_db is not None:
             crash_db.close()
 
 
-def _run(sites, crash_db, broker, jobs, timeout, options, progress) -> FleetRun:
+def _run(sites, crash_db, app, jobs, timeout, options, progress) -> FleetRun:
     entries: dict[int, TriageEntry] = {}
     hashes: dict[int, str] = {}
     if crash_db is not None:
@@ -62,10 +67,10 @@ def _run(sites, crash_db, broker, jobs, timeout, options, progress) -> FleetRun:
             if h is not None:
                 first[h] = i
             todo.append(i)
-    if broker and todo:
+    if app is not None and todo:
         from kdebug.fleet.queue import analyse
 
-        results = analyse(broker, [(sites[i], _release(sites[i])) for i in todo], options=options,
+        results = analyse(app, [(sites[i], _release(sites[i])) for i in todo], options=options,
                           timeout=timeout, progress=progress)
     elif todo:
         by = f"local@{socket.gethostname()}"
