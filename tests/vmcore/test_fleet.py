@@ -65,10 +65,10 @@ def redis_server(tmp_path_factory):
     need_tool("redis-server")
     d = tmp_path_factory.mktemp("redis")
     port = _free_port()
-    log = open(d / "redis.log", "w")
-    proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                             "--appendonly", "no", "--dir", str(d), "--databases", "64"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(d / "redis.log", "w") as log:
+        proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                                 "--appendonly", "no", "--dir", str(d), "--databases", "64"],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -84,7 +84,6 @@ def redis_server(tmp_path_factory):
         yield {"port": port, "next_db": iter(range(64))}
     finally:
         _stop(proc)
-        log.close()
 
 
 @pytest.fixture
@@ -117,7 +116,7 @@ def workers(tmp_path, broker):
         if hide is not None:
             need(shutil.which("unshare") is not None and subprocess.run(
                 ["unshare", "-m", "true"], capture_output=True).returncode == 0, "no mount namespaces (unshare -m)")
-            argv = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs none "$0" && exec "$@"', str(hide), *argv]
+            argv = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"', str(hide), *argv]
         with open(log, "w") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
         w = Worker(f"{name}@test", proc, log)
