@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,7 +96,20 @@ def _program(cap):
     return prog
 
 
-def crash_says(cap) -> str:
+def crash_says(cap) -> str | None:
+    """crash's ``sys`` on the dump; None where this crash cannot open the
+    kernel, which kdebug's crash runner must then recognise (unsupported)."""
+    out = _crash_sys(cap)
+    if "RELEASE:" in out:
+        return out
+    from kdebug.crash.runner import run_crash
+
+    run = run_crash(Path(cap.vmlinux), cap.vmcore_path, timeout=120)
+    assert not run.ok and run.unsupported, (out[-2000:], run)
+    return None
+
+
+def _crash_sys(cap) -> str:
     need_tool("crash")
     cmds = cap.directory / "crash.in"
     cmds.write_text("sys\nquit\n")
@@ -115,11 +129,16 @@ def test_kdump_trigger_panic_in_dump(captured, trigger, kernel):
     assert cap.ok and cap.format == "kdump" and cap.method == "kdump" and cap.via == via
     log = drgn_log(cap)
     assert re.search(TRIGGERS[trigger].panic, log), log[-2000:]
-    # Filtered and compressed: under 5% of a 1 GiB guest's RAM (the goal of issue 4).
+    # Filtered and compressed: under 5% of a 1 GiB guest's RAM (the goal of issue 4); 8%
+    # where the level keeps user data because this makedumpfile would drop slab pages
+    # with it (6.12 with makedumpfile 1.7.2: -d 23, ~54 MB).
     if cap.guest["memory_mb"] >= 1024:
-        assert cap.sizes["vmcore"] < 0.05 * (cap.guest["memory_mb"] << 20)
+        share = 0.05 if cap.dump_level == 31 else 0.08
+        assert cap.sizes["vmcore"] < share * (cap.guest["memory_mb"] << 20)
     # the disk route writes kdump-compressed at once: nothing to convert
     stages = KDUMP_STAGES if via == "serial" else [*KDUMP_STAGES[:10], "read-disk", "verify"]
+    if trigger == "sysrq":  # the default capture lists the guest's tasks first (PROC_LIST)
+        stages = [*stages[:4], "setup", *stages[4:]]
     assert [s.name for s in cap.stages] == stages and all(s.ok for s in cap.stages)
     assert not (cap.directory / ".vmcore.disk").exists()
     if via == "disk":
@@ -229,6 +248,8 @@ def test_kdump_at_a_level_that_drops_kernel_data_is_not_called_good(captured, ke
 def test_kdump_dump_opens_in_crash(captured, kernel):
     cap = captured("kdump", "sysrq")
     out = crash_says(cap)
+    if out is None:
+        pytest.skip("this crash cannot open the kernel (kdebug says so: see crash_says)")
     assert re.search(r'PANIC: "Kernel panic - not syncing: sysrq triggered crash"', out), out[-2000:]
     assert re.search(rf"RELEASE: {re.escape(kernel.release)}", out)
 
@@ -242,7 +263,8 @@ def test_qemu_method_elf_opens_in_drgn_and_crash(captured, kernel):
     assert read_dump(cap.vmcore_path).build_id == elf.file_build_id(kernel.vmlinux)
     # All of RAM as ELF: at least the guest's memory.
     assert cap.sizes["vmcore"] >= (cap.guest["memory_mb"] << 20)
-    assert 'PANIC: "Kernel panic - not syncing: sysrq triggered crash"' in crash_says(cap)
+    out = crash_says(cap)
+    assert out is None or 'PANIC: "Kernel panic - not syncing: sysrq triggered crash"' in out
 
 
 def test_qemu_method_nmi_trigger(captured):
