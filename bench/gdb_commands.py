@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kdebug.attach.driver import GdbDriver  # noqa: E402
+from kdebug.attach.mi import GdbMI  # noqa: E402
 from kdebug.attach.plan import GdbPlan, gdb_argv, host_python_path, index_cache_dir  # noqa: E402
 from kdebug.attach.ram import ram_file_path, share_ram  # noqa: E402
 from kdebug.guest.introspect import kaslr_offset_from_qmp  # noqa: E402
@@ -55,8 +55,8 @@ def stop_and_offset(guest, kernel) -> int:
         return kaslr_offset_from_qmp(q, kernel.vmlinux)
 
 
-def best(driver: GdbDriver, cmd: str, runs: int, forget: bool) -> tuple[float, float, int]:
-    """(best seconds inside gdb, best seconds end to end through gdb's terminal, lines)."""
+def best(driver: GdbMI, cmd: str, runs: int, forget: bool) -> tuple[float, float, int]:
+    """(best seconds inside gdb, best seconds end to end through gdb's machine interface, lines)."""
     inside, through = [], []
     lines = 0
     for _ in range(runs):
@@ -70,7 +70,9 @@ def best(driver: GdbDriver, cmd: str, runs: int, forget: bool) -> tuple[float, f
         lines = int(n)
         if forget:
             driver.run(FORGET)
-        out, dt = driver.timed(cmd, timeout=900)
+        t0 = time.monotonic()
+        out = driver.execute(cmd, timeout=900)
+        dt = time.monotonic() - t0
         assert "Traceback" not in out, out[:500]
         through.append(dt)
     return min(inside), min(through), lines
@@ -87,7 +89,7 @@ def bench_commands(tree: Path, ntasks: int, runs: int) -> None:
         plan = GdbPlan(vmlinux=prep.kernel.vmlinux, port=prep.plan.gdb_port, kaslr_offset=offset, styled=False,
                        index_cache=index_cache_dir(), kernel_scripts=prep.kernel.gdb_scripts, ram_file=ram,
                        python_path=host_python_path())
-        with GdbDriver(gdb_argv(plan)) as d:
+        with GdbMI(gdb_argv(plan)) as d:
             for cmd in ("kd-ps", "lx-ps", "kd-dmesg", "lx-dmesg"):
                 d.run(cmd, timeout=900)  # warm-up: type lookups, gdb's symbol caches
             rows = []
@@ -119,7 +121,7 @@ def bench_attach() -> None:
                 plan = GdbPlan(vmlinux=prep.kernel.vmlinux, port=prep.plan.gdb_port, kaslr_offset=offset,
                                styled=False, index_cache=Path(cache), ram_file=ram, python_path=host_python_path())
                 t0 = time.monotonic()
-                with GdbDriver(gdb_argv(plan), timeout=900) as d:
+                with GdbMI(gdb_argv(plan), timeout=900) as d:
                     out = d.run("kd-ps", timeout=900)
                     dt = time.monotonic() - t0
                 assert " init" in out

@@ -1,11 +1,18 @@
 """gdb driven through its machine interface (pygdbmi): the API's and the
-tests' way to run gdb. Control goes through MI (async: continue, interrupt,
-wait for a stop), data walks stay in gdb-Python (the kd- commands), whose
-console output comes back as MI stream records. Every call has a timeout."""
+tests' way to run gdb. Control goes through MI (continue, wait for a stop),
+data walks stay in gdb-Python (the kd- commands), whose console output comes
+back as MI stream records. Every call has a timeout.
+
+MI runs synchronously and an interrupt is a SIGINT to gdb, as Ctrl-C on its
+terminal: with `mi-async on`, once a Python breakpoint has said "don't stop"
+(kd-symbols --follow on insmod) gdb takes the running target for stopped and
+drops every later -exec-interrupt (measured with gdb 13.1)."""
 
 from __future__ import annotations
 
 import itertools
+import re
+import signal
 import time
 
 from kdebug.attach.runner import check_gdb
@@ -29,8 +36,9 @@ class GdbMI:
             raise DebuggerError("an MI-driven gdb runs without -batch")
         self._tokens = itertools.count(1)
         self._pending: list[dict] = []  # records read while waiting for something else
+        self._printed: list[str] = []  # what gdb printed since the last continue
         try:
-            self._gdb = GdbController([argv[0], "--interpreter=mi3", "-iex", "set mi-async on", *argv[1:]],
+            self._gdb = GdbController([argv[0], "--interpreter=mi3", *argv[1:]],
                                       time_to_check_for_additional_output_sec=0.01)
         except (OSError, ValueError) as e:
             raise DebuggerError(f"cannot start gdb: {e}") from None
@@ -44,6 +52,14 @@ class GdbMI:
             return self._gdb.get_gdb_response(timeout_sec=timeout, raise_error_on_timeout=False)
         except Exception as e:  # pygdbmi raises its own types when gdb died
             raise DebuggerError(f"gdb stopped answering: {e}") from None
+
+    def _read_running(self, timeout: float) -> None:
+        """Records while the target runs: printed text apart, the rest pending."""
+        for rec in self._read(timeout):
+            if rec.get("type") in ("console", "target") and isinstance(rec.get("payload"), str):
+                self._printed.append(rec["payload"])
+            else:
+                self._pending.append(rec)
 
     def _command(self, mi: str, timeout: float) -> tuple[str, dict]:
         """Send one MI command; return (console text it printed, its result record)."""
@@ -71,16 +87,38 @@ class GdbMI:
 
     def execute(self, command: str, timeout: float = 120.0) -> str:
         """Run a CLI command (e.g. ``kd-ps --json``); return what it printed."""
-        return self._command(f"-interpreter-exec console {mi_quote(command)}", timeout)[0]
+        return self._command(f"-interpreter-exec console {mi_quote(command)}", timeout)[0].strip("\n")
+
+    def run(self, command: str, timeout: float = 120.0) -> str:
+        """Like :meth:`execute`, but a command's error is its output, as on
+        gdb's terminal (one line), instead of an exception."""
+        try:
+            return self.execute(command, timeout)
+        except DebuggerError as e:
+            if not e.message.startswith("gdb: "):
+                raise
+            return e.message.removeprefix("gdb: ")
+
+    def wait_output(self, pattern: str, timeout: float = 120.0) -> re.Match:
+        """Wait until what gdb printed while the target ran matches ``pattern``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.output_since())
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise DebuggerError(f"gdb did not print {pattern!r} within {timeout:g} s")
 
     def cont(self) -> None:
-        """Let the target run (returns at once: MI is asynchronous)."""
+        """Let the target run; returns once gdb says it is running. Until it
+        stops again, gdb reads no other command: wait, or interrupt."""
         self._pending.clear()
+        self._printed.clear()
         self._command("-exec-continue", 30)
 
     def interrupt(self, timeout: float = 60.0) -> dict:
-        """Stop a running target; return the stop record."""
-        self._command("-exec-interrupt", 30)
+        """Stop a running target (SIGINT to gdb, as Ctrl-C); return the stop record."""
+        self._gdb.gdb_process.send_signal(signal.SIGINT)
         return self.wait_stopped(timeout)
 
     def wait_stopped(self, timeout: float = 60.0) -> dict:
@@ -93,14 +131,12 @@ class GdbMI:
                     return rec.get("payload") or {}
             if time.monotonic() > deadline:
                 raise DebuggerError(f"the target did not stop within {timeout:g} s")
-            self._pending += self._read(0.2)
+            self._read_running(0.2)
 
     def output_since(self) -> str:
-        """Console text gdb printed while the target ran (breakpoint commands, kd-break)."""
-        self._pending += self._read(0.05)
-        text = "".join(r["payload"] for r in self._pending
-                       if r.get("type") in ("console", "target") and isinstance(r.get("payload"), str))
-        return text
+        """What gdb printed since the last :meth:`cont` (breakpoint reports, kd-symbols)."""
+        self._read_running(0.05)
+        return "".join(self._printed)
 
     def close(self) -> None:
         try:

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdebug.attach.driver import GdbDriver
+from kdebug.attach.mi import GdbMI
 from kdebug.attach.plan import GdbPlan, gdb_argv, host_python_path, index_cache_dir
 from kdebug.decode.elfsyms import read_vmlinux
 from kdebug.guest.introspect import kaslr_offset_from_qmp
@@ -108,7 +108,7 @@ def section_of(truth: Truth, addr: int) -> str:
     return best[1]
 
 
-def attach_gdb(guest, kernel) -> tuple[GdbDriver, int]:
+def attach_gdb(guest, kernel) -> tuple[GdbMI, int]:
     """Stop ``guest`` through QMP, find its KASLR offset, start gdb on it."""
     with Qmp(guest.session.qmp_socket) as q:
         q.cmd("stop")
@@ -117,7 +117,7 @@ def attach_gdb(guest, kernel) -> tuple[GdbDriver, int]:
                    index_cache=index_cache_dir(), kernel_scripts=kernel.gdb_scripts,
                    module_dirs=[kernel.module_debug_dir] if kernel.module_debug_dir else [],
                    python_path=host_python_path())
-    return GdbDriver(gdb_argv(plan)), offset
+    return GdbMI(gdb_argv(plan)), offset
 
 
 def release(guest, driver) -> None:

@@ -187,15 +187,16 @@ def test_kd_symbols_follows_rmmod_and_insmod(live, shared_guest):
     before = {m["name"]: m["address"] for m in kd_json(driver, "kd-lsmod --json")}
     assert "pvpanic_pci" in before
     # Typed now, run by the guest's shell once gdb lets it go on.
-    shared_guest.child.sendline("rmmod pvpanic_pci; insmod /lib/modules/$(grep pvpanic.pci /etc/kdebug/modules); "
-                                "grep -w pvpanic_pci_probe /proc/kallsyms; echo __KD_FOLLOW_DONE__")
-    driver.child.sendline("continue")
-    shared_guest.child.expect(r"(\w+) t pvpanic_pci_probe\s+\[pvpanic_pci\]\s+__KD_FOLLOW_DONE__", timeout=120)
-    probe = int(shared_guest.child.match.group(1), 16)
-    driver.child.sendcontrol("c")
-    driver.child.expect(r"SIGINT|stopped", timeout=60)
+    shared_guest.send("rmmod pvpanic_pci; insmod /lib/modules/$(grep pvpanic.pci /etc/kdebug/modules); "
+                      "grep -w pvpanic_pci_probe /proc/kallsyms; echo __KD_FOLLOW_DONE__")
+    driver.cont()
+    i, m = shared_guest.expect([re.compile(r"(\w+) t pvpanic_pci_probe\s+\[pvpanic_pci\]\s+__KD_FOLLOW_DONE__")],
+                               timeout=120)
+    assert i == 0, shared_guest.transcript[-2000:]
+    probe = int(m.group(1), 16)
+    driver.interrupt()
     # gdb reported the reload while the guest ran (unload first, then load at the new place).
-    assert "kd-symbols: pvpanic_pci at 0x" in driver.child.before, driver.child.before
+    assert "kd-symbols: pvpanic_pci at 0x" in driver.output_since(), driver.output_since()
     after = {m["name"]: m["address"] for m in kd_json(driver, "kd-lsmod --json")}
     assert set(after) == set(before)
     assert driver.run("p/x (unsigned long)&pvpanic_pci_probe").endswith(f"= {probe:#x}")
@@ -208,19 +209,18 @@ def test_syscall_preset_hits_and_reports(live, shared_guest):
     assert m, out
     stopped = True
     try:
-        shared_guest.child.sendline("uname -r")
-        driver.child.sendline("continue")
+        shared_guest.send("uname -r")
+        driver.cont()
         stopped = False
-        driver.child.expect(r"kd-break: __x64_sys_newuname hit on CPU \d+, task (\d+) \((\w+)\)", timeout=120)
+        hit = driver.wait_output(r"kd-break: __x64_sys_newuname hit on CPU \d+, task (\d+) \((\w+)\)", timeout=120)
+        driver.wait_stopped(60)
         stopped = True
-        pid, comm = int(driver.child.match.group(1)), driver.child.match.group(2)
+        pid, comm = int(hit.group(1)), hit.group(2)
         assert comm in ("uname", "sh")  # busybox may run the applet inside the shell
-        driver.child.expect(r"#0\s+0x[0-9a-f]+ __x64_sys_newuname\+", timeout=30)
-        driver.child.expect(r"last log lines:", timeout=30)
-        driver.run("echo")  # the rest of the report, up to the prompt
+        driver.wait_output(r"#0\s+0x[0-9a-f]+ __x64_sys_newuname\+", timeout=30)
+        driver.wait_output(r"last log lines:", timeout=30)
         assert [t["comm"] for t in kd_json(driver, f"kd-ps --pid {pid} --json")] == [comm]
     finally:
         if not stopped:
-            driver.child.sendcontrol("c")
-            driver.child.expect(r"SIGINT|stopped", timeout=60)
+            driver.interrupt()
         driver.run(f"delete {m.group(1)}")
