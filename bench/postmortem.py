@@ -6,9 +6,14 @@ log, mod) from a command file; kdebug's full report runs drgn in-process while
 crash runs its (longer) command file beside it, then cross-checks. N rounds,
 interleaved so that machine load hits all alike; prints medians and ratios
 (goal: full report no slower than crash alone). Then triage throughput for
-M dumps (symlinks to the same dump), drgn only and full, 2 jobs.
+M dumps (symlinks to the same dump), drgn only and full, 2 jobs. Then fleet
+triage: the same M dumps through a Redis broker to 1 and 2 `kdebug worker`s
+(one dump at a time each, started once and kept warm, as in a fleet) beside
+the local run with 1 and 2 jobs, rounds interleaved, medians, dumps per
+minute and each broker run's time as a ratio of the local run with as many
+jobs: the queue's overhead per dump.
 
-    .venv/bin/python bench/postmortem.py [VMCORE] [-n 3] [-m 4]
+    .venv/bin/python bench/postmortem.py [VMCORE] [-n 3] [-m 4] [--no-fleet]
 
 Without VMCORE it makes a 512 MiB QEMU dump of a sysrq-c crash first.
 """
@@ -16,11 +21,16 @@ Without VMCORE it makes a 512 MiB QEMU dump of a sysrq-c crash first.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +56,7 @@ def main() -> None:
     ap.add_argument("vmcore", nargs="?")
     ap.add_argument("-n", type=int, default=3, help="rounds")
     ap.add_argument("-m", type=int, default=4, help="dumps for the triage throughput")
+    ap.add_argument("--no-fleet", action="store_true", help="skip the broker runs")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kdebug-bench-"))
     if args.vmcore:
@@ -84,6 +95,80 @@ def main() -> None:
         secs = timed([*kd, "triage", str(tdir), "--json", "--jobs", "2", *extra], timeout=1800)
         print(f"  triage {args.m} dumps, 2 jobs, {label:9s} {secs:6.2f} s   "
               f"{args.m / secs * 60:5.1f} dumps/min   x{secs / (args.m * base):.2f} of crash alone per dump")
+    if not args.no_fleet:
+        fleet(kd, tdir, tmp, args.m, args.n)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn(stack: ExitStack, argv: list[str], log: Path) -> subprocess.Popen:
+    """A server for this run, in its own process group, stopped when the stack closes."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+
+    def stop() -> None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    stack.callback(stop)
+    return proc
+
+
+def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{proc.args[:3]} did not start: {log.read_text()[-1000:]}")
+        time.sleep(0.1)
+
+
+def fleet(kd: list[str], tdir: Path, tmp: Path, m: int, rounds: int) -> None:
+    """Dumps per minute through the broker with 1 and 2 workers, beside the local run."""
+    if shutil.which("redis-server") is None:
+        print("  fleet: redis-server is not installed (scripts/setup.sh): skipped")
+        return
+    port = _free_port()
+    with ExitStack() as stack:
+        redis = _spawn(stack, ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+                               "--appendonly", "no", "--dir", str(tmp)], tmp / "redis.log")
+        _wait_for(tmp / "redis.log", "Ready to accept connections", redis)
+        # One Redis database per setup: the 1-worker runs reach only the lone worker.
+        brokers = {1: f"redis://127.0.0.1:{port}/1", 2: f"redis://127.0.0.1:{port}/2"}
+        t0 = time.monotonic()
+        for n, url in brokers.items():
+            for w in range(n):
+                log = tmp / f"worker-{n}-{w}.log"
+                proc = _spawn(stack, [*kd, "worker", "--broker", url, "--concurrency", "1",
+                                      "--name", f"bench{n}-{w}@%h"], log)
+                _wait_for(log, " ready.", proc)
+        print(f"fleet: redis-server and 3 workers started in {time.monotonic() - t0:.1f} s (not counted below)")
+        for label, extra in (("drgn only", ["--no-crash"]), ("full", [])):
+            runs = {f"local, {n} job{'s' * (n > 1)}": [*kd, "triage", str(tdir), "--json", "--jobs", str(n), *extra]
+                    for n in (1, 2)}
+            runs |= {f"broker, {n} worker{'s' * (n > 1)}": [*kd, "triage", str(tdir), "--json", "--broker", url,
+                                                           *extra] for n, url in brokers.items()}
+            times: dict[str, list[float]] = {k: [] for k in runs}
+            for i in range(rounds):
+                for name, argv in runs.items():
+                    times[name].append(timed(argv, timeout=1800))
+                print(f"fleet {label} round {i + 1}/{rounds}: "
+                      + ", ".join(f"{k} {v[-1]:.1f}s" for k, v in times.items()), file=sys.stderr)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            print(f"fleet triage, {m} dumps, {label}, medians of {rounds} interleaved rounds, "
+                  f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            for name, secs in med.items():
+                n = name.split(", ")[1].split()[0]
+                local = med[f"local, {n} job{'s' * (n != '1')}"]
+                print(f"  {name:18s} {secs:6.2f} s   {m / secs * 60:6.1f} dumps/min   "
+                      f"x{secs / local:.2f} of local with {n} job{'s' * (n != '1')}   "
+                      f"{(secs - local) / m:+.2f} s per dump")
 
 
 if __name__ == "__main__":

@@ -210,7 +210,7 @@ def run_worker(broker: str, *, concurrency: int, queues: list[str], name: str | 
     # A worker rides out broker restarts; only the first connection must work at once.
     app.conf.update(broker_connection_retry=True, broker_connection_max_retries=None,
                     broker_connection_retry_on_startup=False)
-    node = name or f"kdebug-{os.getpid()}@{socket.gethostname()}"
+    node = (name or f"kdebug-{os.getpid()}@%h").replace("%h", socket.gethostname())
     os.environ["KDEBUG_WORKER_NAME"] = node  # the pool processes fork from here
     # Celery logs each task's return value: a whole report per dump. Its name and time are enough.
     celery_trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
