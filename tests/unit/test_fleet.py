@@ -216,6 +216,15 @@ def test_unreachable_broker_is_one_line_within_seconds(tmp_path):
         silent.close()
 
 
+def test_unreachable_postgresql_is_one_line_without_its_password():
+    pytest.importorskip("psycopg")
+    url = f"postgresql://kdebug:secret@127.0.0.1:{_closed_port()}/postgres"
+    r = subprocess.run([*KDEBUG, "triage", "--db", url, "--summary"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "secret" not in r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"kdebug: error: --db {url.replace('secret', '***')}: connection failed")
+
+
 def test_cli_usage_errors(tmp_path):
     for argv, words in ((["triage", "--summary"], "give --db"),
                         (["triage", str(tmp_path), "--format", "html"], "for --summary"),

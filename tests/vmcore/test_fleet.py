@@ -383,3 +383,18 @@ def test_postgresql_database(fleet_dir, truth, postgres):
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.strip() == (f"kdebug: error: crash database {url} has schema version 99; "
                                       "this kdebug reads version 1 (upgrade kdebug)")
+
+
+def test_per_dump_time_limit_is_the_local_runs(tmp_path, qemu_dump, broker, workers):
+    """A time limit far below what the full analysis takes (crash alone loads
+    the vmlinux for seconds) ends the dump on the worker with the record the
+    local run makes for its own timeout."""
+    d = tmp_path / "dumps"
+    _link(Path(qemu_dump("sysrq").path), d / "vmcore")
+    workers("slow")
+    local = _kdebug("triage", str(d), "--json", "--timeout", "0.5")
+    remote = _kdebug("triage", str(d), "--json", "--timeout", "0.5", "--broker", broker)
+    (want,), (got,) = json.loads(local.stdout)["dumps"], json.loads(remote.stdout)["dumps"]
+    assert local.returncode == remote.returncode == 1
+    assert (got["ok"], got["error"], got["error_stage"]) == (False, want["error"], want["error_stage"]) == (
+        False, "timed out after 0.5 s", "timeout")
