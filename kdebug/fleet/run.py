@@ -10,7 +10,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kdebug.fleet.db import open_db
+from kdebug.fleet.db import CrashDB, open_db
 from kdebug.fleet.fingerprint import fingerprint
 from kdebug.fleet.records import DumpRow, row_of
 from kdebug.fleet.summary import SignatureSummary, report_file, summarize
@@ -43,7 +43,9 @@ def fleet_triage(sites: list[DumpSite], *, db: str | None, broker: str | None, j
             crash_db.close()
 
 
-def _run(sites, crash_db, app, jobs, timeout, options, progress) -> FleetRun:
+def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jobs: int, timeout: float,
+         options: TriageOptions, progress: Callable[[TriageEntry], None] | None) -> FleetRun:
+    """``app`` is the queue's client (kdebug.fleet.queue.connect), None for a local run."""
     entries: dict[int, TriageEntry] = {}
     hashes: dict[int, str] = {}
     if crash_db is not None:
