@@ -79,13 +79,13 @@ def summary_html(groups: list[SignatureSummary], source: str, reports_dir: str) 
         links = "".join(f'<li><a href="{e(reports_dir)}/{e(report_file(d.content_hash))}">{e(d.seen)}</a> '
                         f'{e(d.host)} {e(d.release)} <code>{e(d.path)}</code></li>' for d in g.dumps)
         body.append(f'<tr id="sig{i}"><td class="n">{g.count}</td><td>{e(g.reason)}</td>'
-                    f'<td><b>{e(g.signature)}</b><details><summary>{g.count} reports</summary>'
-                    f'<ul>{links}</ul></details></td><td>{e(g.first_seen)}</td><td>{e(g.last_seen)}</td>'
-                    f'<td>{e(", ".join(g.releases))}</td></tr>')
+                    f'<td><b>{e(g.signature)}</b><details><summary>{g.count} report{"s" * (g.count > 1)}</summary>'
+                    f'<ul>{links}</ul></details></td><td class="t">{e(g.first_seen)}</td>'
+                    f'<td class="t">{e(g.last_seen)}</td><td class="t">{e(", ".join(g.releases))}</td></tr>')
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>kdebug crash summary</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}"
-            "td.n{text-align:right}code{font-size:90%}</style></head><body>"
+            "td.n{text-align:right}td.t{white-space:nowrap}code{font-size:90%}</style></head><body>"
             f"<h1>kdebug crash summary</h1><p>{e(source)}: {sum(g.count for g in groups)} dumps, "
             f"{len(groups)} signatures</p><table><tr><th>count</th><th>reason</th><th>signature</th>"
             f"<th>first seen</th><th>last seen</th><th>releases</th></tr>{''.join(body)}</table>"
