@@ -264,11 +264,13 @@ class Guest:
             t.join(timeout=2)
 
     def poweroff(self, timeout: float = 10.0) -> None:
-        if self.alive():
+        """Stop the guest. Only its disks outlive it: what it wrote there is
+        synced first; then QEMU stops (and flushes its own block layer)
+        without the kernel's shutdown path, which costs ~1 s under TCG."""
+        if self.alive() and self.plan.drives and self._shell_ready:
             try:
-                self.child.sendline("poweroff -f")
-                self.child.expect(pexpect.EOF, timeout=timeout)
-            except (pexpect.TIMEOUT, OSError):
+                self._raw_run("sync", timeout)
+            except GuestError:
                 pass
         self.close()
 

@@ -256,7 +256,7 @@ def base_archive(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path],
 
 
 def _key(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path], extra_modules: list[str],
-         mdir: Path | None) -> str:
+         mdir: Path | None, kdump: bool) -> str:
     h = hashlib.sha256()
 
     def stamp(p: Path) -> str:
@@ -268,7 +268,7 @@ def _key(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path], extra_mod
 
     parts = [FORMAT_VERSION, recipe.text, recipe.init_source.read_text(errors="replace"),
              kernel.release, str(kernel.build_id), stamp(kernel.image),
-             str(mdir), *extra_modules,
+             str(mdir), f"kdump={kdump}", *extra_modules,
              *(f"{g}={stamp(h_)}" for g, h_ in sorted(extra_files.items())),
              *(stamp(Path(p)) for p in BUSYBOX_CANDIDATES)]
     for b in recipe.binaries:
@@ -282,13 +282,18 @@ def _key(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path], extra_mod
 
 def build_initramfs(recipe: Recipe, kernel: Kernel, output: Path | None = None, *,
                     extra_files: dict[str, Path] | None = None,
-                    extra_modules: list[str] | None = None, use_cache: bool = True) -> Initramfs:
+                    extra_modules: list[str] | None = None, use_cache: bool = True,
+                    kdump: bool | None = None) -> Initramfs:
+    """``kdump``: embed the capture kernel and its initramfs (the recipe says
+    whether it can; None: as the recipe says). Only a guest with crashkernel=
+    reserved can use them, and they double the archive the kernel unpacks."""
     extra_files = extra_files or {}
     extra_modules = extra_modules or []
+    with_kdump = recipe.kdump and (kdump is None or kdump)
     # A tree's staged modules are named by their content, so rebuilt modules
     # make a new initramfs.
     mdir = modules_dir(kernel) if recipe.modules or extra_modules else None
-    key = _key(recipe, kernel, extra_files, extra_modules, mdir)
+    key = _key(recipe, kernel, extra_files, extra_modules, mdir, with_kdump)
     cached = cache_dir("initramfs") / f"{recipe.name}-{key}.img"
     manifest = cached.with_suffix(".json")
     if use_cache and cached.is_file() and manifest.is_file():
@@ -300,7 +305,7 @@ def build_initramfs(recipe: Recipe, kernel: Kernel, output: Path | None = None, 
         base = arc.to_cpio_gz()
         names = arc.names()
         parts = [base]
-        if recipe.kdump:
+        if with_kdump:
             # The capture kernel boots the same image with the same archive
             # (minus this part): one /init serves both. Kept uncompressed so
             # the already-compressed bzImage is not squeezed again.

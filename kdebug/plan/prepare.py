@@ -80,8 +80,9 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
         if not initrd.is_file():
             raise UsageError(f"initrd {initrd} does not exist")
     elif opts.recipe:
-        initramfs = build_initramfs(load_recipe(opts.recipe), kernel,
-                                    extra_files=opts.extra_files, extra_modules=opts.extra_modules)
+        # The capture kernel rides along only where a crashkernel= region can take it.
+        initramfs = build_initramfs(load_recipe(opts.recipe), kernel, extra_files=opts.extra_files,
+                                    extra_modules=opts.extra_modules, kdump=crash is not None)
         initrd = initramfs.path
     drives = [Drive(p, f"disk{i}") for i, p in enumerate(opts.drives)]
     root = None

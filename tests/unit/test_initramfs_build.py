@@ -70,3 +70,14 @@ def test_hello_recipe_is_static_and_cached(default_kernel, tmp_path):
     subprocess.run(["cpio", "-id", "--quiet"], cwd=tmp_path, input=gzip.decompress(a.path.read_bytes()), check=True)
     desc = subprocess.run(["file", str(tmp_path / "init")], capture_output=True, text=True).stdout
     assert "statically linked" in desc and "x86-64" in desc
+
+
+def test_capture_kernel_only_where_it_can_be_used(default_kernel):
+    need_tool("busybox", "kexec", "makedumpfile")
+    with_kdump = build_initramfs(load_recipe("busybox"), default_kernel, kdump=True)
+    without = build_initramfs(load_recipe("busybox"), default_kernel, kdump=False)
+    assert "kdump/vmlinuz" in with_kdump.files and not any(n.startswith("kdump/") for n in without.files)
+    assert with_kdump.path != without.path  # cached apart: the flag is part of the key
+    # The payload is the kernel image plus the base archive again.
+    grown = with_kdump.path.stat().st_size - without.path.stat().st_size
+    assert grown >= default_kernel.image.stat().st_size + without.path.stat().st_size
