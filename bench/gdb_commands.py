@@ -100,13 +100,23 @@ def bench_commands(tree: Path, ntasks: int, runs: int) -> None:
             for ours, peer in (("kd-ps", "lx-ps"), ("kd-dmesg", "lx-dmesg")):
                 rows.append((ours + "*", best(d, ours, runs, forget=True), peer,
                              next(r[3] for r in rows if r[2] == peer)))
+            # What `attach --session` does for a guest it did not start: QEMU's /proc/PID/mem.
+            from kdebug.attach.flow import _session_memory
+
+            with Qmp(guest.session.qmp_socket) as q:
+                fast = _session_memory(q, guest.pid, prep.kernel.vmlinux, offset, print)
+            if fast:
+                d.run(f"kd-memory {fast['ram_file']} --base {fast['ram_base']:#x} --size {fast['ram_size']:#x}")
+                for ours, peer in (("kd-ps", "lx-ps"), ("kd-dmesg", "lx-dmesg")):
+                    rows.append((ours + "+", best(d, ours, runs, forget=True), peer,
+                                 next(r[3] for r in rows if r[2] == peer)))
         print(f"{'ours':10} {'in gdb s':>9} {'e2e s':>7} {'lines':>6}   {'peer':9} {'in gdb s':>9} {'e2e s':>7} "
               f"{'lines':>6}   ratio in gdb / e2e")
         for ours, (oi, ot, on), peer, (pi, pt, pn) in rows:
             print(f"{ours:10} {oi:9.3f} {ot:7.3f} {on:6d}   {peer:9} {pi:9.3f} {pt:7.3f} {pn:6d}   "
                   f"{pi / oi:6.1f}x / {pt / ot:4.1f}x")
-        print("(* = kd-memory off. 'in gdb': the command run with to_string; 'e2e': printed through gdb's "
-              "terminal to the driver)")
+        print("(* = kd-memory off; + = guest RAM from QEMU's /proc/PID/mem, as attach --session reads it. "
+              "'in gdb': the command run with to_string; 'e2e': its output through gdb's MI to the driver)")
     finally:
         cleanup(session, guest, ram)
 

@@ -67,19 +67,21 @@ def require_stopped() -> None:
         raise gdb.GdbError("no kernel symbols (use `kd-symbol-file VMLINUX --offset N`)") from None
 
 
-_ram: dict = {"fd": None, "path": None, "hits": 0, "misses": 0}
+_ram: dict = {"fd": None, "path": None, "base": 0, "size": None, "hits": 0, "misses": 0}
 
 
-def use_ram_file(path: str | None) -> None:
-    """Read linear kernel memory from QEMU's RAM file instead of the gdbstub."""
+def use_ram_file(path: str | None, base: int = 0, size: int | None = None) -> None:
+    """Read linear kernel memory from guest RAM on the host instead of the
+    gdbstub: QEMU's RAM file, or its /proc/PID/mem where guest-physical 0 is
+    at ``base`` (``size`` bytes of linear RAM)."""
     if _ram["fd"] is not None:
         os.close(_ram["fd"])
-    _ram.update(fd=None, path=None, hits=0, misses=0)
+    _ram.update(fd=None, path=None, base=0, size=None, hits=0, misses=0)
     _types.pop("physmap", None)
     _stop.clear()
     if path:
         _ram["fd"] = os.open(path, os.O_RDONLY)
-        _ram["path"] = path
+        _ram.update(path=path, base=base, size=size)
 
 
 def ram_status() -> dict:
@@ -95,7 +97,7 @@ def _physmap():
         page_offset = u64_stub("page_offset_base") if has_symbol("page_offset_base") else DEFAULT_PAGE_OFFSET
         return PhysMap(page_offset=page_offset, phys_base=u64_stub("phys_base"),
                        image_start=symbol_address("_text"), image_end=symbol_address("_end"),
-                       ram_bytes=os.fstat(_ram["fd"]).st_size)
+                       ram_bytes=_ram["size"] or os.fstat(_ram["fd"]).st_size)
     return cached("physmap", build)
 
 
@@ -105,7 +107,7 @@ def read(addr: int, size: int) -> bytes:
     if _ram["fd"] is not None:
         off = _physmap().offset(addr, size)
         if off is not None:
-            data = os.pread(_ram["fd"], size, off)
+            data = os.pread(_ram["fd"], size, _ram["base"] + off)
             if len(data) == size:
                 _ram["hits"] += 1
                 return data

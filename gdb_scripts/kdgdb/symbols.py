@@ -79,20 +79,23 @@ class KdDetachNow(core.Command):
 class KdMemory(core.Command):
     """Read kernel memory from QEMU's guest-RAM file (fast) or the gdbstub.
 
-    Usage: kd-memory [PATH | off]   (`kdebug attach` sets PATH itself)"""
+    Usage: kd-memory [PATH [--base N --size N] | off]   (`kdebug attach` sets it itself;
+    PATH may be QEMU's /proc/PID/mem with guest-physical 0 at host address --base)"""
 
     name = "kd-memory"
     needs_target = False
 
     def arguments(self, p):
         p.add_argument("path", nargs="?")
+        p.add_argument("--base", type=lambda s: int(s, 0), default=0)
+        p.add_argument("--size", type=lambda s: int(s, 0))
 
     def run(self, a):
         if a.path == "off":
             core.use_ram_file(None)
         elif a.path:
             try:
-                core.use_ram_file(a.path)
+                core.use_ram_file(a.path, a.base, a.size)
             except OSError as e:
                 raise gdb.GdbError(f"kd-memory: {e}") from None
         st = core.ram_status()

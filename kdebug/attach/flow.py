@@ -11,7 +11,7 @@ from kdebug.attach.plan import AttachOptions, KernelFiles, gdb_argv, kgdb_serial
 from kdebug.attach.ram import hold_ram_file, ram_file_path, share_ram
 from kdebug.attach.runner import check_gdb, run_gdb
 from kdebug.decode.elfsyms import read_vmlinux
-from kdebug.errors import DebuggerError
+from kdebug.errors import DebuggerError, KdebugError
 from kdebug.guest.introspect import kaslr_offset_from_qmp
 from kdebug.plan.prepare import prepare
 
@@ -24,15 +24,17 @@ def attach_session(name: str | None, a: AttachOptions, echo=print) -> int:
     s = find_session(name)
     if not s.gdb_port:
         raise DebuggerError(f"session {s.name} has no gdbstub (started with --gdb-port 0)")
+    vmlinux = Path(s.kernel["vmlinux"])
     with Qmp(s.qmp_socket) as q:
         q.cmd("stop")
         try:
-            offset = kaslr_offset_from_qmp(q, Path(s.kernel["vmlinux"]))
+            offset = kaslr_offset_from_qmp(q, vmlinux)
         except DebuggerError:
             q.cmd("cont")
             raise
+        fast = _session_memory(q, s.qemu_pid, vmlinux, offset, echo)
     echo(f"kdebug: session {s.name}, gdb 127.0.0.1:{s.gdb_port}, KASLR offset {offset:#x}")
-    plan = plan_for(KernelFiles.from_dict(s.kernel), s.gdb_port, offset, a, detach_on_quit=True)
+    plan = plan_for(KernelFiles.from_dict(s.kernel), s.gdb_port, offset, a, detach_on_quit=True, **fast)
     try:
         rc = run_gdb(gdb_argv(plan), timeout=a.gdb_timeout).returncode
     finally:
@@ -40,6 +42,26 @@ def attach_session(name: str | None, a: AttachOptions, echo=print) -> int:
             with Qmp(s.qmp_socket) as q:
                 q.cmd("cont")
     return rc
+
+
+def _session_memory(qmp, qemu_pid: int, vmlinux: Path, offset: int, echo) -> dict:
+    """The fast read path for a guest this process did not start: its RAM
+    read from QEMU's /proc/PID/mem (plan fields), or {} with a note."""
+    import tempfile
+
+    from kdebug.guest.introspect import read_vmcoreinfo
+    from kdebug.guest.memory import open_guest_memory
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="kdebug-attach-") as tmp:
+            vmcoreinfo, gpa = read_vmcoreinfo(qmp, vmlinux, offset, Path(tmp) / "vmcoreinfo")
+            mem = open_guest_memory(qmp, qemu_pid, (gpa, vmcoreinfo))
+    except KdebugError as e:
+        echo(f"kdebug: reading memory through the gdbstub ({e})")
+        return {}
+    mem.close()
+    linear = max((r.phys + r.size for r in mem.ranges if r.offset == r.phys), default=0)
+    return {"ram_file": Path(f"/proc/{qemu_pid}/mem"), "ram_base": mem.host_base, "ram_size": linear}
 
 
 def attach_kgdb(launch, a: AttachOptions, echo=print) -> int:

@@ -31,6 +31,8 @@ class GdbPlan:
     detach_on_quit: bool = False  # someone else's guest: never kill it
     index_cache: Path | None = None
     ram_file: Path | None = None  # QEMU's guest RAM (kd-memory): the fast read path
+    ram_base: int = 0  # where guest-physical 0 is in ram_file (QEMU's /proc/PID/mem)
+    ram_size: int | None = None  # linear RAM there (default: the file's size)
     module_dirs: list[Path] = field(default_factory=list)  # module debug files (kd-symbols)
     python_path: list[str] = field(default_factory=list)  # where gdb's Python finds kdebug (host_python_path)
     core: Path | None = None  # post-mortem: this ELF core instead of a gdbstub (port unused)
@@ -58,7 +60,8 @@ def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
     cmds += [f"directory {d}" for d in plan.source_dirs]
     cmds.append(f"core-file {plan.core}" if plan.core else f"target remote 127.0.0.1:{plan.port}")
     if plan.ram_file:
-        cmds.append(f"kd-memory {plan.ram_file}")
+        where = f" --base {plan.ram_base:#x} --size {plan.ram_size:#x}" if plan.ram_size else ""
+        cmds.append(f"kd-memory {plan.ram_file}{where}")
     if plan.module_dirs and plan.kaslr_offset is not None:
         follow = "" if plan.core else "--follow "  # a dump's module list never changes
         cmds.append(f"kd-symbols {follow}" + " ".join(f"--dir {d}" for d in plan.module_dirs))

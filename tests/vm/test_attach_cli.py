@@ -91,9 +91,16 @@ def test_attach_freeze_break_boot(kernel):
 
 
 def test_attach_to_a_running_session(shared_guest):
-    r = kdebug("attach", "--session", shared_guest.session.name, "--batch", "--ex", "kd-version")
+    r = kdebug("attach", "--session", shared_guest.session.name, "--batch", "--ex", "kd-version",
+               "--ex", "kd-ps --json", "--ex", "kd-memory", "--ex", "kd-memory off", "--ex", "kd-ps --json")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-2 if "detached" in r.stdout else -1].startswith("Linux version")
+    assert any(ln.startswith("Linux version") for ln in r.stdout.splitlines()), r.stdout[-500:]
+    # Someone else's guest gets the fast path too: its RAM read from QEMU's
+    # /proc/PID/mem, giving what the gdbstub gives at the same stop.
+    fast = re.findall(rf"kd-memory: guest RAM from /proc/{shared_guest.pid}/mem \((\d+) reads there", r.stdout)
+    assert fast and int(fast[-1]) > 50, r.stdout[-2000:]
+    head, tail = r.stdout.split("kd-memory: reading through the gdbstub")
+    assert json_blocks(head) == json_blocks(tail) and len(json_blocks(tail)) == 1
     # Not our guest: it runs on and its shell answers.
     assert shared_guest.alive()
     assert shared_guest.run("echo still-here").output.strip() == "still-here"
