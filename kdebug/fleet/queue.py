@@ -22,6 +22,7 @@ from celery import Celery
 from celery.app import trace as celery_trace
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from kdebug.errors import UsageError
 from kdebug.fleet.work import analyse_site, entry_of, failed, options_to_dict
@@ -123,11 +124,12 @@ def connect(broker: str) -> Celery:
     return app
 
 
-def analyse(app: Celery, sites: list[tuple[DumpSite, str | None]], *, options: TriageOptions,
-            timeout: float, progress: Callable[[TriageEntry], None] | None = None) -> list[tuple[TriageEntry, str]]:
+def analyse(app: Celery, sites: list[tuple[DumpSite, str | None]], *, options: TriageOptions, timeout: float,
+            progress: Callable[[TriageEntry, str], None] | None = None) -> list[tuple[TriageEntry, str]]:
     """Each (site, release) as a task on its release's queue; (entry, worker
-    name) per site, in the order given. A dump whose release no worker takes
-    is listed as failed rather than left waiting."""
+    name) per site, in the order given, each also handed to ``progress`` as it
+    arrives. A dump whose release no worker takes is listed as failed rather
+    than left waiting."""
     broker = app.conf.broker_url
     subscribed = set().union(*worker_queues(app).values())
     if not subscribed:
@@ -146,12 +148,15 @@ def analyse(app: Celery, sites: list[tuple[DumpSite, str | None]], *, options: T
                     if release else "start a worker with the default queues"))
                 done[i] = (entry, "")
                 if progress:
-                    progress(entry)
+                    progress(entry, "")
                 continue
             res = app.send_task(TASK, args=[site.to_dict(), opts], queue=q, soft_time_limit=timeout,
                                 time_limit=timeout + HARD_GRACE, retry=False)
             pending[i] = _Pending(site, res, time.monotonic())
         _collect(app, pending, done, timeout, progress)
+    except (OperationalError, OSError, RedisError) as e:
+        raise UsageError(f"lost the broker {_redact(broker)}: {_first_line(e)}",
+                         hint="queued dumps stay queued; run the same triage again once it is back") from None
     except BaseException:
         if pending:  # Ctrl-C: the queued dumps are not analysed for nobody
             try:
@@ -172,7 +177,7 @@ def _collect(app: Celery, pending: dict[int, _Pending], done: dict[int, tuple[Tr
             done[i] = _entry(p, timeout)
             p.result.forget()
             if progress:
-                progress(done[i][0])
+                progress(*done[i])
         if pending and not finished:
             time.sleep(0.5)
         if pending and time.monotonic() - last_ping > PING_EVERY:
@@ -182,6 +187,8 @@ def _collect(app: Celery, pending: dict[int, _Pending], done: dict[int, tuple[Tr
                 for i, p in pending.items():
                     done[i] = (TriageEntry(p.site, time.monotonic() - p.sent, error=TriageError(
                         "no kdebug worker answers on the broker any more; the dump stays queued", "fleet")), "")
+                    if progress:
+                        progress(*done[i])
                 pending.clear()
 
 

@@ -69,27 +69,32 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
             if h is not None:
                 first[h] = i
             todo.append(i)
+    # Each report is recorded as it arrives: a run cut short keeps what it analysed.
+    where = {id(sites[i]): i for i in todo}
+    recorded = 0
+
+    def arrived(entry: TriageEntry, by: str) -> None:
+        nonlocal recorded
+        i = where[id(entry.site)]
+        entries[i] = entry
+        if crash_db is not None and entry.ok and i in hashes:
+            recorded += crash_db.record([row_of(entry, hashes[i], by)])
+        if progress:
+            progress(entry)
+
     if app is not None and todo:
         from kdebug.fleet.queue import analyse
 
-        results = analyse(app, [(sites[i], _release(sites[i])) for i in todo], options=options,
-                          timeout=timeout, progress=progress)
+        analyse(app, [(sites[i], _release(sites[i])) for i in todo], options=options, timeout=timeout,
+                progress=arrived)
     elif todo:
         by = f"local@{socket.gethostname()}"
-        results = [(e, by) for e in triage([sites[i] for i in todo], jobs=jobs, timeout=timeout,
-                                           options=options, progress=progress)]
-    else:
-        results = []
-    new_rows = []
-    for i, (entry, by) in zip(todo, results, strict=True):
-        entries[i] = entry
-        if entry.ok and i in hashes:
-            new_rows.append(row_of(entry, hashes[i], by))
+        triage([sites[i] for i in todo], jobs=jobs, timeout=timeout, options=options,
+               progress=lambda e: arrived(e, by))
     for i in range(len(sites)):
         if i not in entries:  # a second copy of a dump analysed in this run
             e = entries[first[hashes[i]]]
             entries[i] = TriageEntry(sites[i], e.seconds, report=e.report, error=e.error, known=e.ok)
-    recorded = crash_db.record(new_rows) if crash_db is not None else 0
     out = [entries[i] for i in range(len(sites))]
     return FleetRun(out, len(todo), sum(e.known for e in out), recorded)
 

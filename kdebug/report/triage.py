@@ -12,7 +12,7 @@ from kdebug.errors import KdebugError
 from kdebug.report.model import Report
 from kdebug.vmcore.layouts import DumpSite
 
-SCHEMA_VERSION = "1.2"  # 1.1: layout and dmesg per dump, error_stage and hint; 1.2: known
+SCHEMA_VERSION = "1.2"  # 1.1: layout and dmesg per dump, error_stage and hint; 1.2: known (per dump, total)
 
 
 @dataclass
@@ -85,8 +85,9 @@ def group(entries: list[TriageEntry]) -> list[dict]:
 
 def triage_json(entries: list[TriageEntry]) -> str:
     ok = [e for e in entries if e.ok]
+    known = sum(e.known for e in entries)
     doc = {"schema_version": SCHEMA_VERSION, "generator": "kdebug triage", "total": len(entries),
-           "analysed": len(ok), "failed": len(entries) - len(ok), "groups": group(entries),
+           "analysed": len(ok) - known, "known": known, "failed": len(entries) - len(ok), "groups": group(entries),
            "dumps": [e.to_dict() for e in entries]}
     return json.dumps(doc, indent=2) + "\n"
 
@@ -99,7 +100,9 @@ def triage_text(entries: list[TriageEntry]) -> str:
     per = [(_short(e), e.site.layout, ("known" if e.known else "ok") if e.ok else "FAILED", f"{e.seconds:.1f}",
             e.signature if e.ok else str(e.error)) for e in entries]
     ok = sum(e.ok for e in entries)
-    return (f"{len(entries)} dumps, {ok} analysed, {len(entries) - ok} failed, {len(groups)} groups\n\n"
+    known = sum(e.known for e in entries)
+    return (f"{len(entries)} dumps, {ok - known} analysed, " + (f"{known} known, " if known else "")
+            + f"{len(entries) - ok} failed, {len(groups)} groups\n\n"
             + tabulate(rows, headers=["count", "reason", "signature"], disable_numparse=True) + "\n\n"
             + tabulate(per, headers=["dump", "layout", "status", "seconds", "signature / error"],
                        disable_numparse=True)

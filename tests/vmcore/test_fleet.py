@@ -273,6 +273,7 @@ def test_worker_killed_mid_dump_loses_nothing(fleet_dir, truth, broker, workers,
     assert f"0 analysed, 4 already known, 0 recorded in {db}" in again.stderr
     doc2 = json.loads(again.stdout)
     assert _groups(doc2) == truth["groups"] and all(d["known"] for d in doc2["dumps"])
+    assert (doc2["total"], doc2["analysed"], doc2["known"], doc2["failed"]) == (4, 0, 4, 0)
     assert _rows(db) == rows  # not one row touched
 
 
