@@ -30,6 +30,7 @@ def warm_index(vmlinux: Path, build_id: str | None, timeout: float = 900) -> boo
 def main() -> int:
     """Warm the index of every installed distro kernel with its debug vmlinux
     (setup installs two generations; either may be attached)."""
+    from kdebug.crash.index import make_indexed
     from kdebug.kernel import distro_kernels, vmlinux_build_id
 
     for release, _, vmlinux in distro_kernels():
@@ -37,6 +38,8 @@ def main() -> int:
             continue
         ok = warm_index(vmlinux, vmlinux_build_id(vmlinux))
         print(f"setup: gdb index cache for {release}: {'ready' if ok else 'FAILED'}")
+        made = "ready" if make_indexed(vmlinux) else "not made (crash reads the original)"
+        print(f"setup: indexed vmlinux for crash, {release}: {made}")
     return 0
 
 

@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from kdebug.crash.extension import ExtensionError, build_extension
+from kdebug.crash.index import for_crash
 from kdebug.crash.support import cannot_open, probe_symbols
 from kdebug.decode.elfsyms import ElfSymsError, read_vmlinux
 from kdebug.resources import CRASH_EXT, data_path
@@ -84,7 +85,7 @@ class CrashProcess:
 
     def __init__(self, vmlinux: Path, vmcore: Path, script: str = "report", timeout: float = 120.0,
                  minimal: bool = False, crash: str = "crash") -> None:
-        self.vmlinux = Path(vmlinux)
+        self.vmlinux = for_crash(Path(vmlinux))  # its indexed copy, when setup made one
         self.timeout = timeout
         self.minimal = minimal
         self.crash = crash

@@ -59,7 +59,9 @@ def crash_init_commands(target: Target, extension: Path | None) -> list[str]:
 
 
 def crash_argv(target: Target, init_file: Path, crash: str = "crash") -> list[str]:
-    return [crash, "-s", str(target.vmlinux), str(target.dump.path), "-i", str(init_file)]
+    from kdebug.crash.index import for_crash
+
+    return [crash, "-s", str(for_crash(target.vmlinux)), str(target.dump.path), "-i", str(init_file)]
 
 
 def crash_shell(target: Target, opts: ShellOptions, say=print, crash: str = "crash") -> int:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# kdebug attach: gdb's index cache for the default vmlinux (a cold first
-# attach otherwise spends 15-50 s indexing), and the small debug kernels that
+# kdebug attach and crash: for every installed distro kernel, gdb's index cache
+# (a cold first attach otherwise spends 15-50 s indexing) and an indexed copy of
+# its vmlinux for crash (half crash's start-up); and the small debug kernels that
 # the tree tests and the benchmark use (each built once, ~5-8 min on 2 cores,
 # then cached by source + fragment hash). All are no-ops when already done.
 set -euo pipefail
