@@ -83,6 +83,22 @@ def make_qemu_dump(out_dir: Path, trigger: str = "sysrq", memory: str = "512M",
     return facts
 
 
+def drgn_program(path):
+    """drgn's own view of a dump (the independent truth the tests compare with):
+    a program over it with the vmlinux its build-id names."""
+    import drgn
+
+    from kdebug.vmcore.locate import open_dump
+
+    prog = drgn.Program()
+    prog.set_core_dump(str(path))
+    try:
+        prog.load_debug_info([str(open_dump(Path(path)).vmlinux)], default=True)
+    except drgn.MissingDebugInfoError:
+        pass
+    return prog
+
+
 if __name__ == "__main__":  # python -m tests.vmcore.dumps OUT_DIR [trigger]
     import sys
 

@@ -10,25 +10,11 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
-
-
-def _drgn(path):
-    import drgn
-
-    from kdebug.vmcore.locate import open_dump
-
-    prog = drgn.Program()
-    prog.set_core_dump(str(path))
-    try:
-        prog.load_debug_info([str(open_dump(Path(path)).vmlinux)], default=True)
-    except drgn.MissingDebugInfoError:
-        pass
-    return prog
+from tests.vmcore.dumps import drgn_program
 
 
 def _field(sys_text: str, name: str) -> int:
@@ -59,7 +45,7 @@ def test_crash_cross_check(qemu_dump, report_of, crash_sys):
     for item in ("release", "panic message", "panic task", "panic CPU", "backtrace (top frames)", "CPUs",
                  "modules", "log records", "task count", "tasks (pid tgid ppid state comm address)"):
         assert rows[item].verdict == "agree", (item, r.crosscheck)
-    prog = _drgn(path)
+    prog = drgn_program(path)
     truth = list(for_each_task(prog))
     # kdps (crash's side of the task rows) lists every task drgn's own helper does.
     assert rows["task count"].crash == str(len(truth)) == str(r.tasks.total)
@@ -88,7 +74,7 @@ def test_crash_says_it_cannot_read_the_kernel(qemu_dump, report_of, crash_sys):
     assert r.crosscheck == []
     assert [w for w in r.warnings if "crash" in w] == [engine.unsupported]
     try:
-        _drgn(path).symbol("module_load_offset")
+        drgn_program(path).symbol("module_load_offset")
     except LookupError:
         # crash 8.0.2 recognises a KASLR kernel by this symbol; v6.10 removed it.
         assert "module_load_offset" in engine.unsupported and "crash 8.0.6" in engine.unsupported

@@ -7,24 +7,9 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.conftest import ROOT, need, need_tool
-
-
-def _program(path):
-    import drgn
-
-    from kdebug.vmcore.locate import open_dump
-
-    prog = drgn.Program()
-    prog.set_core_dump(str(path))
-    try:
-        prog.load_debug_info([str(open_dump(Path(path)).vmlinux)], default=True)
-    except drgn.MissingDebugInfoError:
-        pass
-    return prog
-
+from tests.vmcore.dumps import drgn_program
 
 # --- sysrq-c, QEMU ELF dump -----------------------------------------------------
 
@@ -47,7 +32,7 @@ def test_sysrq_panic_agrees_with_drgn_helpers(qemu_dump, report_of):
 
     facts = qemu_dump("sysrq")
     r = report_of(facts.path)
-    prog = _program(facts.path)
+    prog = drgn_program(facts.path)
     assert panic_task(prog).pid.value_() == r.panic.task.pid
     assert r.panic.message in panic_message(prog).decode()
     assert r.panic.cpu == prog.crashed_thread().object.thread_info.cpu.value_()
@@ -58,7 +43,7 @@ def test_tasks_match_the_guests_ps(qemu_dump, report_of):
 
     facts = qemu_dump("sysrq")
     r = report_of(facts.path)
-    tasks = collect_tasks(_program(facts.path))
+    tasks = collect_tasks(drgn_program(facts.path))
     assert r.tasks.total == len(tasks) == sum(r.tasks.by_state.values())
     by_pid = {t.pid: t for t in tasks}
     seen = [(pid, comm) for pid, comm in facts.ps if pid in by_pid]
