@@ -145,6 +145,102 @@ def is_elf(path: Path) -> bool:
         return f.read(4) == ELF_MAGIC
 
 
+# --- sections and kernel modules (ET_REL: no program headers) ---------------
+
+ET_REL = 1
+SHT_NOTE = 7
+
+
+@dataclass(frozen=True)
+class SectionHeader:
+    name: str
+    type: int
+    offset: int
+    size: int
+
+
+def elf_sections(read_at: ReadAt) -> list[SectionHeader]:
+    """Section headers of an ELF file (32 or 64 bit, either byte order)."""
+    ident = read_at(0, 64)
+    if len(ident) < 52 or ident[:4] != ELF_MAGIC:
+        raise FormatError("not an ELF file")
+    bits = {1: 32, 2: 64}.get(ident[4])
+    if bits is None:
+        raise FormatError("bad ELF class")
+    e = "<" if ident[5] == 1 else ">"
+    if bits == 64:
+        (shoff,) = struct.unpack_from(e + "Q", ident, 40)
+        shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", ident, 58)
+        fmt = e + "IIQQQQIIQQ"
+    else:
+        (shoff,) = struct.unpack_from(e + "I", ident, 32)
+        shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", ident, 46)
+        fmt = e + "IIIIIIIIII"
+    if not shoff or not shnum:
+        return []
+    if shentsize < struct.calcsize(fmt) or shstrndx >= shnum:
+        raise FormatError("corrupt ELF section headers")
+    table = read_at(shoff, shentsize * shnum)
+    if len(table) < shentsize * shnum:
+        raise FormatError("ELF section headers are truncated")
+    raw = [struct.unpack_from(fmt, table, i * shentsize) for i in range(shnum)]
+    names = read_at(raw[shstrndx][4], raw[shstrndx][5])
+    out = []
+    for r in raw:
+        end = names.find(b"\0", r[0])
+        out.append(SectionHeader(names[r[0]:end if end >= 0 else None].decode("latin-1"), r[1], r[4], r[5]))
+    return out
+
+
+@dataclass(frozen=True)
+class ModuleFile:
+    """What a kernel module file says about itself: the name and version
+    magic from ``.modinfo`` (what insmod checks against the running kernel),
+    and the GNU build-id the loaded module keeps in its notes
+    (/sys/module/NAME/notes), by which debuggers pair the two."""
+
+    name: str
+    build_id: str | None
+    vermagic: str
+    depends: tuple[str, ...]
+
+
+def modinfo(data: bytes) -> dict[str, str]:
+    """``.modinfo``'s NUL-separated key=value strings (the first of each key)."""
+    out: dict[str, str] = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and key:
+            out.setdefault(key.decode("latin-1"), value.decode("utf-8", "replace"))
+    return out
+
+
+def read_module(read_at: ReadAt) -> ModuleFile:
+    """A ``.ko``'s identity; FormatError for an ELF that is not a kernel module."""
+    head = read_at(0, 18)
+    if head[:4] != ELF_MAGIC or len(head) < 18:
+        raise FormatError("not an ELF file")
+    (etype,) = struct.unpack_from("<H" if head[5] == 1 else ">H", head, 16)
+    sections = elf_sections(read_at)
+    info = next((s for s in sections if s.name == ".modinfo"), None)
+    if etype != ET_REL or info is None:
+        raise FormatError("not a kernel module (no .modinfo section)")
+    fields = modinfo(read_at(info.offset, info.size))
+    build_id = None
+    for s in sections:
+        if s.type == SHT_NOTE and s.size < (1 << 20):
+            for note in iter_notes(read_at(s.offset, s.size), "<" if head[5] == 1 else ">"):
+                if note.name == "GNU" and note.type == NT_GNU_BUILD_ID:
+                    build_id = note.desc.hex()
+    return ModuleFile(name=fields.get("name", ""), build_id=build_id, vermagic=fields.get("vermagic", ""),
+                      depends=tuple(d for d in fields.get("depends", "").split(",") if d))
+
+
+def file_module(path: Path) -> ModuleFile:
+    with open(path, "rb") as f:
+        return read_module(file_reader(f))
+
+
 # --- bzImage -------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -264,7 +360,7 @@ def bzimage_build_id(data: bytes) -> str | None:
 
 
 __all__ = [
-    "BzImage", "ElfHeader", "FormatError", "Note", "Segment", "bytes_reader", "bzimage_build_id",
-    "bzimage_vmlinux", "elf_build_id", "elf_notes", "file_build_id", "file_reader", "is_elf",
-    "iter_notes", "parse_bzimage", "parse_elf_header",
+    "BzImage", "ElfHeader", "FormatError", "ModuleFile", "Note", "SectionHeader", "Segment", "bytes_reader",
+    "bzimage_build_id", "bzimage_vmlinux", "elf_build_id", "elf_notes", "elf_sections", "file_build_id", "file_module",
+    "file_reader", "is_elf", "iter_notes", "modinfo", "parse_bzimage", "parse_elf_header", "read_module",
 ]

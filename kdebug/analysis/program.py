@@ -26,32 +26,43 @@ def open_program(dump: Dump) -> tuple[drgn.Program, list[str]]:
         prog.set_core_dump(str(dump.path))
     except (ValueError, OSError, drgn.FaultError, drgn.ObjectNotFoundError) as e:
         raise PostmortemError(f"drgn cannot open {dump.path}: {e}") from None
-    return prog, load_kernel_debug_info(prog, dump.vmlinux, dump.module_debug_dir, str(dump.path))
+    return prog, load_kernel_debug_info(prog, dump.vmlinux, dump.module_debug_dir, str(dump.path),
+                                        dump.module_files)
 
 
 def load_kernel_debug_info(prog: drgn.Program, vmlinux: Path, module_debug_dir: Path | None,
-                           what: str) -> list[str]:
+                           what: str, module_files: tuple[Path, ...] = ()) -> list[str]:
     """Load the kernel's and its modules' debug info into ``prog`` (a dump or
-    a live kernel, ``what``); return warnings to show."""
+    a live kernel, ``what``); return warnings to show. ``module_files``:
+    out-of-tree modules' files, each used for the loaded module whose
+    build-id it carries (drgn checks; a rebuilt module is not mistaken for it)."""
     if module_debug_dir is not None:
         prog.debug_info_options.kernel_directories = ("", str(module_debug_dir))
     warnings = []
     logging.getLogger("drgn").setLevel(logging.ERROR)  # the report says what is missing
     try:
-        prog.load_debug_info([str(vmlinux)], default=True)
+        prog.load_debug_info([str(vmlinux), *(str(p) for p in module_files)], default=True)
     except drgn.MissingDebugInfoError:
         if prog.main_module().debug_file_path is None:
             raise KernelError(f"{vmlinux} has no debug info for the kernel in {what}",
                               hint="install the -dbg package or pass a vmlinux built with DEBUG_INFO") from None
         missing = sorted(m.name for m in prog.modules() if m.wants_debug_file())
+        tried = [p.name for p in module_files if _module_key(p.name) in {_module_key(n) for n in missing}]
+        why = (f"; {', '.join(tried)} given, but with another build-id (rebuilt since?)" if tried else
+               "; give its .ko (built with debug info) with --module-dir DIR")
         warnings.append(f"drgn: no debug info for module(s) {', '.join(missing) or '?'}: "
-                        "their frames show kallsyms names without file:line")
+                        f"their frames show kallsyms names without file:line{why}")
         # Out-of-tree modules rarely ship debug info: name their functions from
         # the kallsyms the kernel keeps for every module.
         prog.register_symbol_finder("module_kallsyms", load_module_kallsyms(prog), enable_index=-1)
     except (ValueError, OSError) as e:
         raise PostmortemError(f"drgn cannot load {vmlinux}: {e}") from None
     return warnings
+
+
+def _module_key(name: str) -> str:
+    """A module's name as the kernel keys it: no suffix, '-' as '_'."""
+    return name.split(".", 1)[0].replace("-", "_")
 
 
 def cached(prog: drgn.Program, key: str, compute):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from kdebug.capture.panicon import SWITCHES, Splat, switch_text
 from kdebug.plan.diagnose import CRASHKERNEL_FAILED, Diagnosis
 
 CAPTURE_KERNEL_START = re.compile(r"Linux version \S+")
@@ -135,6 +136,54 @@ def after_trigger(console: str, *, exited: bool, timed_out: bool, kdump: bool,
         found.append(Diagnosis("exited", "QEMU exited after the trigger without a panic on the console",
                                "read console-main.log", _last_lines(console)))
     return found
+
+
+def splat_without_panic(splat: Splat, panic_on: tuple[str, ...], waited: float) -> Diagnosis:
+    """The console showed ``splat`` and the kernel went on instead of
+    panicking: what would have made it a panic (and so a vmcore)."""
+    cause = f"the kernel reported {splat.kind} but did not panic (waited {waited:.0f} s)"
+    if splat.word is None:
+        cause += f": no kernel setting turns a {splat.kind} into a panic"
+        fix = "use --method auto, which then takes a QEMU dump of the guest as it is"
+    elif splat.word not in panic_on:
+        off = ", ".join(s.sysctl for s in SWITCHES[splat.word])
+        now = "--panic-on none" if not panic_on else f"--panic-on {','.join(panic_on)}"
+        cause += f": {off} is off ({now})"
+        fix = f"{switch_text(splat.word)} would have captured it; or --method auto for a QEMU dump as it is"
+    else:
+        cause += " although " + " or ".join(f"{s.sysctl}=1" for s in SWITCHES[splat.word]) + " was set"
+        fix = "read console-main.log; --method auto takes a QEMU dump of the guest as it is"
+    return Diagnosis("no-panic-after-splat", cause, fix, splat.line)
+
+
+#: busybox insmod's refusal: "insmod: can't insert '/m.ko': invalid module format"
+_INSMOD = re.compile(r"insmod: can't insert '([^']+)': (.+)")
+_VERMAGIC = re.compile(r"(\S+): version magic '([^']*)' should be '([^']*)'")
+
+
+def run_returned(status: int, output: str, *, waited: float, release: str | None = None) -> Diagnosis:
+    """The --run command ended and nothing crashed: its status and last output.
+    ``waited``: how long after it returned kdebug watched for a late crash."""
+    tail = _last_lines(output, 4)
+    later = f" in the {waited:.0f} s after" if waited >= 1 else ""
+    if (m := _INSMOD.search(output)):
+        why = m.group(2).strip()
+        fix = "check the module and its dependencies in the guest's log (console-main.log)"
+        if "invalid module format" in why.lower() or _VERMAGIC.search(output):
+            v = _VERMAGIC.search(output)
+            built = f" (built for {v.group(2).split()[0]})" if v and v.group(2) else ""
+            fix = (f"the module was built for another kernel{built}: build it against the guest kernel's "
+                   f"headers, /lib/modules/{release or '<release>'}/build")
+        return Diagnosis("run-insmod-refused",
+                         f"the --run command exited with status {status}: insmod refused {m.group(1)}: {why}",
+                         fix, tail)
+    if status == 127:
+        return Diagnosis("run-not-found", "the --run command was not found in the guest (status 127)",
+                         "add the program to the guest with --add HOST[:GUEST] (its libraries come along)", tail)
+    return Diagnosis("run-returned",
+                     f"the --run command exited with status {status} and the kernel did not crash{later}",
+                     "make the reproducer crash the kernel before it exits (a crash it leaves for later: "
+                     "end the command with a sleep, e.g. --run 'CMD; sleep 30')", tail)
 
 
 def transfer_cut(received: int, reason: str, *, qemu_exited: bool) -> Diagnosis:

@@ -36,13 +36,17 @@ from kdebug.capture.plan import (
 )
 from kdebug.capture.record import Capture
 from kdebug.capture.steps import (
+    Watched,
     arm,
     boot_recorded,
     create_private,
     fire,
     keep_boot_log,
     launch_options,
+    no_crash_error,
+    record_modules,
     run_setup,
+    watch,
     write_private,
 )
 from kdebug.capture.triggers import Trigger
@@ -93,6 +97,7 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
             create_private(stream)
         lopts = launch_options(base, kernel, trigger, stream=None if disk else stream, disk=disk,
                                crashkernel=crash, unsafe_crashkernel=unsafe)
+        record_modules(cap, lopts)
     session = new_session()
     guest: Guest | None = None
     try:
@@ -106,8 +111,11 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
             with clock.stage("load") as st:
                 st.detail = _load_capture_kernel(guest, guest.plan.cmdline, opts, disk_dev, level)
         with clock.stage("arm"):
-            arm(guest, trigger)
-        _crash_and_dump(guest, trigger, opts, cap, clock, stream, disk)
+            cap.panic_on = arm(guest, trigger, opts.panic_on)
+        if not _crash_and_dump(guest, trigger, opts, cap, clock, stream, disk, kernel):
+            # --method auto, and the kernel went on after a splat: dump it as it is.
+            _dump_live(guest, cap, clock, kernel, stream)
+            return
         with clock.stage("stop"):
             guest.close()
         if disk is not None:
@@ -156,14 +164,22 @@ def _load_capture_kernel(guest: Guest, cmdline: str, opts: CaptureOptions, disk_
 
 
 def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: Capture,
-                    clock: StageClock, stream: Path, disk: Path | None) -> None:
+                    clock: StageClock, stream: Path, disk: Path | None, kernel: Kernel) -> bool:
+    """False when the kernel did not crash and --method auto wants a QEMU dump instead."""
     panic_timeout = opts.timeouts.panic or trigger.seconds
-    with clock.stage("panic"):
+    with clock.stage("panic") as st:
         offset = fire(guest, trigger)
         guest.trigger_offset = offset
-        i, _ = guest.expect([PANIC_OR_CAPTURE], panic_timeout)
-        if i in (EOF, TIMEOUT):
-            _fail_after_trigger(guest, offset, trigger, exited=i == EOF, timed_out=i == TIMEOUT)
+        w = watch(guest, offset, panic_timeout, crash=PANIC_OR_CAPTURE)
+        if not w.crashed:
+            err = note_no_crash(cap, w, guest, offset, opts, kernel)
+            if err is not None and w.splat is not None and opts.method == "auto":
+                cap.fallback = err.message
+                st.detail = f"{err.message}; a QEMU dump of the guest as it is follows"
+                return False
+            if err is not None:
+                raise err
+            _fail_after_trigger(guest, offset, trigger, exited=w.exited, timed_out=w.timed_out)
     with clock.stage("capture-boot"):
         i, m = guest.expect([START, HOOK_ERROR, READY_CAPTURE], opts.timeouts.capture_boot)
         if i == 1:
@@ -193,6 +209,41 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
         _drain(guest, stream, cap.sizes["guest_vmcore"] if opts.raw else None, opts.timeouts.drain)
         cap.sizes["transferred"] = stream.stat().st_size
         st.detail = f"{cap.sizes['transferred']} bytes over virtio-serial"
+    return True
+
+
+def note_no_crash(cap: Capture, w: Watched, guest: Guest, offset: int, opts: CaptureOptions,
+                  kernel: Kernel) -> CaptureError | None:
+    """Record in capture.json what came instead of a crash; the error to raise."""
+    if w.splat is not None:
+        cap.splat = {**w.splat.to_dict(), "waited": round(w.waited, 1)}
+    if w.status is not None:
+        cap.run_status = w.status
+    return no_crash_error(w, guest, offset, opts.panic_on, kernel.release)
+
+
+def _dump_live(guest: Guest, cap: Capture, clock: StageClock, kernel: Kernel, stream: Path) -> None:
+    """QMP stop + dump-guest-memory of a guest that complained and went on
+    (the vmcoreinfo device is on every kdebug guest, so drgn can read it)."""
+    from kdebug.capture.qemudump import dump_memory
+
+    partial = cap.directory / PARTIAL
+    partial.unlink(missing_ok=True)
+    stream.unlink(missing_ok=True)
+    cap.method, cap.dump_level, cap.compression, cap.via, cap.dump_filter = "qemu", None, None, None, None
+    with clock.stage("dump") as st:
+        from kdebug.guest.qmp import Qmp
+
+        with Qmp(guest.session.qmp_socket, timeout=10) as q:
+            q.cmd("stop")
+        dump_memory(guest.session.qmp_socket, partial)
+        cap.sizes["transferred"] = partial.stat().st_size
+        st.detail = "QMP stop + dump-guest-memory, ELF (no panic to capture)"
+    with clock.stage("stop"):
+        guest.close()
+    with clock.stage("verify"):
+        verify(cap, partial, kernel, expect_panic=False)
+    cap.seconds = clock.elapsed()
 
 
 def _fail_after_trigger(guest: Guest, offset: int, trigger: Trigger, *, exited: bool, timed_out: bool,

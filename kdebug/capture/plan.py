@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kdebug.capture import panicon
 from kdebug.capture.record import Capture, Stage
 from kdebug.errors import CaptureError, KdebugError, UsageError
 from kdebug.vmcore.filter import LevelChoice, choose_level, kernel_exports_file, tool_reads
@@ -51,6 +52,8 @@ class CaptureOptions:
     timeouts: Timeouts = field(default_factory=Timeouts)
     setup: tuple[str, ...] = ()  # guest shell lines run after boot, before kexec -p
     skip_kexec: bool = False  # fault injection: panic with no capture kernel loaded
+    #: What panics besides the trigger's own (kdebug.capture.panicon); () is --panic-on none.
+    panic_on: tuple[str, ...] = panicon.DEFAULT
 
     def validate(self) -> None:
         if self.method not in METHODS:
@@ -61,6 +64,7 @@ class CaptureOptions:
             raise UsageError(f"unknown --via {self.via!r}", hint="serial or disk")
         if self.compression not in COMPRESSIONS:
             raise UsageError(f"unknown compression {self.compression!r}", hint=", ".join(COMPRESSIONS))
+        self.panic_on = panicon.parse_panic_on(self.panic_on) if self.panic_on else ()
 
 
 def make_out_dir(out: Path | None, prefix: str = "capture") -> Path:

@@ -10,11 +10,11 @@ kdump-zlib, which drgn cannot read (LAB-NOTES).
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
-from kdebug.capture.kdump import PARTIAL, verify
+from kdebug.capture.kdump import PARTIAL, note_no_crash, verify
 from kdebug.capture.plan import CaptureOptions, StageClock
 from kdebug.capture.record import Capture
 from kdebug.capture.steps import (
@@ -24,12 +24,14 @@ from kdebug.capture.steps import (
     fire,
     keep_boot_log,
     launch_options,
+    record_modules,
     run_setup,
+    watch,
     write_private,
 )
 from kdebug.capture.triggers import Trigger
 from kdebug.errors import CaptureError, KdebugError
-from kdebug.guest.qemu import EOF, Guest
+from kdebug.guest.qemu import Guest
 from kdebug.guest.qmp import Qmp
 from kdebug.kernel import Kernel
 from kdebug.plan.prepare import LaunchOptions
@@ -45,19 +47,17 @@ def dump_memory(qmp_socket: Path, path: Path, timeout: float = DUMP_TIMEOUT) -> 
         q.cmd("dump-guest-memory", paging=False, protocol=f"file:{path}", format="elf")
 
 
-def wait_panicked(guest: Guest, q: Qmp, timeout: float) -> str | None:
-    """Wait for GUEST_PANICKED; keep reading the console meanwhile. None on
-    success, else "eof" or "timeout"."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ev = q.pull_event(wait=0.3)
-        if ev and ev.get("event") == "GUEST_PANICKED":
-            return None
-        i, _ = guest.expect([], 0.1)
-        if i == EOF:
-            ev = q.pull_event(wait=False)
-            return None if ev and ev.get("event") == "GUEST_PANICKED" else EOF
-    return "timeout"
+def guest_panicked(q: Qmp) -> Callable[[], bool]:
+    """Whether QMP has reported GUEST_PANICKED (pulls the events that came)."""
+    seen = False
+
+    def check() -> bool:
+        nonlocal seen
+        while not seen and (ev := q.pull_event(wait=False)):
+            seen = ev.get("event") == "GUEST_PANICKED"
+        return seen
+
+    return check
 
 
 def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel: Kernel,
@@ -66,6 +66,7 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
     partial = out / PARTIAL
     with clock.stage("preflight"):
         lopts = launch_options(base, kernel, trigger, pvpanic=True, crashkernel=None)
+        record_modules(cap, lopts)
     session = new_session()
     guest: Guest | None = None
     offset = None
@@ -75,14 +76,17 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
             with clock.stage("setup"):
                 run_setup(guest, opts.setup)
         with clock.stage("arm"):
-            arm(guest, trigger)
+            cap.panic_on = arm(guest, trigger, opts.panic_on)
         # Connected before the trigger: QMP events go only to connected clients.
         with clock.stage("panic"), Qmp(session.qmp_socket, timeout=10) as q:
             offset = fire(guest, trigger, q)
-            why = wait_panicked(guest, q, opts.timeouts.panic or trigger.seconds)
-            if why:
-                diags = cdiag.after_trigger(guest.transcript[offset:], exited=why == EOF,
-                                            timed_out=why == "timeout", kdump=False)
+            w = watch(guest, offset, opts.timeouts.panic or trigger.seconds, panicked=guest_panicked(q))
+            if not w.crashed:
+                err = note_no_crash(cap, w, guest, offset, opts, kernel)
+                if err is not None:
+                    raise err
+                diags = cdiag.after_trigger(guest.transcript[offset:], exited=w.exited,
+                                            timed_out=w.timed_out, kdump=False)
                 d = diags[0] if diags else None
                 raise CaptureError(d.cause if d else "no GUEST_PANICKED from QEMU",
                                    hint=d.fix if d else None, diagnoses=diags)

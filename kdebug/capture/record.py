@@ -7,6 +7,7 @@ A capture directory holds::
     console-main.log    console of the crashed kernel, up to the panic
     console-capture.log console of the kdump capture kernel (kdump method)
     capture.json        this record
+    modules/            copies of the out-of-tree modules the guest was given
 
 ``capture.json`` (``schema`` = 1) has these keys; the post-mortem reads them:
 
@@ -40,6 +41,16 @@ failed_stage       name of the stage that failed, or null
 error              {message, hint, diagnoses: [{code, cause, fix, evidence}]} or null
 logs               {main, capture} file names of the console logs (or null)
 tainted            why the kernel was tainted on purpose (trigger module), or null
+panic_on           what was set to panic before the trigger: {words (--panic-on, "none"
+                   for none), sysctls {name: value written}, absent [switches this
+                   kernel lacks]} (kdebug.capture.panicon), or null
+modules            out-of-tree modules given to the guest (--add, the trigger module):
+                   [{name, guest, host, file, build_id, vermagic}], ``file`` the copy
+                   kept in modules/ beside the dump (postmortem pairs it by build-id)
+splat              what the kernel reported when it went on instead of panicking:
+                   {kind, line, panic_on (the word that would have panicked it, or
+                   null), waited (s)}, or null
+run_status         the --run command's exit status when it returned, or null
 created            UTC time, ISO 8601
 seconds            start to vmcore on disk, in seconds
 =================  ==========================================================
@@ -93,6 +104,10 @@ class Capture:
     error: dict | None = None
     logs: dict = field(default_factory=dict)
     tainted: str | None = None
+    panic_on: dict | None = None
+    modules: list[dict] = field(default_factory=list)
+    splat: dict | None = None
+    run_status: int | None = None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     seconds: float | None = None
 

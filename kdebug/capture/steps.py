@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from kdebug.capture import panicon
 from kdebug.capture.module import trigger_module
+from kdebug.capture.modules import keep_modules
 from kdebug.capture.plan import DUMP_PORT, StageClock
 from kdebug.capture.record import Capture
 from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
 from kdebug.errors import CaptureError
-from kdebug.guest.qemu import Guest, boot
+from kdebug.guest.qemu import EOF, Guest, boot
 from kdebug.kernel import Kernel
 from kdebug.plan.cmdline import cmdline_value
 from kdebug.plan.plan import SerialPort
@@ -47,6 +53,13 @@ def launch_options(base: LaunchOptions, kernel: Kernel, trigger: Trigger, *,
                                gdb_port=0 if base.gdb_port is None else base.gdb_port)
 
 
+def record_modules(cap: Capture, lopts: LaunchOptions) -> None:
+    """capture.json's ``modules``: the out-of-tree modules the guest gets, kept beside the dump."""
+    if not cap.modules:  # once: an auto fallback boots again with the same files
+        cap.modules = keep_modules({g: h for g, h in lopts.extra_files.items() if g != HOOK_GUEST_PATH},
+                                   cap.directory)
+
+
 def boot_recorded(lopts: LaunchOptions, session: Session, kernel: Kernel, cap: Capture,
                   clock: StageClock, timeout: float) -> Guest:
     """The prepare and boot stages every capture starts with; the guest's
@@ -75,13 +88,49 @@ def run_setup(guest: Guest, lines: tuple[str, ...]) -> None:
                                f"{r.output.strip()[-200:]}")
 
 
-def arm(guest: Guest, trigger: Trigger) -> None:
-    for cmd in trigger.setup_commands():
+#: The console loglevel while kdebug waits for the crash: KERN_WARNING and
+#: more urgent reach the console, so a WARNING or a sanitizer report (pr_warn,
+#: pr_err: neither raises the loglevel as an Oops does) is seen as it happens.
+#: Nothing after the trigger uses kdebug's shell markers, which printk could cut.
+WATCH_LOGLEVEL = 5
+
+
+def arm(guest: Guest, trigger: Trigger, panic_on: tuple[str, ...] = panicon.DEFAULT) -> dict:
+    """Set what panics (``--panic-on``, then the trigger's own sysctls) and
+    raise the console loglevel; return the record capture.json keeps."""
+    names = panicon.all_sysctls()
+    # Feature detection: a kernel without a switch has no file for it.
+    r = guest.run("for f in " + " ".join(panicon.sysctl_path(n) for n in names)
+                  + "; do [ -e $f ] && echo $f; done; true", timeout=30)
+    present = {n for n in names if panicon.sysctl_path(n) in r.output.split()}
+    writes, absent, impossible = panicon.settings(panic_on, present)
+    if impossible:
+        missing = ", ".join(s.sysctl for w in impossible for s in panicon.SWITCHES[w])
+        raise CaptureError(f"--panic-on {','.join(impossible)}: this kernel has no {missing}",
+                           hint="it was built without that detector; drop the word")
+    cmds = [f"echo {v} > {panicon.sysctl_path(k)}" for k, v in writes.items()]
+    cmds += trigger.setup_commands()
+    cmds.append(f'read lvl _ < /proc/sys/kernel/printk; [ "$lvl" -ge {WATCH_LOGLEVEL} ] '
+                f"|| dmesg -n {WATCH_LOGLEVEL}")
+    for cmd in cmds:
         r = guest.run(cmd, timeout=30)
         if r.status != 0:
             raise CaptureError(f"setting up trigger {trigger.name}: {cmd!r} failed (status {r.status}): "
                                f"{r.output.strip()[-200:]}",
                                hint="the kernel may lack the sysctl or refuse the module")
+    done = {**writes, **dict(trigger.sysctls)}
+    return {"words": list(panic_on) or ["none"], "sysctls": done, "absent": absent}
+
+
+#: The end of a --run command, with its exit status, through the kernel log
+#: (whole at any loglevel, see busybox-init.sh kd_say).
+RUN_DONE = re.compile(r"kdebug-run: done status=(\d+)\s")
+
+
+def run_line(command: str) -> str:
+    """The shell line that runs a reproducer and reports its end."""
+    # A subshell, so `exit N` ends the command and not the guest's shell.
+    return f'( {command}\n) </dev/null; echo "<0>kdebug-run: done status=$?" > /dev/kmsg'
 
 
 def fire(guest: Guest, trigger: Trigger, qmp=None) -> int:
@@ -97,8 +146,86 @@ def fire(guest: Guest, trigger: Trigger, qmp=None) -> int:
             q.cmd(trigger.qmp)
     else:
         # Not run(): the command never returns, the kernel dies under it.
-        guest.send(trigger.console)
+        guest.send(run_line(trigger.console) if trigger.returns else trigger.console)
     return offset
+
+
+#: After a splat, the console quiet this long (the report printed whole) with
+#: no panic: the kernel is going on. A panic follows an Oops at once when
+#: panic_on_oops is set, within a second even under TCG.
+SPLAT_QUIET = 3.0
+#: ... but no longer than this after the splat (a printk flood never quiets).
+SPLAT_MAX = 20.0
+#: After a --run command exits 0, how long a crash it left behind (a work
+#: item, a timer) may take to come.
+RUN_GRACE = 3.0
+#: After it exits non-zero: only for the console to catch up.
+RUN_DRAIN = 0.5
+
+
+@dataclass
+class Watched:
+    """How the wait for a crash ended."""
+
+    crashed: bool = False
+    splat: panicon.Splat | None = None  # the kernel complained and went on
+    status: int | None = None  # a --run command's exit status, when it returned
+    exited: bool = False  # QEMU exited
+    timed_out: bool = False
+    waited: float = 0.0  # from the splat or the command's end to the decision
+
+
+def watch(guest: Guest, offset: int, timeout: float, *, crash: re.Pattern | None = None,
+          panicked: Callable[[], bool] | None = None) -> Watched:
+    """Wait for the crash the trigger should cause: ``crash`` on the console
+    (kdump: the panic, or the capture kernel starting) or ``panicked()``
+    (QEMU's GUEST_PANICKED). Stop early when the answer is already known: a
+    splat the kernel went on from, or a --run command that ended."""
+    patterns = [panicon.ANY_SPLAT, RUN_DONE] + ([crash] if crash is not None else [])
+    start = time.monotonic()
+    splat_at = returned_at = None
+    status = None
+    seen = len(guest.transcript)
+    changed = start
+    while True:
+        if panicked is not None and panicked():
+            return Watched(crashed=True)
+        i, m = guest.expect(patterns, 0.2)
+        now = time.monotonic()
+        if i == EOF:
+            return Watched(crashed=panicked is not None and panicked(), exited=True, status=status)
+        if i == 2:
+            return Watched(crashed=True)
+        if i == 0 and splat_at is None:
+            splat_at = now
+        if i == 1 and status is None and m is not None:
+            status, returned_at = int(m.group(1)), now
+        if len(guest.transcript) != seen:
+            seen, changed = len(guest.transcript), now
+        if splat_at is not None:
+            if now - changed >= SPLAT_QUIET or now - splat_at >= SPLAT_MAX:
+                return Watched(splat=panicon.find_splat(guest.transcript[offset:]), status=status,
+                               waited=now - splat_at)
+        elif returned_at is not None and now - returned_at >= (RUN_GRACE if status == 0 else RUN_DRAIN):
+            return Watched(status=status, waited=now - returned_at)
+        if now - start > timeout:
+            return Watched(timed_out=True, status=status)
+
+
+def no_crash_error(w: Watched, guest: Guest, offset: int, panic_on: tuple[str, ...],
+                   release: str | None) -> CaptureError | None:
+    """The error for a splat without panic or a --run command that ended (None otherwise)."""
+    from kdebug.capture import diagnose as cdiag
+
+    if w.splat is not None:
+        d = cdiag.splat_without_panic(w.splat, panic_on, w.waited)
+    elif w.status is not None and not w.timed_out and not w.exited:
+        text = guest.transcript[offset:].replace("\r", "")
+        d = cdiag.run_returned(w.status, text[:m.start()] if (m := RUN_DONE.search(text)) else text,
+                               waited=w.waited, release=release)
+    else:
+        return None
+    return CaptureError(d.cause, hint=d.fix, diagnoses=[d])
 
 
 def keep_boot_log(cap, session) -> None:

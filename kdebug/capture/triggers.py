@@ -26,6 +26,7 @@ class Trigger:
     panic: str = r"Kernel panic - not syncing"  # regex the crashed kernel's log matches
     module: bool = False  # needs kdebug_trigger.ko
     seconds: float = 60.0  # from the action to the panic, at most
+    returns: bool = False  # a reproducer: its end (and exit status) is watched for
 
     def setup_commands(self) -> list[str]:
         cmds = [f"echo {v} > /proc/sys/{k.replace('.', '/')}" for k, v in self.sysctls]
@@ -74,7 +75,7 @@ PANIC_LINE = re.compile(r"Kernel panic - not syncing: ?(.*)")
 def get_trigger(name: str, run: str | None = None) -> Trigger:
     """The trigger called ``name``; ``run`` makes a user reproducer one."""
     if run is not None:
-        return Trigger("run", "the user's reproducer", console=run)
+        return Trigger("run", "the user's reproducer", console=run, returns=True)
     try:
         return TRIGGERS[name]
     except KeyError:

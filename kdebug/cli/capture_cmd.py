@@ -6,10 +6,15 @@ from pathlib import Path
 
 import click
 
-from kdebug.capture.plan import COMPRESSIONS, METHODS, CaptureOptions, Timeouts
 from kdebug.capture.record import Capture
-from kdebug.capture.triggers import TRIGGERS
-from kdebug.cli.options import launch_options, pass_kw, session_options, to_launch_options
+from kdebug.cli.options import (
+    capture_options,
+    launch_options,
+    pass_kw,
+    session_options,
+    to_capture_options,
+    to_launch_options,
+)
 from kdebug.errors import CaptureError
 
 
@@ -22,7 +27,11 @@ def _summary(cap: Capture) -> str:
     if cap.dump_filter:
         lines.append(f"kdebug: dump level {cap.dump_filter['reason']}")
     if cap.fallback:
-        lines.insert(0, f"kdebug: {cap.fallback}; used the QEMU dump instead")
+        how = "took a QEMU dump of the guest as it is" if cap.splat else "used the QEMU dump instead"
+        lines.insert(0, f"kdebug: {cap.fallback}; {how}")
+    for m in cap.modules:
+        lines.append(f"kdebug: module {m['name']} kept as {m['file']} (build-id {m['build_id'] or 'none'}) "
+                     "for the report's file:line")
     if cap.tainted:
         lines.append(f"kdebug: note: {cap.tainted}")
     return "\n".join(lines)
@@ -48,30 +57,9 @@ def _explain(e: CaptureError) -> None:
 
 @click.command()
 @launch_options
-@click.option("--method", type=click.Choice(METHODS), default="kdump", show_default=True,
-              help="kdump (kexec a capture kernel), qemu (pvpanic + QMP dump), "
-                   "auto (kdump, else the QEMU dump).")
-@click.option("--trigger", type=click.Choice(list(TRIGGERS)), default="sysrq", show_default=True,
-              help="How to crash the guest.")
-@click.option("--run", "run_cmd", metavar="CMD", help="Run this reproducer in the guest instead of a trigger.")
-@click.option("--setup", multiple=True, metavar="CMD",
-              help="Guest shell command run after boot, before the capture kernel is loaded.")
-@click.option("--dump-level", "-d", type=click.IntRange(0, 31), default=None,
-              help="makedumpfile -d: pages to leave out. Default: 31 (all but kernel data) less "
-                   "what this makedumpfile cannot filter safely on this kernel.")
-@click.option("--compress", type=click.Choice(COMPRESSIONS), default="lzo", show_default=True,
-              help="Page compression of the kdump-compressed vmcore.")
-@click.option("--via", type=click.Choice(["serial", "disk"]), default="serial", show_default=True,
-              help="serial: stream over a virtio-serial port; disk: write the vmcore file on an "
-                   "ext4 disk image, read back with debugfs without mounting.")
-@click.option("--raw", is_flag=True, help="Unfiltered ELF vmcore (cat /proc/vmcore): large, slower.")
+@capture_options(default_method="kdump")
 @click.option("--out", "-o", type=click.Path(path_type=Path),
               help="Output directory (default: a new kdebug-capture-* directory here).")
-@click.option("--timeout", default=120.0, show_default=True, help="Seconds for the first boot.")
-@click.option("--panic-timeout", type=float, help="Seconds from trigger to panic (default: per trigger).")
-@click.option("--capture-timeout", default=120.0, show_default=True,
-              help="Seconds for the capture kernel to start dumping.")
-@click.option("--dump-timeout", default=300.0, show_default=True, help="Seconds for the dump itself.")
 @pass_kw
 def capture(kw):
     """Crash a guest and bring its vmcore home.
@@ -82,19 +70,22 @@ def capture(kw):
     and checks the dump is complete. The directory holds vmcore (0600), the
     console logs of both kernels and capture.json; its path is printed last.
 
+    An Oops panics the guest (panic_on_oops, the kdump convention);
+    --panic-on adds warn, hung, lockup or oom ('none': nothing does). When
+    the kernel reports an Oops, a WARNING or a sanitizer finding and goes on,
+    kdebug stops at once and names the --panic-on that would have captured
+    it (--method auto dumps the guest as it is instead). A --run command
+    that ends without crashing anything is reported with its status and
+    last output. Modules given with --add are kept beside the dump, so the
+    report shows their functions' files and lines.
+
     Example: kdebug capture --trigger oops --out /tmp/oops
+
+    Example: kdebug capture --add m.ko:/m.ko --run 'insmod /m.ko' --panic-on warn
     """
     from kdebug.capture.api import capture as run_capture
 
-    opts = CaptureOptions(
-        method=kw.pop("method"), trigger=kw.pop("trigger"), run=kw.pop("run_cmd"),
-        dump_level=kw.pop("dump_level"), compression=kw.pop("compress"), raw=kw.pop("raw"),
-        via=kw.pop("via"),
-        out=kw.pop("out"), setup=tuple(kw.pop("setup")),
-        timeouts=Timeouts(boot=kw.pop("timeout"), panic=kw.pop("panic_timeout"),
-                          capture_boot=kw.pop("capture_timeout"), dump=kw.pop("dump_timeout")))
-    if opts.method == "kdump" and not kw.get("crashkernel"):
-        kw["crashkernel"] = "auto"
+    opts = to_capture_options(kw, kw.pop("out"))
     base = to_launch_options(kw)
     try:
         cap = run_capture(base, opts, say=lambda m: click.echo(f"kdebug: {m}", err=True))

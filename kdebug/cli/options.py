@@ -71,6 +71,76 @@ def to_launch_options(kw: dict, **extra) -> LaunchOptions:
     )
 
 
+def _panic_on(ctx, param, value):
+    from kdebug.capture.panicon import parse_panic_on
+
+    return parse_panic_on(value) if value else None
+
+
+def capture_options(default_method: str):
+    """How to crash the guest and bring the dump home: the same options on
+    `kdebug capture` and `kdebug crash-loop` (only --method's default differs)."""
+    from kdebug.capture.panicon import WORDS
+    from kdebug.capture.plan import COMPRESSIONS, METHODS
+    from kdebug.capture.triggers import TRIGGERS
+
+    opts = [
+        click.option("--method", type=click.Choice(METHODS), default=default_method, show_default=True,
+                     help="kdump (kexec a capture kernel), qemu (pvpanic + QMP dump), auto (kdump, else "
+                          "the QEMU dump; also of a guest that complained without panicking)."),
+        click.option("--trigger", type=click.Choice(list(TRIGGERS)), default="sysrq", show_default=True,
+                     help="How to crash the guest."),
+        click.option("--run", "run_cmd", metavar="CMD",
+                     help="Run this reproducer in the guest instead of a trigger (files: --add HOST:GUEST)."),
+        click.option("--setup", multiple=True, metavar="CMD",
+                     help="Guest shell command run after boot, before the capture kernel is loaded."),
+        click.option("--panic-on", multiple=True, metavar="LIST", callback=_panic_on,
+                     help=f"What else panics the guest (so it is captured), comma-separated: "
+                          f"{', '.join(WORDS)}. An Oops always does unless 'none'."),
+        click.option("--panic-timeout", type=float,
+                     help="Seconds from trigger to panic (default: per trigger; --run: 60)."),
+        click.option("--dump-level", "-d", type=click.IntRange(0, 31), default=None,
+                     help="makedumpfile -d: pages to leave out. Default: 31 (all but kernel data) less "
+                          "what this makedumpfile cannot filter safely on this kernel."),
+        click.option("--compress", type=click.Choice(COMPRESSIONS), default="lzo", show_default=True,
+                     help="Page compression of the kdump-compressed vmcore."),
+        click.option("--via", type=click.Choice(["serial", "disk"]), default="serial", show_default=True,
+                     help="serial: stream over a virtio-serial port; disk: write the vmcore file on an "
+                          "ext4 disk image, read back with debugfs without mounting."),
+        click.option("--raw", is_flag=True, help="Unfiltered ELF vmcore (cat /proc/vmcore): large, slower."),
+        click.option("--timeout", default=120.0, show_default=True, help="Seconds for the first boot."),
+        click.option("--capture-timeout", default=120.0, show_default=True,
+                     help="Seconds for the capture kernel to start dumping."),
+        click.option("--dump-timeout", default=300.0, show_default=True, help="Seconds for the dump itself."),
+    ]
+
+    def deco(f):
+        for o in reversed(opts):
+            f = o(f)
+        return f
+
+    return deco
+
+
+def to_capture_options(kw: dict, out: Path | None):
+    """Pop the :func:`capture_options` from ``kw``; the rest are launch options.
+    kdump needs memory reserved for its capture kernel: crashkernel= unless given."""
+    from kdebug.capture.panicon import DEFAULT
+    from kdebug.capture.plan import CaptureOptions, Timeouts
+
+    panic_on = kw.pop("panic_on")
+    opts = CaptureOptions(
+        method=kw.pop("method"), trigger=kw.pop("trigger"), run=kw.pop("run_cmd"),
+        dump_level=kw.pop("dump_level"), compression=kw.pop("compress"), raw=kw.pop("raw"),
+        via=kw.pop("via"), out=out, setup=tuple(kw.pop("setup")),
+        panic_on=DEFAULT if panic_on is None else panic_on,
+        timeouts=Timeouts(boot=kw.pop("timeout"), panic=kw.pop("panic_timeout"),
+                          capture_boot=kw.pop("capture_timeout"), dump=kw.pop("dump_timeout")))
+    if opts.method != "qemu" and not kw.get("crashkernel"):
+        kw["crashkernel"] = "auto"
+    return opts
+
+
 def session_options(f):
     """--session NAME / --last: a running guest, the same on every command."""
     f = click.option("--last", is_flag=True, help="The most recently started running guest.")(f)

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 
-from kdebug.capture.plan import METHODS, CaptureOptions
-from kdebug.capture.triggers import TRIGGERS
-from kdebug.cli.options import launch_options, pass_kw, to_launch_options
+from kdebug.cli.options import capture_options, launch_options, pass_kw, to_capture_options, to_launch_options
 from kdebug.errors import CaptureError, UsageError
 from kdebug.report.render import FORMATS
 
@@ -30,20 +28,25 @@ def _write(text: str, output: Path | None) -> None:
 @click.argument("vmcore", type=click.Path(path_type=Path))
 @click.option("--vmlinux", type=click.Path(path_type=Path), help="Debug vmlinux (default: found by build-id).")
 @click.option("--tree", type=click.Path(path_type=Path), help="Kernel build tree with vmlinux and modules.")
+@click.option("--module-dir", "module_dirs", type=click.Path(path_type=Path), multiple=True, metavar="DIR",
+              help="Out-of-tree modules (.ko with debug info, or .ko.debug) under DIR: each is used for "
+                   "the loaded module with its build-id, for file:line in its frames.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
 @click.option("--no-crash", is_flag=True, help="drgn only: skip crash and the cross-check.")
 @click.option("--crash-timeout", default=120.0, show_default=True, help="Seconds crash may run.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def postmortem(vmcore, vmlinux, tree, fmt, as_json, output, no_crash, crash_timeout, quiet):
+def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_crash, crash_timeout, quiet):
     """Turn a vmcore (ELF, kdump-compressed or flattened) into a report.
 
     VMCORE is a dump file, or a directory holding one dump at any depth: a
     `kdebug capture` directory, kdump-tools' <stamp>/dump.<stamp> (Debian,
     Ubuntu) or RHEL's <host>-<date>/vmcore. When the dump's own log is
     unreadable, the dmesg saved beside it serves as the log. The vmlinux is
-    found by the build-id in the dump's VMCOREINFO. The JSON schema is
+    found by the build-id in the dump's VMCOREINFO. Out-of-tree modules a
+    capture was given are found beside it (modules/) or where they were
+    added from; --module-dir DIR names more. The JSON schema is
     kdebug/report/schema/report-v1.json.
 
     Example: kdebug postmortem /var/crash/202401011200 --format html -o report.html
@@ -58,7 +61,7 @@ def postmortem(vmcore, vmlinux, tree, fmt, as_json, output, no_crash, crash_time
             click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
 
     report = run(vmcore, vmlinux=vmlinux, tree=tree, crash=not no_crash, crash_timeout=crash_timeout,
-                 progress=progress)
+                 progress=progress, module_dirs=module_dirs)
     progress(f"done: {report.signature}")
     _write(render(report, "json" if as_json else fmt), output)
 
@@ -163,10 +166,7 @@ def _summary(db, fmt, output):
 
 @click.command("crash-loop")
 @launch_options
-@click.option("--trigger", type=click.Choice(list(TRIGGERS)), default="sysrq", show_default=True,
-              help="How to crash the guest.")
-@click.option("--method", type=click.Choice(METHODS), default="qemu", show_default=True,
-              help="qemu (pvpanic + QMP dump, fastest), kdump (kexec a capture kernel), auto.")
+@capture_options(default_method="qemu")
 @click.option("--out", type=click.Path(path_type=Path), help="Capture directory (default: a new one here).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="Format of the final report (with -o; the terminal gets text).")
@@ -179,27 +179,35 @@ def crash_loop(kw):
     Prints each stage as it ends, the drgn report as soon as it is ready, then
     crash's cross-check when crash finishes.
 
+    Takes capture's options: --trigger or --run CMD (with --add HOST:GUEST,
+    --module), --setup, --panic-on, the dump settings. Modules given with
+    --add get their files and lines in the report.
+
     Example: kdebug crash-loop --trigger oops --method kdump
+
+    Example: kdebug crash-loop --add m.ko:/m.ko --run 'insmod /m.ko'
     """
     from kdebug.capture.api import capture
     from kdebug.postmortem.build import postmortem as run
     from kdebug.report.render import CRASH_SECTIONS, render, render_text
 
-    trigger, method, out = kw.pop("trigger"), kw.pop("method"), kw.pop("out")
+    opts = to_capture_options(kw, kw.pop("out"))
     fmt, output, no_crash = kw.pop("fmt"), kw.pop("output"), kw.pop("no_crash")
-    if method != "qemu" and not kw.get("crashkernel"):
-        kw["crashkernel"] = "auto"
     t0 = time.monotonic()
 
     def say(msg: str) -> None:
         click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
 
-    say(f"capture: boot, trigger {trigger}, {method} dump")
+    what = f"run {opts.run!r}" if opts.run is not None else f"trigger {opts.trigger}"
+    say(f"capture: boot, {what}, {opts.method} dump")
     try:
-        cap = capture(to_launch_options(kw), CaptureOptions(method=method, trigger=trigger, out=out), say=say)
+        cap = capture(to_launch_options(kw), opts, say=say)
     except CaptureError as e:
         where = f"; logs in {e.directory}" if e.directory else ""
         raise CaptureError(f"stage {e.failed_stage}: {e.message}{where}", hint=e.hint) from None
+    if cap.fallback:
+        say(f"capture: {cap.fallback}; " + ("took a QEMU dump of the guest as it is" if cap.splat
+                                            else "used the QEMU dump instead"))
     say("capture: " + ", ".join(f"{s.name} {s.seconds:.1f}s" for s in cap.stages) + f" -> {cap.directory}")
 
     def partial(report) -> None:

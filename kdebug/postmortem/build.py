@@ -155,10 +155,11 @@ def _saved_log(dump: Dump, log: list, warnings: list[str]) -> tuple[list, str]:
 
 
 def postmortem(path, *, vmlinux=None, tree=None, crash: bool = True, crash_timeout: float = 120.0,
-               progress=None, on_partial=None) -> Report:
-    """vmcore path -> Report (KdebugError for anything a user can fix)."""
+               progress=None, on_partial=None, module_dirs=()) -> Report:
+    """vmcore path -> Report (KdebugError for anything a user can fix).
+    ``module_dirs``: directories of out-of-tree modules' files (paired by build-id)."""
     from kdebug.vmcore.locate import open_dump
 
-    dump = open_dump(path, vmlinux=vmlinux, tree=tree)
+    dump = open_dump(path, vmlinux=vmlinux, tree=tree, module_dirs=tuple(module_dirs))
     return build_report(dump, crash=crash, crash_timeout=crash_timeout, progress=progress,
                         on_partial=on_partial)

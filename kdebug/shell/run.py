@@ -53,9 +53,25 @@ def crash_init_commands(target: Target, extension: Path | None) -> list[str]:
     cmds = []
     if target.module_debug_dir is not None:
         cmds.append(f"mod -S {target.module_debug_dir} >/dev/null")
+    for name, path in _module_files(target):
+        cmds.append(f"mod -s {name} {path} >/dev/null")  # out-of-tree modules a capture kept
     if extension is not None:
         cmds.append(f"extend {extension} >/dev/null")
     return cmds
+
+
+def _module_files(target: Target) -> list[tuple[str, Path]]:
+    """(module name, file) of the dump's out-of-tree module files, first file per name."""
+    from kdebug.elf import FormatError, file_module
+
+    out: dict[str, Path] = {}
+    for p in target.dump.module_files if target.dump else ():
+        try:
+            name = file_module(p).name
+        except (OSError, FormatError):
+            continue
+        out.setdefault(name, p)
+    return list(out.items())
 
 
 def crash_argv(target: Target, init_file: Path, crash: str = "crash") -> list[str]:

@@ -5,13 +5,15 @@ VMCOREINFO names."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from kdebug import kernel
-from kdebug.errors import KernelError, ToolMissing, VmcoreError
+from kdebug.errors import KernelError, ToolMissing, UsageError, VmcoreError
 from kdebug.paths import cache_dir
 from kdebug.vmcore.info import VmcoreInfo, identify
 from kdebug.vmcore.layouts import DumpSite, locate
@@ -26,6 +28,9 @@ class Dump:
     module_debug_dir: Path | None
     original: Path  # what the user named (a flattened stream is reassembled elsewhere)
     site: DumpSite | None = None  # where it was found, and the log saved beside it
+    #: Out-of-tree module files that may carry debug info for the dump's
+    #: modules; the engine pairs each with a loaded module by build-id.
+    module_files: tuple[Path, ...] = ()
 
     @property
     def path(self) -> Path:
@@ -37,16 +42,50 @@ class Dump:
 
 
 def open_dump(path: Path, vmlinux: Path | None = None, tree: Path | None = None,
-              timeout: float = 300.0) -> Dump:
+              timeout: float = 300.0, module_dirs: tuple[Path, ...] = ()) -> Dump:
     """``path``: a dump file, or a directory holding one dump in any known
-    layout (kdebug capture, kdump-tools, RHEL kdump) at any depth."""
+    layout (kdebug capture, kdump-tools, RHEL kdump) at any depth.
+    ``module_dirs``: where to look for out-of-tree modules' files too."""
     site = locate(Path(path))
     info = identify(site.vmcore)
     original = info.path
     if info.format == "flattened":
         info = identify(reassemble(info.path, timeout=timeout))
     vm, mods = find_vmlinux(info, vmlinux=vmlinux, tree=tree)
-    return Dump(info, vm, mods, original, site)
+    return Dump(info, vm, mods, original, site, module_files=find_module_files(site, module_dirs))
+
+
+#: What a module's debug info can be in: the module itself (built with -g, as
+#: kbuild builds an external module against a kernel with DEBUG_INFO), or a
+#: separate debug file.
+MODULE_SUFFIXES = (".ko", ".ko.debug")
+
+
+def find_module_files(site: DumpSite | None, module_dirs: tuple[Path, ...] = ()) -> tuple[Path, ...]:
+    """Module files for a dump: those a kdebug capture recorded (its copy
+    beside the dump, then the path it was added from) and every module file
+    under ``module_dirs``. Which of them belongs to the dump is decided by
+    build-id when they are loaded, never by name."""
+    found: list[Path] = []
+    if site is not None and site.layout == "kdebug":
+        record = site.vmcore.parent / "capture.json"
+        try:
+            mods = json.loads(record.read_text()).get("modules") or []
+        except (OSError, ValueError, AttributeError):
+            mods = []
+        for m in mods if isinstance(mods, list) else []:
+            if not isinstance(m, dict):
+                continue
+            cands = [site.vmcore.parent / m["file"]] if m.get("file") else []
+            cands += [Path(m["host"])] if m.get("host") else []
+            found += [p for p in cands if p.is_file()]
+    for d in module_dirs:
+        if not d.is_dir():
+            raise UsageError(f"--module-dir {d} is not a directory")
+        for dirpath, dirnames, filenames in os.walk(d):
+            dirnames.sort()
+            found += [Path(dirpath) / n for n in sorted(filenames) if n.endswith(MODULE_SUFFIXES)]
+    return tuple(dict.fromkeys(found))
 
 
 def reassemble(path: Path, timeout: float = 300.0) -> Path:
