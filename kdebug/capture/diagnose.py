@@ -141,7 +141,7 @@ def after_trigger(console: str, *, exited: bool, timed_out: bool, kdump: bool,
 def splat_without_panic(splat: Splat, panic_on: tuple[str, ...], waited: float) -> Diagnosis:
     """The console showed ``splat`` and the kernel went on instead of
     panicking: what would have made it a panic (and so a vmcore)."""
-    cause = f"the kernel reported {splat.kind} but did not panic (waited {waited:.0f} s)"
+    cause = f"the kernel printed {splat.line!r} ({splat.kind}) and went on without a panic for {waited:.0f} s"
     if splat.word is None:
         cause += f": no kernel setting turns a {splat.kind} into a panic"
         fix = "use --method auto, which then takes a QEMU dump of the guest as it is"
@@ -161,27 +161,36 @@ _INSMOD = re.compile(r"insmod: can't insert '([^']+)': (.+)")
 _VERMAGIC = re.compile(r"(\S+): version magic '([^']*)' should be '([^']*)'")
 
 
-def run_returned(status: int, output: str, *, waited: float, release: str | None = None) -> Diagnosis:
+def run_returned(status: int, output: str, *, waited: float, release: str | None = None,
+                 modules: list[dict] | tuple = ()) -> Diagnosis:
     """The --run command ended and nothing crashed: its status and last output.
-    ``waited``: how long after it returned kdebug watched for a late crash."""
+    ``waited``: how long after it returned kdebug watched for a late crash;
+    ``modules``: capture.json's record of the modules given to the guest."""
     tail = _last_lines(output, 4)
+    last = _last_lines(output, 2)[-200:] or "nothing"
     later = f" in the {waited:.0f} s after" if waited >= 1 else ""
     if (m := _INSMOD.search(output)):
         why = m.group(2).strip()
-        fix = "check the module and its dependencies in the guest's log (console-main.log)"
+        fix = "read the kernel's reason above insmod's line in console-main.log"
         if "invalid module format" in why.lower() or _VERMAGIC.search(output):
             v = _VERMAGIC.search(output)
-            built = f" (built for {v.group(2).split()[0]})" if v and v.group(2) else ""
-            fix = (f"the module was built for another kernel{built}: build it against the guest kernel's "
-                   f"headers, /lib/modules/{release or '<release>'}/build")
+            # insmod checks the version magic against the running kernel's
+            # release: the same string compare, made on the host's record.
+            path = "/" + m.group(1).lstrip("/")
+            given = next((k.get("vermagic") or "" for k in modules if k.get("guest") == path), "")
+            magic = (v.group(2) if v and v.group(2) else given).split()
+            built = (f"{m.group(1)} was built for {magic[0]}, the guest runs {release}"
+                     if magic and release and magic[0] != release else f"{m.group(1)} does not fit this kernel")
+            fix = f"{built}: build it against the guest kernel's headers, /lib/modules/{release or '<release>'}/build"
         return Diagnosis("run-insmod-refused",
                          f"the --run command exited with status {status}: insmod refused {m.group(1)}: {why}",
                          fix, tail)
     if status == 127:
-        return Diagnosis("run-not-found", "the --run command was not found in the guest (status 127)",
+        return Diagnosis("run-not-found", f"the --run command was not found in the guest (status 127: {last})",
                          "add the program to the guest with --add HOST[:GUEST] (its libraries come along)", tail)
     return Diagnosis("run-returned",
-                     f"the --run command exited with status {status} and the kernel did not crash{later}",
+                     f"the --run command exited with status {status} and the kernel did not crash{later}; "
+                     f"its last output: {last}",
                      "make the reproducer crash the kernel before it exits (a crash it leaves for later: "
                      "end the command with a sleep, e.g. --run 'CMD; sleep 30')", tail)
 

@@ -219,7 +219,7 @@ def note_no_crash(cap: Capture, w: Watched, guest: Guest, offset: int, opts: Cap
         cap.splat = {**w.splat.to_dict(), "waited": round(w.waited, 1)}
     if w.status is not None:
         cap.run_status = w.status
-    return no_crash_error(w, guest, offset, opts.panic_on, kernel.release)
+    return no_crash_error(w, guest, offset, opts.panic_on, kernel.release, cap.modules)
 
 
 def _dump_live(guest: Guest, cap: Capture, clock: StageClock, kernel: Kernel, stream: Path) -> None:

@@ -133,6 +133,21 @@ def run_line(command: str) -> str:
     return f'( {command}\n) </dev/null; echo "<0>kdebug-run: done status=$?" > /dev/kmsg'
 
 
+_STAMP = re.compile(r"\[\s*\d+\.\d+\]\s*$")
+
+
+def run_output(console: str) -> str:
+    """What a --run command printed (kernel lines among it), from the
+    console after the trigger: without busybox's echo of the typed line
+    (its line editing echoes even with the tty's echo off) and the marker."""
+    text = console.replace("\r", "")
+    echoed = text.find('status=$?" > /dev/kmsg')
+    if echoed >= 0:
+        text = text[text.find("\n", echoed) + 1:]
+    m = RUN_DONE.search(text)
+    return _STAMP.sub("", text[:m.start()] if m else text).rstrip()
+
+
 def fire(guest: Guest, trigger: Trigger, qmp=None) -> int:
     """Crash the guest; return the transcript offset where it began. ``qmp``:
     an open kdebug.guest.qmp.Qmp (QEMU's monitor takes one client at a time)."""
@@ -213,16 +228,15 @@ def watch(guest: Guest, offset: int, timeout: float, *, crash: re.Pattern | None
 
 
 def no_crash_error(w: Watched, guest: Guest, offset: int, panic_on: tuple[str, ...],
-                   release: str | None) -> CaptureError | None:
+                   release: str | None, modules: list[dict]) -> CaptureError | None:
     """The error for a splat without panic or a --run command that ended (None otherwise)."""
     from kdebug.capture import diagnose as cdiag
 
     if w.splat is not None:
         d = cdiag.splat_without_panic(w.splat, panic_on, w.waited)
     elif w.status is not None and not w.timed_out and not w.exited:
-        text = guest.transcript[offset:].replace("\r", "")
-        d = cdiag.run_returned(w.status, text[:m.start()] if (m := RUN_DONE.search(text)) else text,
-                               waited=w.waited, release=release)
+        d = cdiag.run_returned(w.status, run_output(guest.transcript[offset:]), waited=w.waited,
+                               release=release, modules=modules)
     else:
         return None
     return CaptureError(d.cause, hint=d.fix, diagnoses=[d])
