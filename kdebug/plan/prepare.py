@@ -80,9 +80,11 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
         if not initrd.is_file():
             raise UsageError(f"initrd {initrd} does not exist")
     elif opts.recipe:
-        # The capture kernel rides along only where a crashkernel= region can take it.
+        # The capture kernel rides along only where a crashkernel= region can take it
+        # (also one put on the command line past check_crashkernel's floor, by fault tests).
+        reserved = crash is not None or any(a.startswith("crashkernel=") for a in opts.append)
         initramfs = build_initramfs(load_recipe(opts.recipe), kernel, extra_files=opts.extra_files,
-                                    extra_modules=opts.extra_modules, kdump=crash is not None)
+                                    extra_modules=opts.extra_modules, kdump=reserved)
         initrd = initramfs.path
     drives = [Drive(p, f"disk{i}") for i, p in enumerate(opts.drives)]
     root = None
