@@ -3,6 +3,7 @@ console through :class:`kdebug.guest.qemu.Guest`, QMP for NMIs)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import re
@@ -108,6 +109,8 @@ def arm(guest: Guest, trigger: Trigger, panic_on: tuple[str, ...] = panicon.DEFA
         missing = ", ".join(s.sysctl for w in impossible for s in panicon.SWITCHES[w])
         raise CaptureError(f"--panic-on {','.join(impossible)}: this kernel has no {missing}",
                            hint="it was built without that detector; drop the word")
+    if trigger.returns:
+        write_run_script(guest, trigger.console)
     cmds = [f"echo {v} > {panicon.sysctl_path(k)}" for k, v in writes.items()]
     cmds += trigger.setup_commands()
     cmds.append(f'read lvl _ < /proc/sys/kernel/printk; [ "$lvl" -ge {WATCH_LOGLEVEL} ] '
@@ -124,28 +127,50 @@ def arm(guest: Guest, trigger: Trigger, panic_on: tuple[str, ...] = panicon.DEFA
 
 #: The end of a --run command, with its exit status, through the kernel log
 #: (whole at any loglevel, see busybox-init.sh kd_say).
+RUN_START = re.compile(r"kdebug-run: start\r*\n")
 RUN_DONE = re.compile(r"kdebug-run: done status=(\d+)\s")
+RUN_SCRIPT = "/tmp/kdebug-run.sh"
+#: What is typed to start it: short, so busybox's echo of it (its line
+#: editing echoes with the tty's echo off) is one known line to drop.
+RUN_TYPED = f"sh {RUN_SCRIPT}"
 
 
-def run_line(command: str) -> str:
-    """The shell line that runs a reproducer and reports its end."""
-    # A subshell, so `exit N` ends the command and not the guest's shell.
-    return f'( {command}\n) </dev/null; echo "<0>kdebug-run: done status=$?" > /dev/kmsg'
+def run_script(command: str) -> str:
+    """The reproducer between two markers that go through the kernel log:
+    whole at any loglevel, and never mistaken for the command's own echo."""
+    # A subshell, so `exit N` ends the command, not the script; the newline
+    # before ")" ends a trailing comment.
+    return (f'echo "<0>kdebug-run: start" > /dev/kmsg\n( {command}\n) </dev/null\n'
+            f'echo "<0>kdebug-run: done status=$?" > /dev/kmsg\n')
+
+
+def write_run_script(guest: Guest, command: str) -> None:
+    # base64: the command reaches the guest byte for byte, whatever it quotes;
+    # in pieces, as busybox's line editing takes at most 1024 characters a line.
+    data = base64.b64encode(run_script(command).encode()).decode()
+    lines = [f"rm -f {RUN_SCRIPT}.b64"]
+    lines += [f"echo {data[i:i + 512]} >> {RUN_SCRIPT}.b64" for i in range(0, len(data), 512)]
+    lines.append(f"base64 -d < {RUN_SCRIPT}.b64 > {RUN_SCRIPT}")
+    for line in lines:
+        r = guest.run(line, timeout=30)
+        if r.status != 0:
+            raise CaptureError(f"cannot write the --run script in the guest: {r.output.strip()[-200:]}")
 
 
 _STAMP = re.compile(r"\[\s*\d+\.\d+\]\s*$")
+_ESC = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def run_output(console: str) -> str:
     """What a --run command printed (kernel lines among it), from the
-    console after the trigger: without busybox's echo of the typed line
-    (its line editing echoes even with the tty's echo off) and the marker."""
-    text = console.replace("\r", "")
-    echoed = text.find('status=$?" > /dev/kmsg')
-    if echoed >= 0:
-        text = text[text.find("\n", echoed) + 1:]
+    console after the trigger: between the markers, without the shell's
+    prompt and echo."""
+    text = _ESC.sub("", console.replace("\r", ""))
+    if (start := RUN_START.search(text)):
+        text = text[start.end():]
     m = RUN_DONE.search(text)
-    return _STAMP.sub("", text[:m.start()] if m else text).rstrip()
+    text = _STAMP.sub("", text[:m.start()] if m else text)
+    return "\n".join(ln for ln in text.splitlines() if ln.strip() and not ln.rstrip().endswith(RUN_TYPED))
 
 
 def fire(guest: Guest, trigger: Trigger, qmp=None) -> int:
@@ -161,7 +186,7 @@ def fire(guest: Guest, trigger: Trigger, qmp=None) -> int:
             q.cmd(trigger.qmp)
     else:
         # Not run(): the command never returns, the kernel dies under it.
-        guest.send(run_line(trigger.console) if trigger.returns else trigger.console)
+        guest.send(RUN_TYPED if trigger.returns else trigger.console)
     return offset
 
 
