@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kdebug.errors import KdebugError
-from kdebug.kconfig import check_features, load_features
+from kdebug.kconfig import check_features, check_sanitizers, load_features, load_sanitizers
 from kdebug.kernel import Kernel, image_build_id, vmlinux_build_id
 from kdebug.plan.accel import AccelChoice, choose_accel
 
@@ -43,6 +43,14 @@ class FeatureRow:
 
 
 @dataclass(frozen=True)
+class SanitizerRow:
+    sanitizer: str
+    present: bool
+    settings: str
+    note: str
+
+
+@dataclass(frozen=True)
 class DoctorReport:
     tools: list[ToolRow]
     accel: AccelChoice
@@ -51,6 +59,7 @@ class DoctorReport:
     image_build_id: str | None
     vmlinux_build_id: str | None
     features: list[FeatureRow]
+    sanitizers: list[SanitizerRow] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -77,6 +86,7 @@ def collect_doctor(find_kernel) -> DoctorReport:
     kernel = err = None
     iid = vid = None
     feats: list[FeatureRow] = []
+    sans: list[SanitizerRow] = []
     try:
         kernel = find_kernel()
     except KdebugError as e:
@@ -89,7 +99,9 @@ def collect_doctor(find_kernel) -> DoctorReport:
                 chk.feature.name, chk.ok,
                 ", ".join("CONFIG_" + r.option for r in chk.missing),
                 "; ".join(r.why for r in chk.missing)))
-    return DoctorReport(tools, accel, kernel, err, iid, vid, feats)
+        for s in check_sanitizers(kernel.config, load_sanitizers()):
+            sans.append(SanitizerRow(s.sanitizer.name, s.present, ", ".join(s.settings), s.note))
+    return DoctorReport(tools, accel, kernel, err, iid, vid, feats, sans)
 
 
 def format_doctor(r: DoctorReport) -> str:
@@ -120,6 +132,11 @@ def format_doctor(r: DoctorReport) -> str:
     out += ["", "Kernel features"]
     out.append(tabulate([(f.feature, "yes" if f.ok else "no", f.missing or "-", f.cost or "-")
                          for f in r.features], headers=["feature", "ready", "missing", "what it costs"]))
+    if r.sanitizers and k.config.values:
+        out += ["", "Sanitizers (bug detectors built in)"]
+        out.append(tabulate([(s.sanitizer, "yes" if s.present else "no", s.settings or "-",
+                              s.note or "-") for s in r.sanitizers],
+                            headers=["detector", "built in", "settings", "note"]))
     for n in k.notes:
         out.append(f"note: {n}")
     return "\n".join(out)

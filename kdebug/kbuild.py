@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tarfile
 import time
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,8 +26,46 @@ from kdebug.paths import cache_dir
 from kdebug.resources import launch_path
 
 DEFAULT_FRAGMENT = launch_path("kconfig", "debug.config")
-#: debug.config plus the QEMU devices' drivers as modules (tests of --tree modules).
-MODULES_FRAGMENTS = (DEFAULT_FRAGMENT, launch_path("kconfig", "modules.config"))
+PRESETS = launch_path("kconfig", "presets.toml")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str
+    fragments: tuple[Path, ...]  # after debug.config, in order
+
+
+def load_presets(path: Path = PRESETS) -> dict[str, Preset]:
+    """The presets `kdebug kernel build --preset` knows (launch/kconfig/presets.toml)."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UsageError(f"cannot read the kernel presets {path}: {e}") from None
+    out = {}
+    for name, body in data.items():
+        frags = tuple(launch_path("kconfig", f"{f}.config") for f in body.get("fragments", []))
+        missing = [str(f) for f in frags if not f.is_file()]
+        if not frags or missing:
+            raise UsageError(f"kernel preset {name!r} in {path} names no fragment or a missing one: "
+                             f"{', '.join(missing) or '(none)'}")
+        out[name] = Preset(name, body.get("summary", ""), frags)
+    return out
+
+
+def preset_fragments(name: str, presets: dict[str, Preset] | None = None) -> tuple[Path, ...]:
+    """debug.config and the preset's fragments; an unknown name lists the known ones."""
+    presets = load_presets() if presets is None else presets
+    if name not in presets:
+        raise UsageError(f"unknown preset {name!r} (known: {', '.join(sorted(presets))})")
+    return (DEFAULT_FRAGMENT, *presets[name].fragments)
+
+
+#: The second tree the tests boot (scripts/setup.d/gdb.sh builds it): the
+#: sanitizers preset (KASAN, KFENCE, UBSAN, lockdep, list and atomic-sleep
+#: checks) plus the QEMU devices' drivers as modules, so one extra kernel
+#: serves the --tree modules tests and the crash-taxonomy tests.
+MODULES_FRAGMENTS = (*preset_fragments("sanitizers"), launch_path("kconfig", "modules.config"))
 DEFAULT_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
 BASES = ("tinyconfig", "defconfig")
 TARGETS = ("bzImage", "vmlinux", "scripts_gdb")
@@ -158,7 +197,8 @@ def build_kernel(source: Path = DEFAULT_SOURCE, fragments: Path | Sequence[Path]
     for f in frags:
         if not f.is_file():
             raise UsageError(f"kconfig fragment {f} does not exist",
-                             hint="pass a file, or the name of a shipped one (debug, modules)")
+                             hint="pass a file, or the name of a shipped one (debug, modules, kasan, kfence, ubsan, "
+                                  "lockdep, checks)")
     for tool in ("make", "gcc", "flex", "bison", "bc"):
         if shutil.which(tool) is None:
             raise ToolMissing(f"{tool} not found", hint="run scripts/setup.sh (scripts/packages.d/gdb.txt)")

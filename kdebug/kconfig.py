@@ -113,3 +113,53 @@ def check_features(config: KConfig, features: list[Feature]) -> list[FeatureChec
         )
         out.append(FeatureCheck(f, missing))
     return out
+
+
+# --- the kernel's bug detectors ------------------------------------------
+
+@dataclass(frozen=True)
+class Sanitizer:
+    name: str
+    option: str
+    reports: str
+    details: tuple[str, ...] = ()
+    idle: tuple[str, str, str] | None = None  # (option, value, note): built in but off
+
+
+@dataclass(frozen=True)
+class SanitizerCheck:
+    sanitizer: Sanitizer
+    present: bool
+    settings: tuple[str, ...]  # the detail options set: names of booleans, NAME=value otherwise
+    note: str = ""  # why a present detector does nothing yet
+
+
+def load_sanitizers(path: Path | None = None) -> list[Sanitizer]:
+    path = path or launch_path("sanitizers.toml")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UsageError(f"cannot read sanitizer table {path}: {e}") from None
+    out = []
+    for name, body in data.items():
+        idle = body.get("idle")
+        out.append(Sanitizer(name, body["option"], body.get("reports", ""), tuple(body.get("details", [])),
+                             (idle["option"], str(idle["value"]), idle.get("note", "")) if idle else None))
+    return out
+
+
+def check_sanitizers(config: KConfig, sanitizers: list[Sanitizer]) -> list[SanitizerCheck]:
+    """Which detectors ``config`` builds in, with their settings."""
+    out = []
+    for s in sanitizers:
+        present = config.builtin(s.option)
+        settings = []
+        for d in s.details if present else ():
+            v = config.get(d)
+            if v == "y":
+                settings.append(d)
+            elif v not in (None, "n", "m"):
+                settings.append(f"{d}={v}")
+        note = s.idle[2] if present and s.idle and config.get(s.idle[0]) == s.idle[1] else ""
+        out.append(SanitizerCheck(s, present, tuple(settings), note))
+    return out
