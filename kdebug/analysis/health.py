@@ -10,6 +10,7 @@ from drgn.helpers.linux.pid import for_each_task
 
 from kdebug.analysis.log import collect_log
 from kdebug.analysis.program import cached, open_program
+from kdebug.analysis.stack import frame_records
 from kdebug.analysis.tasks import task_record
 from kdebug.model import TaskRecord
 from kdebug.report.model import DumpCheck, DumpGap
@@ -67,7 +68,9 @@ def check_dump(prog: drgn.Program, *, expect_panic: bool) -> DumpCheck:
     panic_task = None
     if expect_panic:
         try:
-            panic_task = task_record(prog, prog.crashed_thread().object)
+            thread = prog.crashed_thread()
+            panic_task = task_record(prog, thread.object)
+            frame_records(prog, thread.stack_trace())  # the report shows its backtrace
         except drgn.FaultError as e:
             gaps.append(gap(prog, "panic task", e))
         except (ValueError, LookupError):
