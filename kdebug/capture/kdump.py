@@ -25,6 +25,7 @@ from pathlib import Path
 
 from kdebug.analysis.health import check_vmcore
 from kdebug.capture import diagnose as cdiag
+from kdebug.capture.capture_kernel import choose_capture_kernel
 from kdebug.capture.plan import (
     CaptureOptions,
     StageClock,
@@ -97,6 +98,10 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
             create_private(stream)
         lopts = launch_options(base, kernel, trigger, stream=None if disk else stream, disk=disk,
                                crashkernel=crash, unsafe_crashkernel=unsafe)
+        ck = choose_capture_kernel(kernel, opts.capture_kernel, opts.via)
+        cap.capture_kernel = ck.to_dict()
+        if ck.separate:
+            lopts = dataclasses.replace(lopts, capture_image=ck.image)
         record_modules(cap, lopts)
     session = new_session()
     guest: Guest | None = None

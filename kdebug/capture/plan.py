@@ -54,6 +54,8 @@ class CaptureOptions:
     skip_kexec: bool = False  # fault injection: panic with no capture kernel loaded
     #: What panics besides the trigger's own (kdebug.capture.panicon); () is --panic-on none.
     panic_on: tuple[str, ...] = panicon.DEFAULT
+    #: kdump's capture kernel: "auto", "crashed" or a build tree (kdebug.capture.capture_kernel).
+    capture_kernel: str = "auto"
 
     def validate(self) -> None:
         if self.method not in METHODS:

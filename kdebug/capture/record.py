@@ -51,6 +51,8 @@ splat              what the kernel reported when it went on instead of panicking
                    {kind, line, panic_on (the word that would have panicked it, or
                    null), waited (s)}, or null
 run_status         the --run command's exit status when it returned, or null
+capture_kernel     the kernel kdump booted to save the dump: {source ("crashed" or
+                   "tree"), release, image, size, tree, reason}; null for qemu
 created            UTC time, ISO 8601
 seconds            start to vmcore on disk, in seconds
 =================  ==========================================================
@@ -108,6 +110,7 @@ class Capture:
     modules: list[dict] = field(default_factory=list)
     splat: dict | None = None
     run_status: int | None = None
+    capture_kernel: dict | None = None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     seconds: float | None = None
 

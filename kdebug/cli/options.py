@@ -108,6 +108,9 @@ def capture_options(default_method: str):
                      help="serial: stream over a virtio-serial port; disk: write the vmcore file on an "
                           "ext4 disk image, read back with debugfs without mounting."),
         click.option("--raw", is_flag=True, help="Unfiltered ELF vmcore (cat /proc/vmcore): large, slower."),
+        click.option("--capture-kernel", default="auto", show_default=True, metavar="auto|crashed|TREE",
+                     help="kdump's capture kernel: auto (the smallest suitable `kdebug kernel build` tree "
+                          "in the cache, else the crashed kernel), crashed, or a build tree."),
         click.option("--timeout", default=120.0, show_default=True, help="Seconds for the first boot."),
         click.option("--capture-timeout", default=120.0, show_default=True,
                      help="Seconds for the capture kernel to start dumping."),
@@ -132,7 +135,7 @@ def to_capture_options(kw: dict, out: Path | None):
     opts = CaptureOptions(
         method=kw.pop("method"), trigger=kw.pop("trigger"), run=kw.pop("run_cmd"),
         dump_level=kw.pop("dump_level"), compression=kw.pop("compress"), raw=kw.pop("raw"),
-        via=kw.pop("via"), out=out, setup=tuple(kw.pop("setup")),
+        via=kw.pop("via"), out=out, setup=tuple(kw.pop("setup")), capture_kernel=kw.pop("capture_kernel"),
         panic_on=DEFAULT if panic_on is None else panic_on,
         timeouts=Timeouts(boot=kw.pop("timeout"), panic=kw.pop("panic_timeout"),
                           capture_boot=kw.pop("capture_timeout"), dump=kw.pop("dump_timeout")))

@@ -17,7 +17,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kdebug.errors import InitramfsError, ToolMissing, UsageError
@@ -256,7 +256,7 @@ def base_archive(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path],
 
 
 def _key(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path], extra_modules: list[str],
-         mdir: Path | None, kdump: bool) -> str:
+         mdir: Path | None, kdump: bool, capture_image: Path | None = None) -> str:
     h = hashlib.sha256()
 
     def stamp(p: Path) -> str:
@@ -269,6 +269,7 @@ def _key(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path], extra_mod
     parts = [FORMAT_VERSION, recipe.text, recipe.init_source.read_text(errors="replace"),
              kernel.release, str(kernel.build_id), stamp(kernel.image),
              str(mdir), f"kdump={kdump}", *extra_modules,
+             *([f"capture={stamp(capture_image)}"] if capture_image is not None else []),
              *(f"{g}={stamp(h_)}" for g, h_ in sorted(extra_files.items())),
              *(stamp(Path(p)) for p in BUSYBOX_CANDIDATES)]
     for b in recipe.binaries:
@@ -283,17 +284,21 @@ def _key(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path], extra_mod
 def build_initramfs(recipe: Recipe, kernel: Kernel, output: Path | None = None, *,
                     extra_files: dict[str, Path] | None = None,
                     extra_modules: list[str] | None = None, use_cache: bool = True,
-                    kdump: bool | None = None) -> Initramfs:
+                    kdump: bool | None = None, capture_image: Path | None = None) -> Initramfs:
     """``kdump``: embed the capture kernel and its initramfs (the recipe says
     whether it can; None: as the recipe says). Only a guest with crashkernel=
-    reserved can use them, and they double the archive the kernel unpacks."""
+    reserved can use them, and they double the archive the kernel unpacks.
+    ``capture_image``: another kernel to capture with (kdebug.capture.capture_kernel);
+    its initramfs then carries none of ``kernel``'s modules."""
     extra_files = extra_files or {}
     extra_modules = extra_modules or []
     with_kdump = recipe.kdump and (kdump is None or kdump)
     # A tree's staged modules are named by their content, so rebuilt modules
     # make a new initramfs.
     mdir = modules_dir(kernel) if recipe.modules or extra_modules else None
-    key = _key(recipe, kernel, extra_files, extra_modules, mdir, with_kdump)
+    other = capture_image if with_kdump and capture_image is not None \
+        and capture_image.resolve() != kernel.image.resolve() else None
+    key = _key(recipe, kernel, extra_files, extra_modules, mdir, with_kdump, other)
     cached = cache_dir("initramfs") / f"{recipe.name}-{key}.img"
     manifest = cached.with_suffix(".json")
     if use_cache and cached.is_file() and manifest.is_file():
@@ -310,8 +315,16 @@ def build_initramfs(recipe: Recipe, kernel: Kernel, output: Path | None = None, 
             # (minus this part): one /init serves both. Kept uncompressed so
             # the already-compressed bzImage is not squeezed again.
             extra = Archive()
-            extra.add_file("kdump/vmlinuz", kernel.image.read_bytes())
-            extra.add_file("kdump/initrd.img", base)
+            if other is None:
+                extra.add_file("kdump/vmlinuz", kernel.image.read_bytes())
+                extra.add_file("kdump/initrd.img", base)
+            else:
+                # Another kernel: the same /init and files, but no modules
+                # built for ``kernel`` (it has what it needs built in).
+                bare = replace(recipe, modules=())
+                extra.add_file("kdump/vmlinuz", other.read_bytes())
+                extra.add_file("kdump/initrd.img",
+                               base_archive(bare, kernel, extra_files, [], []).to_cpio_gz())
             parts.append(extra.to_cpio())
             names += [n for n in extra.names() if n not in names]
         tmp = cached.with_suffix(f".{os.getpid()}.tmp")

@@ -48,6 +48,8 @@ class LaunchOptions:
     interactive: bool = False
     extra_files: dict[str, Path] = field(default_factory=dict)
     extra_modules: list[str] = field(default_factory=list)
+    #: The image kexec -p loads when crashkernel= is reserved (None: the booted kernel).
+    capture_image: Path | None = None
 
 
 @dataclass
@@ -84,7 +86,8 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
         # (also one put on the command line past check_crashkernel's floor, by fault tests).
         reserved = crash is not None or any(a.startswith("crashkernel=") for a in opts.append)
         initramfs = build_initramfs(load_recipe(opts.recipe), kernel, extra_files=opts.extra_files,
-                                    extra_modules=opts.extra_modules, kdump=reserved)
+                                    extra_modules=opts.extra_modules, kdump=reserved,
+                                    capture_image=opts.capture_image)
         initrd = initramfs.path
     drives = [Drive(p, f"disk{i}") for i, p in enumerate(opts.drives)]
     root = None

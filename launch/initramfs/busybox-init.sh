@@ -17,8 +17,11 @@ kd_say() {
 	echo "<0>$*" 2>/dev/null > /dev/kmsg || echo "$*"
 }
 
-# Modules in dependency order, written by kdebug at build time.
-if [ -f /etc/kdebug/modules ]; then
+# Modules in dependency order, written by kdebug at build time, and only
+# into the kernel they were built for: a kdump capture kernel that is not
+# the crashed one boots this /init too.
+if [ -f /etc/kdebug/modules ] &&
+	grep -qF "\"release\": \"$(uname -r)\"" /etc/kdebug/kernel.json 2>/dev/null; then
 	while read -r ko; do
 		[ -n "$ko" ] && insmod "/lib/modules/$ko" 2>/dev/null
 	done < /etc/kdebug/modules
