@@ -39,6 +39,8 @@ CONNECT_TIMEOUT = 3.0
 SOCKET_TIMEOUT = 5.0
 #: A hard kill follows the soft time limit after this much grace (crash is cancelled on the soft one).
 HARD_GRACE = 30.0
+#: Deliveries of one dump before it is given up (a worker or its pool process died each time).
+MAX_ATTEMPTS = 3
 #: How often the client asks whether any worker is left, and after how many silent asks it gives up.
 PING_EVERY, PING_MISSES = 20.0, 3
 
@@ -70,14 +72,23 @@ def make_app(broker: str, *, redeliver_after: float = 3600.0, client: bool = Tru
     if client:  # a server that accepts but never answers is an error too, not a hang
         app.conf.broker_transport_options["socket_timeout"] = SOCKET_TIMEOUT
         app.conf.redis_socket_timeout = SOCKET_TIMEOUT
-    app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)(_analyse)
+    app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True)(_analyse)
     return app
 
 
-def _analyse(site: dict, options: dict) -> dict:
+def _analyse(task, site: dict, options: dict) -> dict:
     """The task: runs in a worker's pool process."""
     worker = os.environ.get("KDEBUG_WORKER_NAME") or socket.gethostname()
     t0 = time.monotonic()
+    # A dump that kills the process analysing it (a crash in drgn) would come
+    # back for ever with reject_on_worker_lost: count the deliveries.
+    key = f"kdebug.attempts.{task.request.id}"
+    client = task.app.backend.client
+    attempts = client.incr(key)
+    client.expire(key, 7 * 86400)
+    if attempts > MAX_ATTEMPTS:
+        return failed(TriageError(f"the process analysing this dump died {attempts - 1} times (killed, or a "
+                                  "crash in the analysis); not tried again", "internal"), 0.0, worker)
     try:
         return analyse_site(site, options, worker)
     except SoftTimeLimitExceeded:

@@ -399,3 +399,44 @@ def test_per_dump_time_limit_is_the_local_runs(tmp_path, qemu_dump, broker, work
     assert local.returncode == remote.returncode == 1
     assert (got["ok"], got["error"], got["error_stage"]) == (False, want["error"], want["error_stage"]) == (
         False, "timed out after 0.5 s", "timeout")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def test_pool_process_killed_mid_dump_is_taken_again_at_once(tmp_path, qemu_dump, broker, workers):
+    """SIGKILL of the pool process analysing a dump (the worker itself lives):
+    the task is rejected back to its queue at once (reject_on_worker_lost),
+    analysed again, and its entry is the local run's."""
+    d = tmp_path / "dumps"
+    _link(Path(qemu_dump("sysrq").path), d / "vmcore")
+    local = _kdebug("triage", str(d), "--json", "--no-crash")
+    assert local.returncode == 0, local.stderr
+    w = workers("solo")
+    client = subprocess.Popen([*KDEBUG, "triage", str(d), "--broker", broker, "--json", "--timeout", str(TIMEOUT)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 300
+        while not (m := re.search(r"Task kdebug\.fleet\.analyse\[([0-9a-f-]+)\] received", w.text())):
+            assert client.poll() is None and time.monotonic() < deadline, w.text()[-2000:]
+            time.sleep(0.02)
+        (pool,) = _children(w.proc.pid)
+        os.kill(pool, signal.SIGKILL)
+        out, err = client.communicate(timeout=TIMEOUT + 600)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 0, err
+    task = m.group(1)
+    assert w.text().count(f"[{task}] received") == 2 and f"[{task}] succeeded" in w.text(), w.text()[-3000:]
+    (got,), (want,) = json.loads(out)["dumps"], json.loads(local.stdout)["dumps"]
+    assert _facts(got) == _facts(want)
