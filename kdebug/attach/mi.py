@@ -37,6 +37,7 @@ class GdbMI:
         self._tokens = itertools.count(1)
         self._pending: list[dict] = []  # records read while waiting for something else
         self._printed: list[str] = []  # what gdb printed since the last continue
+        self._inbox: list[dict] = []  # read but not looked at yet
         try:
             self._gdb = GdbController([argv[0], "--interpreter=mi3", *argv[1:]],
                                       time_to_check_for_additional_output_sec=0.01)
@@ -48,6 +49,11 @@ class GdbMI:
     # --- the MI exchange --------------------------------------------------------
 
     def _read(self, timeout: float) -> list[dict]:
+        """Records not consumed yet (one read can bring several, and a command's
+        result may come with what followed it), else what gdb sends next."""
+        if self._inbox:
+            out, self._inbox = self._inbox, []
+            return out
         try:
             return self._gdb.get_gdb_response(timeout_sec=timeout, raise_error_on_timeout=False)
         except Exception as e:  # pygdbmi raises its own types when gdb died
@@ -71,10 +77,12 @@ class GdbMI:
         console: list[str] = []
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for rec in self._read(0.2):
+            records = self._read(0.2)
+            for i, rec in enumerate(records):
                 if rec.get("type") in ("console", "target") and isinstance(rec.get("payload"), str):
                     console.append(rec["payload"])
                 elif rec.get("type") == "result" and rec.get("token") == token:
+                    self._inbox = records[i + 1:] + self._inbox  # what came after is not this command's
                     if rec.get("message") == "error":
                         msg = (rec.get("payload") or {}).get("msg", "error")
                         raise DebuggerError(f"gdb: {msg}")
