@@ -20,8 +20,12 @@ from kdebug.paths import cache_dir
 
 
 def indexed_path(vmlinux: Path) -> Path | None:
-    """Where the indexed copy of ``vmlinux`` lives (None without a build-id)."""
-    bid = file_build_id(vmlinux)
+    """Where the indexed copy of ``vmlinux`` lives (None without a build-id,
+    or when it is no readable ELF: crash then says what is wrong with it)."""
+    try:
+        bid = file_build_id(vmlinux)
+    except (OSError, ValueError):
+        return None
     return cache_dir("crash-vmlinux") / f"{bid}.vmlinux" if bid else None
 
 

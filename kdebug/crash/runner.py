@@ -100,7 +100,8 @@ class CrashProcess:
                 self.extension_error = str(e)
         cmdfile = self.outdir / "commands"
         cmdfile.write_text(command_text(script, self.outdir, extension))
-        argv = [crash, "-s", *(["--minimal"] if minimal else []), str(vmlinux), str(vmcore), "-i", str(cmdfile)]
+        argv = [crash, "-s", *(["--minimal"] if minimal else []), str(self.vmlinux), str(vmcore), "-i",
+                str(cmdfile)]
         self.proc = None
         self.error = ""
         try:

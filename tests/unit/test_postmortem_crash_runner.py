@@ -104,3 +104,23 @@ def test_triage_timeout_is_per_dump(tmp_path):
     (tmp_path / "a.vmcore").write_bytes(b"x")
     (entry,) = triage([DumpSite(tmp_path / "a.vmcore", "file")], timeout=0.01)
     assert not entry.ok and str(entry.error) == "timed out after 0.01 s" and entry.error.stage == "timeout"
+
+
+def test_crash_is_given_the_indexed_copy(tmp_path, monkeypatch):
+    import shutil
+
+    from kdebug.crash.index import indexed_path
+    from kdebug.elf import file_build_id
+
+    monkeypatch.setenv("KDEBUG_CACHE", str(tmp_path / "cache"))
+    elf = Path(shutil.which("true") or "/bin/true")  # any ELF with a build-id stands in for a vmlinux
+    bid = file_build_id(elf)
+    assert bid
+    copy = indexed_path(elf)
+    assert copy is not None and copy.name == f"{bid}.vmlinux"
+    shutil.copyfile(elf, copy)
+    argv = tmp_path / "argv"
+    fake = _fake(tmp_path, f'echo "$@" > {argv}')
+    CrashProcess(elf, tmp_path / "vmcore", timeout=10, crash=fake).result()
+    # crash -s VMLINUX VMCORE -i FILE: the copy, not the original
+    assert argv.read_text().split()[1:3] == [str(copy), str(tmp_path / "vmcore")]
