@@ -8,10 +8,11 @@ from drgn.helpers.linux.panic import panic_message as drgn_panic_message
 from drgn.helpers.linux.sched import cpu_curr
 
 from kdebug.analysis.health import gap
-from kdebug.analysis.stack import frame_records, task_backtrace
+from kdebug.analysis.stack import frame_records, resolve_frames, task_backtrace
 from kdebug.analysis.tasks import task_record
 from kdebug.report.classify import classify, panic_message
-from kdebug.report.model import CpuBacktrace, DumpGap, PanicInfo
+from kdebug.report.model import CpuBacktrace, DumpGap, PanicInfo, Splat
+from kdebug.report.taxonomy import culprit_report
 
 
 def _panic_cpu_var(prog: drgn.Program) -> int | None:
@@ -71,6 +72,15 @@ def collect_panic(prog: drgn.Program, log_lines: list[str]) -> tuple[PanicInfo, 
         pass  # no crashed thread recorded in the dump
     return PanicInfo(message=message, reason=classify(message, log_lines), cpu=panic_cpu(prog),
                      task=task, backtrace=frames), gaps
+
+
+def collect_splat(prog: drgn.Program, log_lines: list[str]) -> Splat | None:
+    """The kernel's report that explains the crash (kdebug.report.taxonomy),
+    its stacks given pc, file and line from the dump's debug info."""
+    splat = culprit_report(log_lines)
+    if splat is not None:
+        splat.stacks = {k: resolve_frames(prog, v) for k, v in splat.stacks.items()}
+    return splat
 
 
 def no_panic() -> PanicInfo:

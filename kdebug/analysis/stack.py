@@ -3,6 +3,8 @@ them), the module, and file:line from DWARF."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import drgn
 
 from kdebug.model import FrameRecord
@@ -46,3 +48,32 @@ def task_backtrace(prog: drgn.Program, task: drgn.Object) -> list[FrameRecord]:
         return frame_records(prog, prog.stack_trace(task))
     except (ValueError, LookupError, drgn.FaultError):
         return []
+
+
+def resolve_frames(prog: drgn.Program, frames: list[FrameRecord]) -> list[FrameRecord]:
+    """Frames read from the log's text ("func+0x1f/0x30 [mod]") with the pc,
+    file and line the dump's debug info gives them. A static function's name
+    can belong to several symbols: the one of the printed size wins. Printed
+    frames are return addresses, so the line is the call's (pc - 1); a frame
+    drgn knows nothing about stays as printed."""
+    out = []
+    for f in frames:
+        try:
+            syms = prog.symbols(f.function)
+        except (LookupError, ValueError):
+            syms = []
+        sym = next((s for s in syms if f.size and s.size == f.size), syms[0] if syms else None)
+        if sym is None:
+            out.append(f)
+            continue
+        pc = sym.address + f.offset
+        file, line = f.file, f.line
+        try:
+            loc = prog.source_location(pc - 1 if f.offset else pc)
+            if len(loc):
+                file, line = loc[0].filename or "", loc[0].line
+        except LookupError:
+            pass
+        out.append(dataclasses.replace(f, pc=pc, file=file, line=line,
+                                       module=f.module or _module_name(prog, pc)))
+    return out

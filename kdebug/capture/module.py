@@ -1,4 +1,6 @@
-"""Build the trigger module (launch/triggers/kdebug_trigger.c) for a kernel.
+"""Build the trigger module (launch/triggers/kdebug_trigger.c) or the splat
+module (kdebug_splat.c: the kernel's own bug reports, for the crash-taxonomy
+tests) for a kernel.
 
 Distribution kernels have no LKDTM. The module is built with the kernel's
 own Kbuild (``/lib/modules/<release>/build``: the linux-headers package, or
@@ -24,6 +26,8 @@ from kdebug.resources import launch_path
 SOURCE_DIR = launch_path("triggers")
 FILES = ("kdebug_trigger.c", "Kbuild")
 TAINT = "kdebug_trigger.ko loaded (out-of-tree, unsigned: taint O and E)"
+#: kdebug_splat.ko's source; its Kbuild is written beside it at build time.
+SPLAT = "kdebug_splat"
 
 
 def headers_dir(kernel: Kernel) -> Path:
@@ -51,17 +55,29 @@ def _packaged(path: Path) -> bool:
 
 def trigger_module(kernel: Kernel) -> Path:
     """Path of kdebug_trigger.ko for ``kernel``, built once and cached."""
+    sources = {name: (SOURCE_DIR / name).read_bytes() for name in FILES}
+    return _module(kernel, "kdebug_trigger", sources)
+
+
+def splat_module(kernel: Kernel) -> Path:
+    """Path of kdebug_splat.ko for ``kernel`` (``insmod kdebug_splat.ko
+    class=uaf`` and the other classes in its source), built once and cached."""
+    sources = {f"{SPLAT}.c": (SOURCE_DIR / f"{SPLAT}.c").read_bytes(), "Kbuild": f"obj-m := {SPLAT}.o\n".encode()}
+    return _module(kernel, SPLAT, sources)
+
+
+def _module(kernel: Kernel, name: str, sources: dict[str, bytes]) -> Path:
     cfg = kernel.config
     if cfg and cfg.values and not cfg.enabled("MODULES"):
         raise CaptureError(f"kernel {kernel.release} cannot load modules (CONFIG_MODULES is not set), "
-                           "and this trigger needs kdebug_trigger.ko", stage="module",
+                           f"and this needs {name}.ko", stage="module",
                            hint="use --trigger sysrq or nmi, or --run with your own reproducer")
     build = headers_dir(kernel)
     h = hashlib.sha256()
-    for name in FILES:
-        h.update((SOURCE_DIR / name).read_bytes())
+    for data in sources.values():
+        h.update(data)
     h.update(f"{kernel.release}\0{kernel.build_id}\0{build.resolve()}".encode())
-    out = cache_dir("triggers") / f"kdebug_trigger-{kernel.release}-{h.hexdigest()[:16]}.ko"
+    out = cache_dir("triggers") / f"{name}-{kernel.release}-{h.hexdigest()[:16]}.ko"
     if out.is_file():
         return out
     if not shutil.which("make"):
@@ -69,17 +85,17 @@ def trigger_module(kernel: Kernel) -> Path:
     if kernel.tree is not None and build == kernel.tree:
         _modules_prepare(build)
     with tempfile.TemporaryDirectory(prefix="kdebug-trigger-") as tmp:
-        for name in FILES:
-            shutil.copy(SOURCE_DIR / name, tmp)
+        for file, data in sources.items():
+            (Path(tmp) / file).write_bytes(data)
         try:
             r = subprocess.run(["make", "-C", str(build), f"M={tmp}", "modules"],
                                capture_output=True, text=True, timeout=300)
         except subprocess.TimeoutExpired:
-            raise CaptureError("building the trigger module took over 300 s", stage="module") from None
-        ko = Path(tmp) / "kdebug_trigger.ko"
+            raise CaptureError(f"building {name}.ko took over 300 s", stage="module") from None
+        ko = Path(tmp) / f"{name}.ko"
         if r.returncode != 0 or not ko.is_file():
             last = (r.stderr or r.stdout).strip().splitlines()[-3:]
-            raise CaptureError(f"building the trigger module against {build} failed: {' | '.join(last)}",
+            raise CaptureError(f"building {name}.ko against {build} failed: {' | '.join(last)}",
                                stage="module", hint="check gcc and the headers match the kernel")
         part = out.with_suffix(f".{os.getpid()}.tmp")
         shutil.copyfile(ko, part)

@@ -27,6 +27,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
     from kdebug.analysis.panic import (
         collect_other_cpus,
         collect_panic,
+        collect_splat,
         crash_evidence,
         no_panic,
         snapshot_evidence,
@@ -67,9 +68,11 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
         log, log_source = _saved_log(dump, log, warnings)
         lines = log_lines(log)
         crashed = crash_evidence(prog, dump.info.vmcoreinfo)
+        splat = None
         if crashed:
             panic, panic_gaps = collect_panic(prog, lines)
             gaps += panic_gaps
+            splat = guard("kernel report", lambda: collect_splat(prog, lines), None)
         else:
             panic = no_panic()
         system = collect_system(prog, dump)
@@ -92,7 +95,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
     check = dump_check(dump, gaps, len(tasks), task_gap is None, panic, len(log))
     if crashed:
         kind, snap = "panic", None
-        sig = signature(panic.reason, panic.message, lines, panic.backtrace)
+        sig = signature(panic.reason, panic.message, lines, panic.backtrace, splat)
     else:
         kind = "snapshot"
         snap = SnapshotInfo(taken=system.crash_time, uptime_s=system.uptime_s, evidence=snapshot_evidence())
@@ -101,7 +104,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
     def report(**kw) -> Report:
         return Report(signature=sig, system=system, panic=panic, other_cpus=other, tasks=summary,
                       log_tail=log[-LOG_TAIL:], modules=modules, memory=memory, log_source=log_source,
-                      kind=kind, snapshot=snap, dump=check, **kw)
+                      kind=kind, snapshot=snap, dump=check, splat=splat, **kw)
 
     if on_partial is not None:
         on_partial(report(engines=list(engines), warnings=list(warnings)))

@@ -12,6 +12,8 @@ import re
 from collections.abc import Sequence
 
 from kdebug.model import FrameRecord
+from kdebug.report.model import Splat
+from kdebug.report.taxonomy import culprit_report
 
 _PANIC_PREFIX = "Kernel panic - not syncing: "
 _NULL = re.compile(r"BUG: kernel NULL pointer dereference")
@@ -173,7 +175,14 @@ def normalize(message: str) -> str:
     return re.sub(r"\s+", " ", s).strip().rstrip(".")
 
 
-def signature(reason: str, message: str, lines: Sequence[str], frames: Sequence[FrameRecord]) -> str:
+def signature(reason: str, message: str, lines: Sequence[str], frames: Sequence[FrameRecord],
+              splat: Splat | None = None) -> str:
+    """The kernel's own report, named by kdebug.report.taxonomy (``splat``,
+    found in ``lines`` when not given); else a headline for the panic reason
+    and the culprit (a sysrq crash, an OOM panic, an NMI)."""
+    splat = splat or culprit_report(lines)
+    if splat is not None:
+        return splat.title if splat.guilty else f"{splat.headline} in {culprit(reason, lines, frames)}"
     headline = _HEADLINES.get(reason) or f"panic: {normalize(message) or 'unknown'}"
     return f"{headline} in {culprit(reason, lines, frames)}"
 

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
 
-SCHEMA_VERSION = "1.3"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete; 1.3: engines[].unsupported
+SCHEMA_VERSION = "1.4"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete; 1.3: engines[].unsupported;
+# 1.4: splat
 
 #: Classified panic reasons, in the order the classifier tries them.
 REASONS = ("sysrq", "null-deref", "bug", "warn", "hung-task", "soft-lockup", "hard-lockup",
@@ -44,6 +45,39 @@ class PanicInfo:
     cpu: int | None
     task: TaskRecord | None
     backtrace: list[FrameRecord] = field(default_factory=list)
+
+
+@dataclass
+class Access:
+    """The bad access a memory-safety report (KASAN, KFENCE) describes."""
+
+    op: str  # "Read" or "Write" (KASAN), "read" or "write" (KFENCE), "Free" (a bad free)
+    size: int | None = None
+    address: int | None = None  # None where the kernel prints a hashed %p (KFENCE)
+    task: str = ""  # "comm/pid", as the report names it
+
+
+@dataclass
+class Splat:
+    """One bug report the kernel printed (KASAN, KFENCE, UBSAN, lockdep, a
+    refcount_t or list-debug warning, an oops, ...), named by
+    kdebug.report.taxonomy."""
+
+    kind: str  # the detector, one of kdebug.report.taxonomy.KINDS
+    bug_type: str  # the detector's own words for the bug ("slab-use-after-free", "shift-out-of-bounds")
+    headline: str  # the title without the function ("KASAN: slab-use-after-free Read")
+    title: str  # "KASAN: slab-use-after-free Read in foo"
+    guilty: str  # "foo": the first frame that is not a generic helper ("" when none is)
+    header: str  # the line that opened the report, without its timestamp
+    line: int  # its index in the log it was found in
+    pid: int | None = None  # the task the report is about
+    detail: str = ""  # the line that says what was wrong, where the report has one
+    access: Access | None = None
+    #: "access" (KASAN, KFENCE: where the bad access happened), "alloc" and
+    #: "free" (where the object was allocated and freed), or "call" (the
+    #: report's call trace). Frames come from the log's text; pc, file and
+    #: line are filled in where the dump's debug info knows the function.
+    stacks: dict[str, list[FrameRecord]] = field(default_factory=dict)
 
 
 @dataclass
@@ -162,6 +196,9 @@ class Report:
     kind: str = "panic"
     snapshot: SnapshotInfo | None = None
     dump: DumpCheck | None = None
+    #: The kernel's bug report that explains the crash (the signature is its
+    #: title), or None when the log holds none (a sysrq crash, a panic()).
+    splat: Splat | None = None
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

@@ -10,7 +10,7 @@ import html
 import json
 
 from kdebug.format import format_backtrace, format_dmesg, format_modules, format_tasks
-from kdebug.report.model import CpuBacktrace, DumpGap, Report
+from kdebug.report.model import CpuBacktrace, DumpGap, Report, Splat
 
 FORMATS = ("text", "json", "md", "html")
 
@@ -44,6 +44,30 @@ def panic_rows(r: Report) -> list[tuple[str, str]]:
     task = f"{p.task.pid} {p.task.comm}" if p.task else "-"
     return [("message", p.message or "-"), ("reason", p.reason),
             ("CPU", "-" if p.cpu is None else str(p.cpu)), ("task", task)]
+
+
+#: A splat's stacks in the order a reader wants them, with their titles.
+STACK_TITLES = (("access", "Access"), ("call", "Call trace"), ("alloc", "Allocated"), ("free", "Freed"))
+
+
+def splat_rows(s: Splat) -> list[tuple[str, str]]:
+    rows = [("title", s.title), ("detector", s.kind), ("bug", s.bug_type), ("guilty", s.guilty or "-"),
+            ("header", s.header)]
+    if s.detail:
+        rows.append(("detail", s.detail))
+    if s.access is not None:
+        a = s.access
+        what = a.op + (f" of size {a.size}" if a.size is not None else "")
+        what += (f" at {a.address:#x}" if a.address is not None else "") + (f" by {a.task}" if a.task else "")
+        rows.append(("access", what))
+    if s.pid is not None:
+        rows.append(("pid", str(s.pid)))
+    return rows
+
+
+def splat_stacks(s: Splat) -> list[tuple[str, str]]:
+    """(title, frames as text) of each stack the report printed."""
+    return [(title, format_backtrace(s.stacks[key])) for key, title in STACK_TITLES if s.stacks.get(key)]
 
 
 def task_state_rows(r: Report) -> list[tuple[str, str]]:
@@ -135,6 +159,11 @@ def text_sections(r: Report) -> list[tuple[str, str, str]]:
         note = _gap_note(r, "panic task")
         section("panic", "Panic", _table(panic_rows(r), [], "plain") + (f"\n{note}" if note else "")
                 + "\n\n" + format_backtrace(r.panic.backtrace))
+    if r.splat is not None:
+        body = _table(splat_rows(r.splat), [], "plain")
+        for title, frames in splat_stacks(r.splat):
+            body += f"\n\n{title}:\n{frames}"
+        section("splat", f"Kernel report ({r.splat.kind})", body)
     for c in r.other_cpus:
         section("cpus", cpu_title(r, c), format_backtrace(c.backtrace) or c.error or "(no frames)")
     if r.tasks:
@@ -190,6 +219,10 @@ def render_markdown(r: Report) -> str:
     else:
         out += ["## Panic", table(panic_rows(r), ["", ""]), "", *filter(None, [_gap_note(r, "panic task")]),
                 code(format_backtrace(r.panic.backtrace)), ""]
+    if r.splat is not None:
+        out += [f"## Kernel report ({r.splat.kind})", table(splat_rows(r.splat), ["", ""]), ""]
+        for title, frames in splat_stacks(r.splat):
+            out += [f"{title}:", code(frames), ""]
     for c in r.other_cpus:
         out += [f"### {cpu_title(r, c)}", code(format_backtrace(c.backtrace) or c.error), ""]
     if r.tasks:
@@ -255,6 +288,10 @@ def render_html(r: Report) -> str:
                   f'&mdash; <span id="panic-message">{e(r.panic.message)}</span></p>',
                   "<h2>Panic</h2>", table(panic_rows(r)), *filter(None, [e(_gap_note(r, "panic task"))]),
                   pre(format_backtrace(r.panic.backtrace), "panic-backtrace")]
+    if r.splat is not None:
+        parts += [f'<h2 id="splat">Kernel report ({e(r.splat.kind)})</h2>', table(splat_rows(r.splat))]
+        for title, frames in splat_stacks(r.splat):
+            parts += [f"<p>{e(title)}</p>", pre(frames, f"splat-{title.split()[0].lower()}")]
     parts += ["<h2>System</h2>", table(system_rows(r))]
     if r.other_cpus:
         parts.append("<h2>CPUs</h2>" if r.kind == "snapshot" else "<h2>Other CPUs</h2>")
