@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kdebug.analysis.health import check_vmcore
@@ -333,11 +334,12 @@ def _finish(cap: Capture, clock: StageClock, stream: Path | None, opts: CaptureO
             stream.unlink()
             st.detail = "flattened stream -> kdump-compressed"
     with clock.stage("verify"):
-        verify(cap, partial, kernel)
+        verify(cap, partial, kernel, on_vmcore=opts.on_vmcore)
     cap.seconds = clock.elapsed()
 
 
-def verify(cap: Capture, partial: Path, kernel: Kernel, *, expect_panic: bool = True) -> None:
+def verify(cap: Capture, partial: Path, kernel: Kernel, *, expect_panic: bool = True,
+           on_vmcore: Callable[[Path, Path | None], None] | None = None) -> None:
     """Check the dump is whole and is this kernel's; only then call it vmcore.
     Then check drgn can read what a report needs from it (see check_analysable)."""
     chk = read_dump(partial)
@@ -357,6 +359,8 @@ def verify(cap: Capture, partial: Path, kernel: Kernel, *, expect_panic: bool = 
     partial.replace(final)
     cap.vmcore = final.name
     cap.partial = None
+    if on_vmcore is not None:
+        on_vmcore(final, kernel.vmlinux)
     check_analysable(cap, dataclasses.replace(chk, path=final), kernel, expect_panic)
 
 

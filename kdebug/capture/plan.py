@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +56,9 @@ class CaptureOptions:
     panic_on: tuple[str, ...] = panicon.DEFAULT
     #: kdump's capture kernel: "auto", "crashed" or a build tree (kdebug.capture.capture_kernel).
     capture_kernel: str = "auto"
+    #: Called with (vmcore, vmlinux) once the dump is whole and named vmcore, before
+    #: drgn's check of it: crash-loop starts crash there, beside the rest of the capture.
+    on_vmcore: Callable[[Path, Path | None], None] | None = None
 
     def validate(self) -> None:
         if self.method not in METHODS:

@@ -97,7 +97,7 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
         with clock.stage("stop"):
             guest.close()
         with clock.stage("verify"):
-            verify(cap, partial, kernel)
+            verify(cap, partial, kernel, on_vmcore=opts.on_vmcore)
         cap.seconds = clock.elapsed()
     finally:
         if guest is not None:

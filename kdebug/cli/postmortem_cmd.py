@@ -200,11 +200,16 @@ def crash_loop(kw):
 
     what = f"run {opts.run!r}" if opts.run is not None else f"trigger {opts.trigger}"
     say(f"capture: boot, {what}, {opts.method} dump")
+    ahead = _crash_ahead(opts, no_crash, say)
     try:
         cap = capture(to_launch_options(kw), opts, say=say)
     except CaptureError as e:
+        ahead.cancel()
         where = f"; logs in {e.directory}" if e.directory else ""
         raise CaptureError(f"stage {e.failed_stage}: {e.message}{where}", hint=e.hint) from None
+    except BaseException:
+        ahead.cancel()
+        raise
     if cap.fallback:
         say(f"capture: {cap.fallback}; " + ("took a QEMU dump of the guest as it is" if cap.splat
                                             else "used the QEMU dump instead"))
@@ -214,7 +219,12 @@ def crash_loop(kw):
         say(f"drgn report ready: {report.signature}" + ("" if no_crash else " (crash still running)"))
         click.echo(render_text(report))
 
-    report = run(cap.directory, crash=not no_crash, progress=say, on_partial=partial)
+    try:
+        report = run(cap.directory, crash=not no_crash, progress=say, on_partial=partial,
+                     crash_started=ahead.proc)
+    except BaseException:
+        ahead.cancel()  # no crash outlives the command
+        raise
     if not no_crash:
         say("full report ready (drgn + crash)")
         # The drgn report is on screen already: what crash added, from the same record.
@@ -228,6 +238,38 @@ def crash_loop(kw):
     say(f"report saved: {cap.directory}/report.json, report.html")
     if output is not None:
         _write(render(report, fmt), output)
+
+
+class _CrashAhead:
+    """crash started on the vmcore the moment it is whole, while the capture
+    still checks it with drgn and the report loads drgn: crash is the long
+    pole of the full report. The report adopts it (or ends it)."""
+
+    def __init__(self, say) -> None:
+        self.proc = None
+        self.say = say
+
+    def start(self, vmcore: Path, vmlinux: Path | None) -> None:
+        import shutil
+
+        from kdebug.crash.runner import CrashProcess
+
+        self.cancel()  # --method auto: the kdump dump made way for a QEMU one
+        if vmlinux is not None and shutil.which("crash"):
+            self.proc = CrashProcess(vmlinux, vmcore, "report")
+            self.say("crash: started on the dump")
+
+    def cancel(self) -> None:
+        if self.proc is not None:
+            self.proc.cancel()
+            self.proc = None
+
+
+def _crash_ahead(opts, no_crash: bool, say) -> _CrashAhead:
+    ahead = _CrashAhead(say)
+    if not no_crash:
+        opts.on_vmcore = ahead.start
+    return ahead
 
 
 COMMANDS = [postmortem, triage, crash_loop]

@@ -86,6 +86,8 @@ class CrashProcess:
     def __init__(self, vmlinux: Path, vmcore: Path, script: str = "report", timeout: float = 120.0,
                  minimal: bool = False, crash: str = "crash") -> None:
         self.vmlinux = for_crash(Path(vmlinux))  # its indexed copy, when setup made one
+        self.vmcore = Path(vmcore)
+        self.script = script
         self.timeout = timeout
         self.minimal = minimal
         self.crash = crash
@@ -158,6 +160,15 @@ class CrashProcess:
         except OSError:
             pass
         self.proc.wait()
+
+    def serves(self, vmlinux: Path, vmcore: Path, script: str = "report") -> bool:
+        """Whether this run is the one a report on ``vmcore`` would start (crash-loop starts
+        it as soon as the dump is whole)."""
+        try:
+            same = os.path.samefile(self.vmcore, vmcore)
+        except OSError:
+            return False
+        return same and self.script == script and self.vmlinux == for_crash(Path(vmlinux))
 
     def cancel(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

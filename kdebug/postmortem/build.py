@@ -18,8 +18,10 @@ LOG_TAIL = 60
 
 def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0,
                  progress: Callable[[str], None] | None = None,
-                 on_partial: Callable[[Report], None] | None = None) -> Report:
-    """``on_partial`` gets the drgn-only report while crash is still running."""
+                 on_partial: Callable[[Report], None] | None = None, crash_started=None) -> Report:
+    """``on_partial`` gets the drgn-only report while crash is still running;
+    ``crash_started``: a kdebug.crash.runner.CrashProcess already running on this
+    dump (crash-loop starts it as soon as the dump is whole); any other is ended."""
     from kdebug.analysis.features import pid_numbers_flexible
     from kdebug.analysis.health import gap, walk_tasks
     from kdebug.analysis.log import collect_log, log_lines
@@ -39,7 +41,12 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
 
     say = progress or (lambda _msg: None)
     proc = None
-    if crash and shutil.which("crash"):
+    if crash_started is not None:
+        if crash and crash_started.serves(dump.vmlinux, dump.path):
+            proc = crash_started
+        else:
+            crash_started.cancel()
+    if proc is None and crash and shutil.which("crash"):
         proc = CrashProcess(dump.vmlinux, dump.path, "report", crash_timeout)
     t0 = time.monotonic()
     warnings: list[str] = []
@@ -158,11 +165,11 @@ def _saved_log(dump: Dump, log: list, warnings: list[str]) -> tuple[list, str]:
 
 
 def postmortem(path, *, vmlinux=None, tree=None, crash: bool = True, crash_timeout: float = 120.0,
-               progress=None, on_partial=None, module_dirs=()) -> Report:
+               progress=None, on_partial=None, module_dirs=(), crash_started=None) -> Report:
     """vmcore path -> Report (KdebugError for anything a user can fix).
     ``module_dirs``: directories of out-of-tree modules' files (paired by build-id)."""
     from kdebug.vmcore.locate import open_dump
 
     dump = open_dump(path, vmlinux=vmlinux, tree=tree, module_dirs=tuple(module_dirs))
     return build_report(dump, crash=crash, crash_timeout=crash_timeout, progress=progress,
-                        on_partial=on_partial)
+                        on_partial=on_partial, crash_started=crash_started)

@@ -124,3 +124,16 @@ def test_crash_is_given_the_indexed_copy(tmp_path, monkeypatch):
     CrashProcess(elf, tmp_path / "vmcore", timeout=10, crash=fake).result()
     # crash -s VMLINUX VMCORE -i FILE: the copy, not the original
     assert argv.read_text().split()[1:3] == [str(copy), str(tmp_path / "vmcore")]
+
+
+def test_a_run_started_ahead_serves_only_its_own_dump(tmp_path):
+    fake = _fake(tmp_path, "exit 0")
+    dump, other = tmp_path / "vmcore", tmp_path / "other"
+    dump.write_bytes(b"d")
+    other.write_bytes(b"o")
+    (tmp_path / "link").symlink_to(dump)
+    proc = CrashProcess(tmp_path, dump, timeout=10, crash=fake)
+    assert proc.serves(tmp_path, tmp_path / "link")  # the same file by another name
+    assert not proc.serves(tmp_path, other) and not proc.serves(tmp_path, tmp_path / "gone")
+    assert not proc.serves(tmp_path / "other-vmlinux", dump) and not proc.serves(tmp_path, dump, "minimal")
+    proc.cancel()
