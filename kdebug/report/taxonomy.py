@@ -548,9 +548,14 @@ def _hard(m: re.Match, lines: list[str], i: int, end: int) -> Splat:
 
 
 def _hung(m: re.Match, lines: list[str], i: int, end: int) -> Splat:
+    # khungtaskd prints it about another task: no pid ties it to the panic
+    # (which khungtaskd calls), and the span's "CPU: ... PID:" line is that
+    # panic's, so pid stays None.
     trace = _call_trace(lines, i, end)
-    return _splat("hung-task", "task blocked", "INFO: task hung", guilty(trace), lines, i, end,
-                  pid=int(m.group("pid")), stacks={"call": trace})
+    return Splat(kind="hung-task", bug_type="task blocked", headline="INFO: task hung",
+                 title=f"INFO: task hung in {guilty(trace) or 'unknown'}", guilty=guilty(trace),
+                 header=text(lines[i]).strip(), line=i, pid=None, detail=f"{m.group('task')}:{m.group('pid')}",
+                 stacks={"call": trace})
 
 
 _DIE_PARTS = ("gpf", "divide-error", "invalid-opcode", "stack-overflow", "double-fault", "oops")
@@ -618,16 +623,42 @@ def find_reports(lines: Sequence[str]) -> list[Splat]:
     return out
 
 
+def _panic_pid(lines: Sequence[str]) -> int | None:
+    """The task that called panic(): the "CPU: ... PID: %d" of the stack
+    panic() dumps right after its "Kernel panic - not syncing" line (it dumps
+    none after an oops, or without CONFIG_DEBUG_BUGVERBOSE: None)."""
+    for i in range(len(lines) - 1, -1, -1):
+        if "Kernel panic - not syncing" in lines[i]:
+            for j in range(i + 1, min(i + 4, len(lines))):
+                m = _CONTEXT.search(text(lines[j]))
+                if m:
+                    return int(m.group(1))
+            return None
+    return None
+
+
 def culprit_report(lines: Sequence[str]) -> Splat | None:
-    """The report that explains the crash: the first report about the task
-    whose report came last. A sanitizer's report, the oops it leads to and
-    the scheduler's complaint after it are one incident of one task, named
-    by its first report as syzkaller names it; an earlier report about
-    another task (a warning at boot) is another incident."""
+    """The report that explains the crash, or None when none does.
+
+    The crash is one task's incident: a sanitizer's report, the oops it
+    leads to and the scheduler's complaint after it come from the task that
+    then panics, and the incident is named by its first report, as syzkaller
+    names it. The task is the one panic() names, else (an oops that went
+    straight to kdump, or a panic after an oops) the one the last report is
+    about. Reports about other tasks (a warning at boot) are other
+    incidents: a crash with no report of its own (sysrq-c, an NMI) gets none
+    of them. A report that names no printing task (a hung task, reported by
+    khungtaskd about another) stands for the crash when it came last."""
     reports = find_reports(lines)
     if not reports:
         return None
     last = reports[-1]
-    if last.pid is None:
+    pid = _panic_pid(lines)
+    if pid is None:
+        pid = last.pid
+    if pid is None:
         return last
-    return next(r for r in reports if r.pid == last.pid)
+    mine = [r for r in reports if r.pid == pid]
+    if mine:
+        return mine[0]
+    return last if last.pid is None else None

@@ -113,6 +113,20 @@ def test_an_earlier_report_of_another_task_is_another_incident():
     assert culprit_report(lines).title == "divide error in kdebug_splat_div"
 
 
+def test_a_crash_without_a_report_of_its_own_gets_none():
+    """sysrq-c (a real dump's log) after another task's refcount warning: the
+    panic names its task (sh), no report is about it, so the crash has no
+    report and the title is the panic's."""
+    import json
+
+    other = (SPLATS / "6.12" / "refcount.log").read_text().splitlines()
+    other = [re.sub(r"(?<=PID: )\d+", "1", ln) for ln in other if "Kernel panic" not in ln]
+    doc = json.loads((FIXTURES / "postmortem" / "sysrq.json").read_text())
+    lines = other + doc["log"]
+    assert culprit_report(lines) is None
+    assert signature("sysrq", "sysrq triggered crash", lines, []).startswith("sysrq: crash triggered in ")
+
+
 def test_one_incident_is_named_by_its_first_report():
     """Sleeping in atomic context: __might_resched's report, then the
     scheduler's "scheduling while atomic" from the same task; the first names it."""
