@@ -216,7 +216,7 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
                                hint=" | ".join(x.strip() for x in tail if x.strip())[-300:])
         if disk is not None:
             st.detail = "written to the ext4 dump disk"
-            return
+            return True
         _drain(guest, stream, cap.sizes["guest_vmcore"] if opts.raw else None, opts.timeouts.drain)
         cap.sizes["transferred"] = stream.stat().st_size
         st.detail = f"{cap.sizes['transferred']} bytes over virtio-serial"
