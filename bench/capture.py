@@ -14,6 +14,8 @@ times against the peer. Rounds are interleaved so machine load hits all alike.
 Goals (issue 4): start to vmcore under 9 s; under 5% of guest RAM at -d 31.
 Issue 12: under 7 s; `--capture-kernel crashed` is the row before the small
 capture kernel (--quick runs the default, that row and the peer).
+Issue 10: beside each method's sysrq row, a --run reproducer that oopses (an
+out-of-tree module built against the kernel's headers, tests/fixtures/oot).
 """
 
 from __future__ import annotations
