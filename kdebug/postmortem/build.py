@@ -25,7 +25,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
     from kdebug.analysis.features import pid_numbers_flexible
     from kdebug.analysis.health import gap, walk_tasks
     from kdebug.analysis.log import collect_log, log_lines
-    from kdebug.analysis.modules import collect_modules
+    from kdebug.analysis.modules import collect_modules, collect_tainting_modules
     from kdebug.analysis.panic import (
         collect_other_cpus,
         collect_panic,
@@ -92,6 +92,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
             summary.complete = task_gap is None
         other = guard("other CPUs", lambda: collect_other_cpus(prog, panic.cpu), [])
         modules = guard("modules", lambda: collect_modules(prog), [])
+        tainting = guard("tainting modules", lambda: collect_tainting_modules(prog, modules), [])
         memory = guard("memory", lambda: collect_memory(prog), None)
     except BaseException:
         if proc is not None:
@@ -111,7 +112,7 @@ def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0
     def report(**kw) -> Report:
         return Report(signature=sig, system=system, panic=panic, other_cpus=other, tasks=summary,
                       log_tail=log[-LOG_TAIL:], modules=modules, memory=memory, log_source=log_source,
-                      kind=kind, snapshot=snap, dump=check, splat=splat, **kw)
+                      kind=kind, snapshot=snap, dump=check, splat=splat, tainting_modules=tainting, **kw)
 
     if on_partial is not None:
         on_partial(report(engines=list(engines), warnings=list(warnings)))

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
 
-SCHEMA_VERSION = "1.4"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete; 1.3: engines[].unsupported;
-# 1.4: splat
+SCHEMA_VERSION = "1.5"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete; 1.3: engines[].unsupported;
+# 1.4: splat; 1.5: tainting_modules
 
 #: Classified panic reasons, in the order the classifier tries them.
 REASONS = ("sysrq", "null-deref", "bug", "warn", "hung-task", "soft-lockup", "hard-lockup",
@@ -78,6 +78,17 @@ class Splat:
     #: report's call trace). Frames come from the log's text; pc, file and
     #: line are filled in where the dump's debug info knows the function.
     stacks: dict[str, list[FrameRecord]] = field(default_factory=dict)
+
+
+@dataclass
+class TaintingModule:
+    """A loaded module that taints the kernel (out-of-tree, unsigned,
+    proprietary, ...), and whether the report could read its debug info."""
+
+    name: str
+    taints: str  # its letters, as /proc/modules prints them ("OE")
+    build_id: str  # the loaded module's GNU build-id, from the dump ("" when unknown)
+    debug_file: str  # the file its debug info was read from ("": none, frames without file:line)
 
 
 @dataclass
@@ -199,6 +210,8 @@ class Report:
     #: The kernel's bug report that explains the crash (the signature is its
     #: title), or None when the log holds none (a sysrq crash, a panic()).
     splat: Splat | None = None
+    #: The modules ``modules`` lists with taints, with the origin of their debug info.
+    tainting_modules: list[TaintingModule] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

@@ -70,6 +70,20 @@ def splat_stacks(s: Splat) -> list[tuple[str, str]]:
     return [(title, format_backtrace(s.stacks[key])) for key, title in STACK_TITLES if s.stacks.get(key)]
 
 
+#: What a module's taint letter says (Documentation/admin-guide/tainted-kernels.rst).
+TAINT_MEANINGS = {"P": "proprietary", "F": "force-loaded", "C": "staging", "O": "out-of-tree", "E": "unsigned",
+                  "K": "live patch", "X": "auxiliary", "T": "randstruct", "N": "test"}
+TAINTING_HEADERS = ["module", "taint", "build-id", "debug info"]
+
+
+def tainting_rows(r: Report) -> list[tuple[str, str, str, str]]:
+    """One row per tainting module: what taints it, and where its frames'
+    files and lines come from (or that they are missing)."""
+    return [(m.name, f"{m.taints} ({', '.join(TAINT_MEANINGS.get(c, c) for c in m.taints)})",
+             m.build_id or "-", m.debug_file or "none: its frames have no file:line")
+            for m in r.tainting_modules]
+
+
 def task_state_rows(r: Report) -> list[tuple[str, str]]:
     return [(k, str(v)) for k, v in r.tasks.by_state.items()] if r.tasks else []
 
@@ -178,6 +192,8 @@ def text_sections(r: Report) -> list[tuple[str, str, str]]:
     section("log", log_title(r), format_dmesg(r.log_tail) or _gap_note(r, "log"))
     if r.modules or _gap(r, "modules"):
         section("modules", "Modules", format_modules(r.modules) or _gap_note(r, "modules"))
+    if r.tainting_modules:
+        section("tainting", "Tainting modules", _table(tainting_rows(r), TAINTING_HEADERS))
     if r.memory:
         section("memory", "Memory", _table(memory_rows(r), [], "plain"))
     if r.crosscheck:
@@ -235,6 +251,8 @@ def render_markdown(r: Report) -> str:
     out += [f"## {log_title(r)}", code(format_dmesg(r.log_tail) or _gap_note(r, "log")), ""]
     if r.modules or _gap(r, "modules"):
         out += ["## Modules", code(format_modules(r.modules) or _gap_note(r, "modules")), ""]
+    if r.tainting_modules:
+        out += ["## Tainting modules", table(tainting_rows(r), TAINTING_HEADERS), ""]
     if r.memory:
         out += ["## Memory", table(memory_rows(r), ["", ""]), ""]
     if r.crosscheck:
@@ -309,6 +327,8 @@ def render_html(r: Report) -> str:
     parts += [f"<h2>{e(log_title(r))}</h2>", pre(format_dmesg(r.log_tail) or _gap_note(r, "log"), "log")]
     if r.modules or _gap(r, "modules"):
         parts += ["<h2>Modules</h2>", pre(format_modules(r.modules) or _gap_note(r, "modules"))]
+    if r.tainting_modules:
+        parts += ['<h2 id="tainting">Tainting modules</h2>', table(tainting_rows(r), TAINTING_HEADERS)]
     if r.memory:
         parts += ["<h2>Memory</h2>", table(memory_rows(r))]
     if r.crosscheck:

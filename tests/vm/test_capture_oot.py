@@ -102,6 +102,10 @@ def test_module_oops_to_its_source_line(module, tmp_path):
     taints = re.search(r"Modules linked in: .*\bm\((\w+)\)", log).group(1)
     (m,) = [m for m in report["modules"] if m["name"] == "m"]
     assert m["out_of_tree"] and m["taints"] == taints
+    # ... and among the tainting modules, with the build-id the dump holds for
+    # it (readelf's of the file) and its debug info read from the kept copy.
+    (t,) = [t for t in report["tainting_modules"] if t["name"] == "m"]
+    assert (t["taints"], t["build_id"], t["debug_file"]) == (taints, build_id(module), str(kept))
     # kdebug shell on the capture loads the kept module's debug info too.
     sh = kdebug("shell", str(cap), "-c", "print([str(x.debug_file_path) for x in prog.modules() if x.name == 'm'])",
                 cwd=tmp_path, timeout=300)
