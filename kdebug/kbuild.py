@@ -66,6 +66,8 @@ def preset_fragments(name: str, presets: dict[str, Preset] | None = None) -> tup
 #: checks) plus the QEMU devices' drivers as modules, so one extra kernel
 #: serves the --tree modules tests and the crash-taxonomy tests.
 MODULES_FRAGMENTS = (*preset_fragments("sanitizers"), launch_path("kconfig", "modules.config"))
+#: kdump's capture kernel (scripts/setup.d/gdb.sh; kdebug.capture.capture_kernel picks it).
+CAPTURE_FRAGMENTS = (DEFAULT_FRAGMENT, launch_path("kconfig", "capture.config"))
 DEFAULT_SOURCE = Path("/usr/src/linux-source-6.1.tar.xz")
 BASES = ("tinyconfig", "defconfig")
 TARGETS = ("bzImage", "vmlinux", "scripts_gdb")

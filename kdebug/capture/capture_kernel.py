@@ -6,9 +6,10 @@ bzImage with hundreds of initcalls, hashed by ``kexec -s -p`` at load and by
 purgatory at the crash, then decompressed and booted under TCG; a tinyconfig
 build of `kdebug kernel build` is ~1.8 MB and boots in a fraction of it.
 
-``auto`` takes the smallest suitable tree `kdebug kernel build` has cached
-(suitability read from its .config, never from its version), else the crashed
-kernel. The pure part (:func:`missing_options`) takes a config; the finders
+``auto`` takes a suitable tree `kdebug kernel build` has cached (suitability
+read from its .config, never from its version), the one with the fastest
+decompressor, then the smallest; else the crashed kernel. Setup builds one for
+this (launch/kconfig/capture.config: LZ4). The pure part (:func:`missing_options`) takes a config; the finders
 read the cache.
 """
 
@@ -32,6 +33,10 @@ NEEDED = ("64BIT", "RELOCATABLE", "CRASH_DUMP", "PROC_VMCORE", "PROC_FS", "SYSFS
 #: ``--via disk``: the capture hook mounts an ext4 image on a virtio disk.
 NEEDED_DISK = ("BLOCK", "VIRTIO_BLK", "EXT4_FS")
 CHOICES = ("auto", "crashed")
+#: Fastest decompression first (the kernel's KERNEL_* Kconfig help). Under TCG
+#: it outweighs size: the LZ4 build of the debug tree, 2.9 MB against XZ's
+#: 1.9 MB, measured capture-boot 1.57 s against 2.17 s (medians of 3).
+DECOMPRESSORS = ("LZ4", "LZO", "ZSTD", "GZIP", "XZ", "LZMA", "BZIP2")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class CaptureKernel:
     source: str
     reason: str
     tree: Path | None = None
+    compression: str | None = None  # the bzImage's, from CONFIG_KERNEL_*
 
     @property
     def separate(self) -> bool:
@@ -51,7 +57,8 @@ class CaptureKernel:
     def to_dict(self) -> dict:
         return {"source": self.source, "release": self.release, "image": str(self.image),
                 "size": self.image.stat().st_size if self.image.is_file() else None,
-                "tree": str(self.tree) if self.tree else None, "reason": self.reason}
+                "tree": str(self.tree) if self.tree else None, "compression": self.compression,
+                "reason": self.reason}
 
 
 def missing_options(config: KConfig, via: str = "serial") -> list[str]:
@@ -79,8 +86,9 @@ def _tree_candidate(tree: Path, via: str) -> tuple[CaptureKernel | None, str]:
     rel = tree / "include/config/kernel.release"
     release = rel.read_text().strip() if rel.is_file() else (image_info(image).release or "?")
     size = image.stat().st_size
-    return CaptureKernel(image, release, "tree", f"built tree, {size / 1e6:.1f} MB bzImage with "
-                         "kdump and virtio-serial built in", tree), ""
+    comp = next((d for d in DECOMPRESSORS if config.builtin(f"KERNEL_{d}")), None)
+    return CaptureKernel(image, release, "tree", f"built tree, {size / 1e6:.1f} MB {comp or ''} bzImage "
+                         "with kdump and virtio-serial built in", tree, comp), ""
 
 
 def choose_capture_kernel(crashed: Kernel, choice: str = "auto", via: str = "serial",
@@ -103,5 +111,6 @@ def choose_capture_kernel(crashed: Kernel, choice: str = "auto", via: str = "ser
     if not fits:
         return CaptureKernel(crashed.image, crashed.release, "crashed",
                              "no suitable capture kernel built (kdebug kernel build): the crashed kernel")
-    # Smallest image: least to hash at load and in purgatory, least to boot.
-    return min(fits, key=lambda c: c.image.stat().st_size)
+    # Then the smallest image: least to hash at load and in purgatory.
+    rank = {d: i for i, d in enumerate(DECOMPRESSORS)}
+    return min(fits, key=lambda c: (rank.get(c.compression or "", len(rank)), c.image.stat().st_size))

@@ -11,6 +11,10 @@ PY=${KDEBUG_VENV:-.venv}/bin/python
 if [ -e /usr/src/linux-source-6.1.tar.xz ]; then
     tree=$("$PY" -m kdebug.cli.main kernel build 2>/dev/null | tail -1) || { echo "setup: WARNING: kdebug kernel build failed (see ~/.cache/kdebug/kernels/*/build.log)"; exit 0; }
     echo "setup: debug kernel tree $tree"
+    # kdump's capture kernel (--capture-kernel auto picks it): the debug tree
+    # compressed with LZ4, which boots sooner after a crash under TCG than XZ.
+    tree=$("$PY" -m kdebug.cli.main kernel build --fragment debug --fragment capture 2>/dev/null | tail -1) || { echo "setup: WARNING: kdebug kernel build --fragment debug --fragment capture failed (see ~/.cache/kdebug/kernels/*/build.log)"; exit 0; }
+    echo "setup: capture kernel tree $tree"
     # The second tree: the sanitizers preset (KASAN, KFENCE, UBSAN, lockdep,
     # list and atomic-sleep checks) + modules.config (the QEMU devices' drivers
     # as modules), for the --tree modules and crash-taxonomy tests; built after

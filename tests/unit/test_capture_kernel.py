@@ -13,7 +13,7 @@ from kdebug.errors import UsageError
 from kdebug.initramfs.build import build_initramfs
 from kdebug.initramfs.cpio import list_cpio
 from kdebug.initramfs.recipe import load_recipe
-from kdebug.kbuild import MODULES_FRAGMENTS, built_tree
+from kdebug.kbuild import CAPTURE_FRAGMENTS, MODULES_FRAGMENTS, built_tree
 from kdebug.kconfig import parse_kconfig
 from tests.conftest import need, need_tool
 
@@ -48,6 +48,7 @@ def test_auto_takes_a_built_tree_and_falls_back(default_kernel):
     assert ck.image.stat().st_size < default_kernel.image.stat().st_size
     assert ck.release == (a / "include/config/kernel.release").read_text().strip()
     assert ck.to_dict()["size"] == ck.image.stat().st_size
+    assert _grep_builtin((a / ".config").read_text(), f"KERNEL_{ck.compression}")
     # Nothing suitable: the crashed kernel, which needs nothing built in.
     none = choose_capture_kernel(default_kernel, "auto", trees=[b])
     assert none.source == "crashed" and none.image == default_kernel.image and not none.separate
@@ -56,6 +57,16 @@ def test_auto_takes_a_built_tree_and_falls_back(default_kernel):
     assert choose_capture_kernel(default_kernel, str(a)).tree == a
     with pytest.raises(UsageError, match="VIRTIO_CONSOLE"):
         choose_capture_kernel(default_kernel, str(b))
+
+
+def test_the_faster_decompressor_wins_over_size(default_kernel):
+    a, _ = _trees()
+    c = built_tree(fragments=CAPTURE_FRAGMENTS)
+    need(c is not None, "the capture tree is not built (scripts/setup.sh)")
+    assert _grep_builtin((c / ".config").read_text(), "KERNEL_LZ4")
+    assert _grep_builtin((a / ".config").read_text(), "KERNEL_XZ")
+    ck = choose_capture_kernel(default_kernel, "auto", trees=[a, c])
+    assert ck.tree == c and ck.compression == "LZ4"
 
 
 def test_another_capture_kernel_gets_no_modules(default_kernel):
