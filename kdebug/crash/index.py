@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from kdebug.elf import file_build_id
@@ -63,3 +64,16 @@ def make_indexed(vmlinux: Path, timeout: float = 900.0) -> Path | None:
         return None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def index_ahead(vmlinux: Path) -> threading.Thread | None:
+    """Make the indexed copy in a thread (the copy and gdb-add-index run
+    outside the GIL) when it is missing: a first run on a fresh cache starts
+    it while the guest boots, and crash reads it once it is there. None when
+    there is nothing to make."""
+    target = indexed_path(vmlinux)
+    if target is None or target.is_file() or shutil.which("gdb-add-index") is None:
+        return None
+    t = threading.Thread(target=make_indexed, args=(vmlinux,), name="kdebug-crash-index", daemon=True)
+    t.start()
+    return t
