@@ -51,8 +51,27 @@ def open_dump(path: Path, vmlinux: Path | None = None, tree: Path | None = None,
     original = info.path
     if info.format == "flattened":
         info = identify(reassemble(info.path, timeout=timeout))
+    if vmlinux is None and tree is None:
+        vmlinux, tree = recorded_kernel(site, info.build_id)
     vm, mods = find_vmlinux(info, vmlinux=vmlinux, tree=tree)
     return Dump(info, vm, mods, original, site, module_files=find_module_files(site, module_dirs))
+
+
+def recorded_kernel(site: DumpSite | None, build_id: str | None) -> tuple[Path | None, Path | None]:
+    """(vmlinux, build tree) a kdebug capture recorded in capture.json, when
+    that vmlinux still has the dump's build-id: a capture of a build tree
+    (--tree) is then read without --tree again. (None, None) otherwise."""
+    if site is None or site.layout != "kdebug" or not build_id:
+        return None, None
+    try:
+        path = (json.loads((site.vmcore.parent / "capture.json").read_text()).get("kernel") or {}).get("vmlinux")
+    except (OSError, ValueError, AttributeError):
+        return None, None
+    if not isinstance(path, str) or not Path(path).is_file() or kernel.vmlinux_build_id(Path(path)) != build_id:
+        return None, None
+    vm = Path(path)
+    # A build tree's vmlinux sits beside its .config; the tree holds its modules' debug info too.
+    return (None, vm.parent) if (vm.parent / ".config").is_file() else (vm, None)
 
 
 #: What a module's debug info can be in: the module itself (built with -g, as
