@@ -91,13 +91,17 @@ def analyse(site: DumpSite, options: TriageOptions, timeout: float,
 
 def triage(sites: list[DumpSite], *, jobs: int = 2, timeout: float = 300.0,
            options: TriageOptions | None = None, progress=None) -> list[TriageEntry]:
-    """One entry per dump, in the order given."""
+    """One entry per dump, in the order given; started largest first."""
     options = options or TriageOptions()
     results: list[TriageEntry] = []
     running: set = set()
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        futures = [pool.submit(analyse, s, options, timeout, running) for s in sites]
+        # Longest first (a dump's size is the best guess of its time before
+        # reading it), so one long dump does not start last and run alone.
+        futures: list = [None] * len(sites)
+        for i in sorted(range(len(sites)), key=lambda i: -_size(sites[i].vmcore)):
+            futures[i] = pool.submit(analyse, sites[i], options, timeout, running)
         for fut in futures:
             entry = fut.result()
             if progress:
@@ -110,3 +114,10 @@ def triage(sites: list[DumpSite], *, jobs: int = 2, timeout: float = 300.0,
         raise
     pool.shutdown()
     return results
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0

@@ -137,3 +137,24 @@ def test_a_run_started_ahead_serves_only_its_own_dump(tmp_path):
     assert not proc.serves(tmp_path, other) and not proc.serves(tmp_path, tmp_path / "gone")
     assert not proc.serves(tmp_path / "other-vmlinux", dump) and not proc.serves(tmp_path, dump, "minimal")
     proc.cancel()
+
+
+def test_triage_starts_the_largest_dump_first(tmp_path, monkeypatch):
+    from kdebug.postmortem import triage as tr
+    from kdebug.report.triage import TriageEntry, TriageError
+    from kdebug.vmcore.layouts import DumpSite
+
+    sites = []
+    for name, size in (("small", 10), ("large", 30), ("middle", 20)):
+        (tmp_path / name).write_bytes(b"x" * size)
+        sites.append(DumpSite(tmp_path / name, "file"))
+    started = []
+
+    def fake(site, options, timeout, running):
+        started.append(site.vmcore.name)
+        return TriageEntry(site, 0.0, error=TriageError("stand-in", "internal"))
+
+    monkeypatch.setattr(tr, "analyse", fake)
+    entries = tr.triage(sites, jobs=1)
+    assert started == ["large", "middle", "small"]
+    assert [Path(e.path).name for e in entries] == ["small", "large", "middle"]  # in the order given
