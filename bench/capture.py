@@ -125,6 +125,23 @@ def oot_module(kernel, work: Path) -> Path:
     return d / "m.ko"
 
 
+#: Boot, gdb at the KASLR offset, one kd-ps, quit; the peer boots the same
+#: guest and runs `true` in its shell: the ratio is attach's own cost.
+LIVE = {
+    "kdebug run -- true": [sys.executable, "-m", "kdebug.cli.main", "run", "--", "true"],
+    "kdebug attach --batch --ex kd-ps": [sys.executable, "-m", "kdebug.cli.main", "attach", "--batch",
+                                         "--ex", "kd-ps"],
+}
+
+
+def whole_command(argv: list[str]) -> float:
+    t0 = time.monotonic()
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[3:])} failed: {r.stderr[-800:]}")
+    return time.monotonic() - t0
+
+
 def kdebug_run(work: Path, name: str, kw: dict, files: dict[str, Path] | None = None) -> tuple[float, int, dict]:
     out = work / re.sub(r"\W+", "-", name)
     t0 = time.monotonic()
@@ -152,6 +169,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"hand-run (cat /proc/vmcore > raw disk)": []}
     sizes: dict[str, int] = {}
     stage_rows: dict[str, dict] = {}
+    live: dict[str, list[float]] = {}
     ran = {name for name, _ in variants}
     reproducers = [r for r in REPRODUCERS if r[0] in ran]
     with tempfile.TemporaryDirectory(prefix="kdebug-bench-", dir=os.environ.get("TMPDIR")) as tmp:
@@ -162,6 +180,8 @@ def main() -> None:
             times["hand-run (cat /proc/vmcore > raw disk)"].append(s)
             sizes["hand-run (cat /proc/vmcore > raw disk)"] = size
             (work / "disk.raw").unlink()
+            for name, argv in LIVE.items():
+                live.setdefault(name, []).append(whole_command(argv))
             for name, kw in variants:
                 s, size, stages = kdebug_run(work, name, kw)
                 times.setdefault(name, []).append(s)
@@ -183,6 +203,11 @@ def main() -> None:
             if row:
                 t = statistics.median(times[row])
                 print(f"{row:40} {t:8.1f} {t / peer:7.2f}x {sizes[row] / 1e6:9.1f} {100 * sizes[row] / ram:5.1f}%")
+    run_true = statistics.median(live["kdebug run -- true"])
+    print(f"\n{'live guest, whole command':40} {'seconds':>8} {'vs run':>8}   (goal: attach <= 3.5 s)")
+    for name, ts in live.items():
+        t = statistics.median(ts)
+        print(f"{name:40} {t:8.1f} {t / run_true:7.2f}x")
     print("\nstages of the last round (s):")
     for name, st in stage_rows.items():
         print(f"  {name}: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k}: {v}"
