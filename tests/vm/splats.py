@@ -132,6 +132,29 @@ def capture_splat(cls: SplatClass, out: Path, *, tree: Path | None = None, relea
                                         timeouts=Timeouts(panic=90)))
 
 
+def crash_loop(cls: SplatClass, out: Path, *, tree: Path | None = None, release: str | None = None):
+    """The same through the command a developer types: ``kdebug crash-loop
+    --add kdebug_splat.ko:... --run 'insmod ...' --panic-on ...`` (drgn only).
+    Returns the console text and the Report read back from report.json."""
+    import json
+    import subprocess
+    import sys
+
+    from kdebug.capture.module import splat_module
+    from kdebug.kernel import find_kernel
+    from kdebug.report.load import report_from_dict
+
+    ko = splat_module(find_kernel(None, None, tree, release))
+    where = ["--tree", str(tree)] if tree is not None else ["--release", str(release)]
+    argv = [sys.executable, "-m", "kdebug.cli.main", "crash-loop", *where, "--add", f"{ko}:{GUEST_KO}",
+            "--run", cls.run, "--panic-on", ",".join(PANIC_ON), "--no-crash", "--out", str(out),
+            *(a for x in cls.append for a in ("--append", x))]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    console = (out / "console-main.log").read_text(errors="replace")
+    return console, report_from_dict(json.loads((out / "report.json").read_text()))
+
+
 def fixture_text(console: str) -> str:
     """A console log from the module's marker line on (boot messages dropped)."""
     lines = console.splitlines()

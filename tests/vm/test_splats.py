@@ -1,6 +1,7 @@
 """The crash taxonomy on real captures: kdebug_splat.ko provokes each class
 on the sanitizer tree (kdebug kernel build --preset sanitizers --fragment
-modules), kdebug captures the panic (QEMU dump) and postmortem names it.
+modules) through `kdebug crash-loop --add ... --run 'insmod ...'`, which
+captures the panic (QEMU dump) and reports it.
 
 The truth is the kernel's own report on the console (its header, matched
 with the kernel's format in tests/vm/splats.py), the function kdebug_splat.c
@@ -38,13 +39,10 @@ def tree():
 
 
 def _captured(cls, tmp_path, **where):
-    from kdebug.postmortem.build import postmortem
-    from tests.vm.splats import capture_splat
+    from tests.vm.splats import crash_loop
 
     need_tool("qemu-system-x86_64")
-    cap = capture_splat(cls, tmp_path / "cap", **where)
-    console = (cap.directory / cap.logs["main"]).read_text(errors="replace")
-    return console, postmortem(cap.directory, tree=where.get("tree"), crash=False)
+    return crash_loop(cls, tmp_path / "cap", **where)
 
 
 def _check(cls, console, report):
