@@ -49,8 +49,8 @@ _MARKER = re.compile(r"^\s*</?(?:TASK|IRQ|NMI|SOFTIRQ|#DF|ENTRY_TRAMPOLINE|[A-Z_
 _RIP = re.compile(r"^RIP: 0010:(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-f]+)/0x(?P<size>[0-9a-f]+)"
                   r"(?: \[(?P<mod>[\w-]+)(?: [0-9a-f]+)?\])?")
 _CALL_TRACE = re.compile(r"^(?:Call Trace|stack backtrace):")
-#: dump_stack_print_info (lib/dump_stack.c). "UID: %u" came in v6.11 (6.12
-#: prints it, 6.1 does not).
+#: dump_stack_print_info (lib/dump_stack.c). "UID: %u" came with "lib/dump_stack:
+#: report process UID in dump_stack_print_info()" (v6.11): 6.12 prints it, 6.1 not.
 _CONTEXT = re.compile(r"\bCPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: (\S+)")
 
 
@@ -237,8 +237,9 @@ def _splat(kind: str, bug_type: str, headline: str, who: str, lines: list[str], 
 # 0e301731f558 ("kasan: infer allocation size by scanning metadata", v6.3);
 # "double-free or invalid-free" became "double-free" / "invalid-free" with
 # "kasan: better invalid/double-free report header" (v6.1). The stacks:
-# "Allocated by task %u:", "Freed by task %u:" (v6.8 added " on cpu %d at
-# %llu.%06lus" before the colon).
+# "Allocated by task %u:", "Freed by task %u:" (CONFIG_KASAN_EXTRA_INFO, from
+# "kasan: record and report more information" in v6.8, adds " on cpu %d at
+# %lu.%06lus" before the colon).
 _KASAN = re.compile(r"BUG: KASAN: (?P<type>[a-z][a-z -]*?) in (?P<func>[A-Za-z_.$][\w.$]*)\+0x")
 _KASAN_ACCESS = re.compile(r"^(?P<op>Read|Write)(?: of size (?P<size>\d+))? at addr (?P<addr>[0-9a-f]+) "
                            r"by task (?P<task>\S+)")
