@@ -52,7 +52,8 @@ splat              what the kernel reported when it went on instead of panicking
                    null), waited (s)}, or null
 run_status         the --run command's exit status when it returned, or null
 capture_kernel     the kernel kdump booted to save the dump: {source ("crashed" or
-                   "tree"), release, image, size, tree, reason}; null for qemu
+                   "tree"), release, image, size, tree, compression (of the bzImage,
+                   trees only), reason}; null for qemu
 created            UTC time, ISO 8601
 seconds            start to vmcore on disk, in seconds
 =================  ==========================================================
