@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -105,9 +106,8 @@ def concat(parts: list[bytes]) -> bytes:
     return bytes(out)
 
 
-def list_cpio(data: bytes) -> list[tuple[str, int, int]]:
-    """(name, mode, size) of each member of an uncompressed newc archive."""
-    res = []
+def _members(data: bytes) -> Iterator[tuple[str, int, bytes]]:
+    """(name, mode, content) of each member of an uncompressed newc archive."""
     off = 0
     while off + 110 <= len(data):
         if data[off : off + 6] not in (b"070701", b"070702"):
@@ -121,8 +121,20 @@ def list_cpio(data: bytes) -> list[tuple[str, int, int]]:
         name = data[off + 110 : off + 110 + namesize - 1].decode()
         off += 110 + namesize
         off += _pad4(110 + namesize)
+        content = data[off : off + size]
         off += size + _pad4(size)
-        if name == TRAILER:
-            continue
-        res.append((name, mode, size))
-    return res
+        if name != TRAILER:
+            yield name, mode, content
+
+
+def list_cpio(data: bytes) -> list[tuple[str, int, int]]:
+    """(name, mode, size) of each member of an uncompressed newc archive."""
+    return [(name, mode, len(content)) for name, mode, content in _members(data)]
+
+
+def read_member(data: bytes, name: str) -> bytes:
+    """The content of member ``name`` of an uncompressed newc archive."""
+    for n, _, content in _members(data):
+        if n == name:
+            return content
+    raise KeyError(name)

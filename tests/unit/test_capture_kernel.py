@@ -11,7 +11,7 @@ import pytest
 from kdebug.capture.capture_kernel import NEEDED, choose_capture_kernel, missing_options
 from kdebug.errors import UsageError
 from kdebug.initramfs.build import build_initramfs
-from kdebug.initramfs.cpio import list_cpio
+from kdebug.initramfs.cpio import list_cpio, read_member
 from kdebug.initramfs.recipe import load_recipe
 from kdebug.kbuild import CAPTURE_FRAGMENTS, MODULES_FRAGMENTS, built_tree
 from kdebug.kconfig import parse_kconfig
@@ -83,22 +83,8 @@ def test_another_capture_kernel_gets_no_modules(default_kernel):
     tail = d.unused_data.lstrip(b"\0")
     capture = {n: s for n, _, s in list_cpio(tail)}
     assert capture["kdump/vmlinuz"] == image.stat().st_size
-    blob = _member(tail, "kdump/initrd.img")
+    blob = read_member(tail, "kdump/initrd.img")
     inner = {n for n, _, _ in list_cpio(zlib.decompress(blob, 16 + zlib.MAX_WBITS))}
     assert "init" in inner and "bin/busybox" in inner
     assert not any(n.startswith("lib/modules/") for n in inner) and "etc/kdebug/modules" not in inner
     assert "usr/bin/makedumpfile" in inner
-
-
-def _member(raw: bytes, name: str) -> bytes:
-    off = 0
-    while off < len(raw):
-        f = [int(raw[off + 6 + 8 * i: off + 14 + 8 * i], 16) for i in range(13)]
-        size, namesize = f[6], f[11]
-        n = raw[off + 110: off + 110 + namesize - 1].decode()
-        off += 110 + namesize
-        off += (4 - off % 4) % 4
-        if n == name:
-            return raw[off: off + size]
-        off += size + (4 - size % 4) % 4
-    raise KeyError(name)

@@ -7,7 +7,7 @@ import subprocess
 import zlib
 
 from kdebug.initramfs.build import build_initramfs, library_closure, which
-from kdebug.initramfs.cpio import list_cpio
+from kdebug.initramfs.cpio import list_cpio, read_member
 from kdebug.initramfs.modules import modname, parse_builtin, parse_modules_dep
 from kdebug.initramfs.recipe import load_recipe
 from tests.conftest import need_tool
@@ -30,7 +30,7 @@ def test_busybox_recipe_contents(default_kernel, tmp_path):
     # every library ldd names for kexec is there (independent truth: ldd itself)
     for lib in library_closure(which("kexec")):
         assert str(lib).lstrip("/") in names, lib
-    order = [modname(ln) for ln in _member(raw, "etc/kdebug/modules").decode().split("\n") if ln]
+    order = [modname(ln) for ln in read_member(raw, "etc/kdebug/modules").decode().split("\n") if ln]
     # Which modules the kernel builds in differs (6.12 builds in virtio_pci):
     # the truth is its own modules.dep and modules.builtin.
     mods = default_kernel.modules_dir
@@ -47,19 +47,6 @@ def test_busybox_recipe_contents(default_kernel, tmp_path):
     assert start % 4 == 0
     capture = {n: s for n, _, s in list_cpio(data[start:])}
     assert capture["kdump/vmlinuz"] == default_kernel.image.stat().st_size
-
-
-def _member(raw: bytes, name: str) -> bytes:
-    off = 0
-    while True:
-        f = [int(raw[off + 6 + 8 * i: off + 14 + 8 * i], 16) for i in range(13)]
-        size, namesize = f[6], f[11]
-        n = raw[off + 110: off + 110 + namesize - 1].decode()
-        off += 110 + namesize
-        off += (4 - off % 4) % 4
-        if n == name:
-            return raw[off: off + size]
-        off += size + (4 - size % 4) % 4
 
 
 def test_hello_recipe_is_static_and_cached(default_kernel, tmp_path):
