@@ -32,6 +32,9 @@ READY = re.compile(r"kdebug-init: ready role=(\w+)")
 #: Boot failures worth stopping for at once instead of waiting for the timeout.
 PANIC = re.compile(r"Kernel panic - not syncing:|Attempted to kill init|Failed to execute \S+ \(error")
 QEMU_ERROR = re.compile(r"qemu-system-\w+: (.*)")
+#: QEMU 10 under a KVM that cannot run the guest (no nested virtualisation)
+#: stops the vCPU with this instead of exiting or hanging silently.
+KVM_INTERNAL_ERROR = re.compile(r"(KVM internal error[^\r\n]*)")
 #: What :meth:`Guest.expect` returns instead of an index.
 EOF = "eof"
 TIMEOUT = "timeout"
@@ -313,7 +316,7 @@ def _tcg_if_kvm_silent(guest: Guest, session: Session) -> Guest:
                                timeout=KVM_SILENCE_SECONDS)
     except OSError:
         i = 2
-    if i == 0 and not QEMU_ERROR.search(guest.child.after):
+    if i == 0 and not QEMU_ERROR.search(guest.child.after) and not KVM_INTERNAL_ERROR.search(guest.child.after):
         return guest
     if i == 2:
         why = f"KVM guest printed nothing in {KVM_SILENCE_SECONDS:g} s"
@@ -323,7 +326,7 @@ def _tcg_if_kvm_silent(guest: Guest, session: Session) -> Guest:
             guest.child.expect(pexpect.EOF, timeout=5)
         except (pexpect.TIMEOUT, OSError):
             pass
-        msgs = QEMU_ERROR.findall(guest.transcript)
+        msgs = QEMU_ERROR.findall(guest.transcript) or KVM_INTERNAL_ERROR.findall(guest.transcript)
         why = "QEMU failed under KVM" + (f" ({msgs[0].strip()})" if msgs else "")
     guest.close()
     plan = dataclasses.replace(guest.plan, accel="tcg", accel_fallback=False)
