@@ -17,25 +17,13 @@ import os
 
 import pytest
 
-from tests.conftest import ROOT, STRICT, need, need_tool
+from tests.conftest import ROOT, need_tool
 from tests.vm.splats import CLASSES, expected_title, supported
 
 #: use-after-free, out-of-bounds, an ABBA lock order, a shift overflow, a
 #: refcount underflow, list corruption, sleeping while atomic.
 DEFAULT = ("uaf", "oob", "abba", "shift", "refcount", "list", "atomic-sleep")
 NAMES = tuple(CLASSES) if os.environ.get("KDEBUG_TEST_SPLATS") == "all" else DEFAULT
-
-
-@pytest.fixture(scope="module")
-def tree():
-    from kdebug.kbuild import DEFAULT_SOURCE, MODULES_FRAGMENTS, build_kernel, built_tree
-
-    t = built_tree(fragments=MODULES_FRAGMENTS)
-    if t is None:
-        need(STRICT and DEFAULT_SOURCE.exists(), "the sanitizer tree is not built yet (scripts/setup.sh builds "
-             "it: kdebug kernel build --preset sanitizers --fragment modules)")
-        t = build_kernel(fragments=MODULES_FRAGMENTS).tree
-    return t
 
 
 def _captured(cls, tmp_path, **where):
@@ -58,12 +46,12 @@ def _check(cls, console, report):
 
 @pytest.mark.one_kernel  # boots the build tree, not a distro kernel
 @pytest.mark.parametrize("name", NAMES)
-def test_sanitizer_tree_class_is_captured_and_named(tree, name, tmp_path):
+def test_sanitizer_tree_class_is_captured_and_named(sanitizer_tree, name, tmp_path):
     from kdebug.kernel import find_kernel
 
-    cls = supported(CLASSES[name], find_kernel(None, None, tree).config)
+    cls = supported(CLASSES[name], find_kernel(None, None, sanitizer_tree).config)
     assert cls is not None, f"the sanitizer tree lacks {CLASSES[name].needs}"
-    console, report = _captured(cls, tmp_path, tree=tree)
+    console, report = _captured(cls, tmp_path, tree=sanitizer_tree)
     _check(cls, console, report)
     s = report.splat
     if cls.kind == "kasan":

@@ -13,25 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, STRICT, need, need_tool
+from tests.conftest import ROOT, need_tool
 
 pytestmark = pytest.mark.one_kernel  # boots a build tree, not a distro kernel
 
 #: What a tree clone needs to boot (everything but the modules).
 TREE_FILES = ("arch/x86/boot/bzImage", "vmlinux", ".config", "include/config/kernel.release",
               "modules.builtin", "modules.builtin.modinfo")
-
-
-@pytest.fixture(scope="module")
-def tree():
-    from kdebug.kbuild import DEFAULT_SOURCE, MODULES_FRAGMENTS, build_kernel, built_tree
-
-    t = built_tree(fragments=MODULES_FRAGMENTS)
-    if t is None:
-        need(STRICT and DEFAULT_SOURCE.exists(), "the debug tree with modules is not built yet "
-             "(scripts/setup.sh builds it: kdebug kernel build --fragment debug --fragment modules)")
-        t = build_kernel(fragments=MODULES_FRAGMENTS).tree
-    return t
 
 
 def _order(tree: Path) -> list[str]:
@@ -62,17 +50,17 @@ def _loaded(tree: Path, command: str = "cat /proc/modules") -> str:
         session.remove()
 
 
-def test_modules_from_modules_order_load(tree):
-    wanted = _wanted_from(tree)
+def test_modules_from_modules_order_load(sanitizer_tree):
+    wanted = _wanted_from(sanitizer_tree)
     # the fragment made these modules: the test means nothing otherwise
-    assert {"virtio_console", "virtio_blk", "qemu_fw_cfg", "pvpanic_mmio", "pvpanic"} <= set(_order(tree))
-    assert not (tree / "modules.dep").exists()  # no modules_install was run in the tree
-    loaded = {line.split()[0] for line in _loaded(tree).splitlines() if line.strip()}
+    assert {"virtio_console", "virtio_blk", "qemu_fw_cfg", "pvpanic_mmio", "pvpanic"} <= set(_order(sanitizer_tree))
+    assert not (sanitizer_tree / "modules.dep").exists()  # no modules_install was run in the tree
+    loaded = {line.split()[0] for line in _loaded(sanitizer_tree).splitlines() if line.strip()}
     # pvpanic is a dependency of pvpanic_mmio/pvpanic_pci, loaded first from modules.dep
     assert loaded == wanted | {"pvpanic"}
 
 
-def test_qemu_capture_on_tree_modules(tree, tmp_path):
+def test_qemu_capture_on_tree_modules(sanitizer_tree, tmp_path):
     need_tool("qemu-system-x86_64")
     from kdebug import elf
     from kdebug.capture.api import capture
@@ -80,11 +68,12 @@ def test_qemu_capture_on_tree_modules(tree, tmp_path):
     from kdebug.plan.prepare import LaunchOptions
     from kdebug.vmcore.info import read_dump
 
-    cap = capture(LaunchOptions(tree=tree), CaptureOptions(method="qemu", trigger="sysrq", out=tmp_path / "cap"))
+    cap = capture(LaunchOptions(tree=sanitizer_tree),
+                  CaptureOptions(method="qemu", trigger="sysrq", out=tmp_path / "cap"))
     assert cap.ok and cap.method == "qemu"
     info = read_dump(cap.vmcore_path)
     # VMCOREINFO reaches QEMU only through the loaded qemu_fw_cfg module
-    assert info.complete and info.build_id == elf.file_build_id(tree / "vmlinux")
+    assert info.complete and info.build_id == elf.file_build_id(sanitizer_tree / "vmlinux")
     assert os.stat(cap.vmcore_path).st_mode & 0o777 == 0o600
 
 
@@ -96,22 +85,22 @@ def _clone(tree: Path, dest: Path) -> Path:
     return dest
 
 
-def test_compressed_modules_and_dot_o_order(tree, tmp_path):
+def test_compressed_modules_and_dot_o_order(sanitizer_tree, tmp_path):
     """A tree whose .ko files are xz-compressed and whose modules.order lists
     .o (the v6.2+ form) loads the same modules."""
-    clone = _clone(tree, tmp_path / "tree")
-    lines = (tree / "modules.order").read_text().split()
+    clone = _clone(sanitizer_tree, tmp_path / "tree")
+    lines = (sanitizer_tree / "modules.order").read_text().split()
     for rel in lines:
         out = clone / f"{rel}.xz"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_bytes(lzma.compress((tree / rel).read_bytes(), check=lzma.CHECK_CRC32))
+        out.write_bytes(lzma.compress((sanitizer_tree / rel).read_bytes(), check=lzma.CHECK_CRC32))
     (clone / "modules.order").write_text("".join(f"{rel.removesuffix('.ko')}.o\n" for rel in lines))
     loaded = {line.split()[0] for line in _loaded(clone).splitlines() if line.strip()}
-    assert loaded == _wanted_from(tree) | {"pvpanic"}
+    assert loaded == _wanted_from(sanitizer_tree) | {"pvpanic"}
 
 
-def test_tree_with_modules_configured_but_not_built_is_one_line(tree, tmp_path):
-    clone = _clone(tree, tmp_path / "tree")  # no modules.order, no .ko
+def test_tree_with_modules_configured_but_not_built_is_one_line(sanitizer_tree, tmp_path):
+    clone = _clone(sanitizer_tree, tmp_path / "tree")  # no modules.order, no .ko
     res = subprocess.run([sys.executable, "-m", "kdebug.cli.main", "run", "--tree", str(clone), "--", "true"],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode == 125 and "Traceback" not in res.stderr
