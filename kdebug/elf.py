@@ -71,15 +71,20 @@ def file_reader(f) -> ReadAt:
     return read_at
 
 
-def parse_elf_header(read_at: ReadAt) -> ElfHeader:
+def _ident(read_at: ReadAt) -> tuple[bytes, int, str]:
+    """(the ELF header's first 64 bytes, 32 or 64, struct byte order)."""
     ident = read_at(0, 64)
     if len(ident) < 52 or ident[:4] != ELF_MAGIC:
         raise FormatError("not an ELF file")
     bits = {1: 32, 2: 64}.get(ident[4])
     if bits is None:
         raise FormatError("bad ELF class")
-    little = ident[5] == 1
-    e = "<" if little else ">"
+    return ident, bits, "<" if ident[5] == 1 else ">"
+
+
+def parse_elf_header(read_at: ReadAt) -> ElfHeader:
+    ident, bits, e = _ident(read_at)
+    little = e == "<"
     if bits == 64:
         etype, machine = struct.unpack_from(e + "HH", ident, 16)
         (phoff,) = struct.unpack_from(e + "Q", ident, 32)
@@ -161,13 +166,7 @@ class SectionHeader:
 
 def elf_sections(read_at: ReadAt) -> list[SectionHeader]:
     """Section headers of an ELF file (32 or 64 bit, either byte order)."""
-    ident = read_at(0, 64)
-    if len(ident) < 52 or ident[:4] != ELF_MAGIC:
-        raise FormatError("not an ELF file")
-    bits = {1: 32, 2: 64}.get(ident[4])
-    if bits is None:
-        raise FormatError("bad ELF class")
-    e = "<" if ident[5] == 1 else ">"
+    ident, bits, e = _ident(read_at)
     if bits == 64:
         (shoff,) = struct.unpack_from(e + "Q", ident, 40)
         shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", ident, 58)
