@@ -15,7 +15,9 @@ runs that analysed the same dump leave one row.
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple, fields
@@ -139,8 +141,7 @@ class _Sqlite(CrashDB):
             # Autocommit: transactions are begun explicitly (BEGIN IMMEDIATE to write).
             self.conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
             self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT * 1000}")
-            # WAL: readers never block the writer, and a run killed mid-write leaves no torn rows.
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(self.conn)
             self._init_schema()
         except sqlite3.DatabaseError as e:
             raise UsageError(f"--db {path}: {e}", hint="is it a kdebug crash database (SQLite)?") from None
@@ -155,6 +156,23 @@ class _Sqlite(CrashDB):
             cur.execute("ROLLBACK")
             raise
         cur.execute("COMMIT")
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """WAL: readers never block the writer, and a run killed mid-write leaves
+    no torn rows. The switch needs the database to itself and SQLite reports
+    SQLITE_BUSY at once instead of calling the busy handler when another
+    connection is opening the same new file, so two runs that start together
+    retry here, within the same busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.01, 0.1))
 
 
 class _Postgres(CrashDB):

@@ -156,6 +156,34 @@ def test_concurrent_writers_leave_every_row_once(tmp_path):
         assert report_from_dict(json.loads(report)).system.hostname == f"h{int(h[4:]) % 7}"
 
 
+_OPENER = """
+import sys, time
+from kdebug.fleet.db import open_db
+start, rounds = float(sys.argv[2]), int(sys.argv[3])
+for i in range(rounds):
+    while time.time() < start + i * 0.05:
+        pass
+    with open_db(f"{sys.argv[1]}/{i}.sqlite") as db:
+        db.rows()
+"""
+
+
+def test_runs_that_open_one_new_file_at_the_same_moment_all_succeed(tmp_path):
+    """The first opener switches a new file to WAL; SQLite answers a second
+    opener's switch with 'database is locked' at once, not after the busy
+    timeout (CI saw two triage runs fail so). Three processes open 25 new
+    files in lock-step: every open succeeds and every file ends up in WAL."""
+    start, rounds = time.time() + 2.0, 25
+    procs = [subprocess.Popen([sys.executable, "-c", _OPENER, str(tmp_path), str(start), str(rounds)],
+                              cwd=os.getcwd(), stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errs
+    for i in range(rounds):
+        conn = sqlite3.connect(tmp_path / f"{i}.sqlite")
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        conn.close()
+
+
 def test_summary_counts_first_last_and_releases():
     rows = [_row("a1", when="2026-01-05T00:00:00+00:00"),
             _row("a2", when="2026-01-01T00:00:00+00:00", release="6.12.95+deb12-cloud-amd64", host="db2"),
