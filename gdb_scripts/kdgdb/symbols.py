@@ -3,6 +3,8 @@ detach helpers `kdebug attach --session` uses."""
 
 from __future__ import annotations
 
+import os
+
 import gdb
 
 from kdebug.decode.elfsyms import read_vmlinux
@@ -50,6 +52,35 @@ class KdSymbolFile(core.Command):
         gdb.execute("symbol-file", to_string=True)  # forget an earlier one
         gdb.execute(cmd, to_string=True)
         return f"kdebug: symbols from {a.vmlinux}, KASLR offset {off:#x}"
+
+
+@core.register
+class KdAwait(core.Command):
+    """Wait for kdebug's word on a file descriptor before going on.
+
+    Usage: kd-await FD   (`kdebug attach` starts gdb while the guest boots)
+
+    gdb reads the kernel's symbols while the guest is still booting; the
+    commands after this one (target remote, ...) wait until kdebug writes a
+    line to FD, once the guest is at its shell. EOF, or any word but "go",
+    means kdebug gave up on the boot: gdb quits with status 1."""
+
+    name = "kd-await"
+    needs_target = False
+
+    def arguments(self, p):
+        p.add_argument("fd", type=int)
+
+    def run(self, a):
+        word = b""
+        with os.fdopen(a.fd, "rb", buffering=0) as f:
+            while not word.endswith(b"\n"):
+                chunk = f.read(64)
+                if not chunk:
+                    break
+                word += chunk
+        if word.strip() != b"go":
+            gdb.execute("quit 1")
 
 
 @core.register

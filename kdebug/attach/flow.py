@@ -5,8 +5,10 @@ offset, runs gdb and stops what it started."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
+from kdebug.attach.early import EarlyGdb
 from kdebug.attach.plan import AttachOptions, KernelFiles, gdb_argv, kgdb_serial_args, plan_for
 from kdebug.attach.ram import hold_ram_file, ram_file_path, share_ram
 from kdebug.attach.runner import check_gdb, run_gdb
@@ -110,7 +112,7 @@ def attach_kgdb(launch, a: AttachOptions, echo=print) -> int:
 def attach_new(launch, a: AttachOptions, echo=print) -> int:
     """Boot a guest (``launch`` is a LaunchOptions), stop it at its shell (or
     at the first instruction with freeze), run gdb, stop the guest afterwards."""
-    from kdebug.guest.qemu import READY, boot
+    from kdebug.guest.qemu import boot
     from kdebug.guest.qmp import Qmp
     from kdebug.session import new_session
 
@@ -129,20 +131,34 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
         echo(f"kdebug: kernel {prep.kernel.release}, accel {prep.accel.name}, "
              f"gdb 127.0.0.1:{prep.plan.gdb_port}")
         plan = share_ram(prep.plan, ram)
-        with boot(plan, session, ready=None if launch.freeze else READY,
-                  timeout=a.boot_timeout) as guest:
-            offset = 0
-            if not launch.freeze:
+        if launch.freeze:
+            with boot(plan, session, ready=None, timeout=a.boot_timeout) as guest:
+                gplan = plan_for(k, prep.plan.gdb_port, 0, a, ram_file=hold_ram_file(ram, guest.pid))
+                with guest.draining():
+                    return run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
+        with boot(plan, session, ready=None, timeout=a.boot_timeout) as guest:
+            gplan = plan_for(k, prep.plan.gdb_port, None, a, ram_file=hold_ram_file(ram, guest.pid))
+            early = EarlyGdb(session.qmp_socket, gplan)
+            if os.environ.get("KDEBUG_EARLY_GDB", "1") != "0":  # 0: gdb only after the boot (bench/capture.py)
+                early.start()
+            try:
+                guest.wait_ready(a.boot_timeout)
+                if early.ready():
+                    echo(f"kdebug: guest at its shell in {guest.boot_seconds:.1f} s; KASLR offset "
+                         f"{early.offset:#x} (read while it booted: gdb has the symbols already)")
+                    with guest.draining():
+                        return early.go(timeout=a.gdb_timeout)
+                early.close()
                 echo(f"kdebug: guest at its shell in {guest.boot_seconds:.1f} s; stopping it")
                 with Qmp(session.qmp_socket) as q:
                     q.cmd("stop")
                     offset = kaslr_offset_from_qmp(q, k.vmlinux)
                 echo(f"kdebug: KASLR offset {offset:#x}")
-            held = hold_ram_file(ram, guest.pid)
-            gplan = plan_for(k, prep.plan.gdb_port, offset, a, ram_file=held)
-            with guest.draining():
-                rc = run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
-        return rc
+                gplan = dataclasses.replace(gplan, kaslr_offset=offset)
+                with guest.draining():
+                    return run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
+            finally:
+                early.close()
     finally:
         ram.unlink(missing_ok=True)
         session.remove()

@@ -36,6 +36,7 @@ class GdbPlan:
     module_dirs: list[Path] = field(default_factory=list)  # module debug files (kd-symbols)
     python_path: list[str] = field(default_factory=list)  # where gdb's Python finds kdebug (host_python_path)
     core: Path | None = None  # post-mortem: this ELF core instead of a gdbstub (port unused)
+    await_fd: int | None = None  # gdb loads symbols, then waits for "go" on this fd before connecting
 
 
 def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
@@ -58,6 +59,8 @@ def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
     if plan.kaslr_offset is not None:
         cmds.append(f"kd-symbol-file {plan.vmlinux} --offset {plan.kaslr_offset:#x}")
     cmds += [f"directory {d}" for d in plan.source_dirs]
+    if plan.await_fd is not None:
+        cmds.append(f"kd-await {plan.await_fd}")
     cmds.append(f"core-file {plan.core}" if plan.core else f"target remote 127.0.0.1:{plan.port}")
     if plan.ram_file:
         where = f" --base {plan.ram_base:#x} --size {plan.ram_size:#x}" if plan.ram_size else ""

@@ -14,9 +14,20 @@ from kdebug.errors import DebuggerError
 def kaslr_offset_from_qmp(qmp, vmlinux: Path) -> int:
     """The running kernel's KASLR offset from its IDT (the guest must be stopped
     or idle; ``qmp`` is a :class:`kdebug.guest.qmp.Qmp`)."""
+    return kaslr_offset_at(qmp, kaslr_link_addresses(vmlinux))
+
+
+def kaslr_link_addresses(vmlinux: Path) -> list[int]:
+    """Where the vmlinux links the IDT vectors' handlers (read once for polls)."""
     names = [n for pair in kaslr.VECTOR_SYMBOLS for n in pair]
     _, syms = read_vmlinux(vmlinux, names)
-    link = kaslr.link_addresses(syms)
+    return kaslr.link_addresses(syms)
+
+
+def kaslr_offset_at(qmp, link: list[int]) -> int:
+    """The offset the guest's IDT gives against ``link``. Before trap_init()
+    the early handlers disagree with the vmlinux and this raises, so a caller
+    may poll it while the guest boots."""
 
     def hmp(line: str) -> str:
         out = qmp.cmd("human-monitor-command", **{"command-line": line})

@@ -31,6 +31,14 @@ def test_scripted_attach_order():
     assert argv.index("-x") < len(argv) - 2  # -x before the trailing --ex
 
 
+def test_early_gdb_loads_symbols_then_awaits_the_guest_before_connecting():
+    plan = GdbPlan(vmlinux=Path("/v/vmlinux"), port=7, kaslr_offset=0x200000, batch=True,
+                   source_dirs=[Path("/src")], ram_file=Path("/proc/1/fd/3"), commands=["kd-ps"], await_fd=9)
+    assert ex_list(gdb_argv(plan)) == [f"source {LOADER}", "kd-symbol-file /v/vmlinux --offset 0x200000",
+                                       "directory /src", "kd-await 9", "target remote 127.0.0.1:7",
+                                       "kd-memory /proc/1/fd/3", "kd-ps"]
+
+
 def test_interactive_keeps_style_and_session_detaches():
     argv = gdb_argv(GdbPlan(vmlinux=Path("v"), port=1, detach_on_quit=True))
     assert "-batch" not in argv and "set style enabled off" not in ex_list(argv, "-iex")

@@ -58,6 +58,50 @@ def test_attach_batch_with_kaslr(kernel):
     assert no_qemu_left(r.pid)
 
 
+def test_attach_reads_kaslr_and_symbols_while_the_guest_boots(kernel):
+    """gdb has the symbols before the guest reaches its shell, at the offset
+    read from the IDT mid-boot: the guest's own memory at those symbols
+    holds its banner and its command line."""
+    r = kdebug("attach", "--batch", "--ex", "p (char *)linux_banner", "--ex", "kd-cmdline")
+    assert r.returncode == 0, r.stderr
+    assert "read while it booted" in r.stderr, r.stderr
+    out = r.stdout
+    # Symbols before the guest was at its shell, so before gdb connected.
+    assert out.index("kdebug: symbols from") < out.index("kd-memory: guest RAM"), out[:2000]
+    assert re.search(rf'^\$1 = 0x[0-9a-f]+ <linux_banner> "Linux version {re.escape(kernel.release)} ', out,
+                     re.M), out[-1500:]
+    assert "console=ttyS0" in out
+    assert no_qemu_left(r.pid)
+
+
+def test_attach_whose_boot_fails_leaves_no_gdb_and_no_qemu(kernel):
+    """gdb already started (symbols loaded mid-boot) when the boot fails: kdebug
+    says why in one line and gdb, waiting for its go, ends with the guest."""
+    r = kdebug("attach", "--batch", "--ex", "kd-ps", "--timeout", "120",
+               "--append", "rdinit=/nonexistent init=/nonexistent")
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kdebug: error:")]
+    assert len(errors) == 1 and "init" in errors[0], r.stderr
+    assert "kdebug: symbols from" in r.stdout, r.stdout  # gdb was up and waiting
+    assert "target remote" not in r.stdout and "PID" not in r.stdout
+    assert not [p for p in _pids_with(b"kd-await")], "a gdb outlived kdebug attach"
+    assert no_qemu_left(r.pid)
+
+
+def _pids_with(text: bytes) -> list[int]:
+    from pathlib import Path
+
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and text in (d / "cmdline").read_bytes():
+                out.append(int(d.name))
+        except OSError:
+            pass
+    return out
+
+
 def json_blocks(text: str) -> list:
     """The top-level JSON arrays printed in ``text``, decoded."""
     dec = json.JSONDecoder()
