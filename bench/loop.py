@@ -6,9 +6,15 @@ crash starts only once the capture has ended, as crash-loop did before issue 12)
 Rows, medians over interleaved rounds:
 - to the drgn report and to the full report (crash-loop's own stage clock,
   read from its stderr) and the whole command;
-- cold: a fresh KDEBUG_CACHE directory and the page cache dropped
-  (`sync; echo 3 > /proc/sys/vm/drop_caches`, as root) before each round, then
-  a warm run on that same cache right after (the second run must not pay again).
+- cold, after setup: the first crash-loop on a machine that has just run
+  `scripts/setup.sh` (the README's path): a fresh KDEBUG_CACHE directory that
+  holds only what setup makes in it (the kernel build trees, gdb's index
+  cache, crash's indexed vmlinux copies: SETUP_MADE, linked from the real
+  cache), the page cache dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`,
+  as root) before it;
+- cold, empty cache: the same with nothing in the cache at all (kdebug
+  without its setup: no small capture kernel, no indexes), for information;
+- a warm run on that empty cache right after (the second run must not pay again).
 
     .venv/bin/python bench/loop.py [-n 2] [--no-cold]
 
@@ -31,6 +37,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 KD = [sys.executable, "-m", "kdebug.cli.main"]
 STAMP = re.compile(r"^kdebug: \[\s*([\d.]+) s\] (.*)$")
+#: What scripts/setup.sh leaves in the cache (scripts/setup.d/gdb.sh).
+SETUP_MADE = ("kernels", "gdb-index", "crash-vmlinux")
+
+
+def cache_after_setup(path: Path) -> Path:
+    """A fresh cache directory holding only setup's products (linked)."""
+    from kdebug.paths import cache_dir
+
+    path.mkdir()
+    for name in SETUP_MADE:
+        if (cache_dir() / name).exists():
+            (path / name).symlink_to(cache_dir() / name)
+    return path
 
 
 def drop_caches() -> bool:
@@ -88,10 +107,13 @@ def main() -> None:
             add("crash-loop, warm", crash_loop(work, env))
             add("capture + postmortem (peer), warm", two_commands(work, env))
             if not args.no_cold:
-                cold_env = {**env, "KDEBUG_CACHE": str(work / f"cache-{i}")}
+                after_setup = {**env, "KDEBUG_CACHE": str(cache_after_setup(work / f"setup-cache-{i}"))}
                 dropped = drop_caches()
-                add("crash-loop, cold (fresh cache dir, page cache dropped)", crash_loop(work, cold_env))
-                add("crash-loop, second run on that cache", crash_loop(work, cold_env))
+                add("crash-loop, cold after setup (page cache dropped)", crash_loop(work, after_setup))
+                empty = {**env, "KDEBUG_CACHE": str(work / f"cache-{i}")}
+                dropped = drop_caches() and dropped
+                add("crash-loop, cold, empty cache (page cache dropped)", crash_loop(work, empty))
+                add("crash-loop, second run on that cache", crash_loop(work, empty))
             print(f"round {i + 1}/{args.n} done", file=sys.stderr)
     warm = {k: statistics.median(v) for k, v in rows["crash-loop, warm"].items()}
     print(f"{args.n} round(s), medians; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"

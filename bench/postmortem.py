@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -41,11 +42,23 @@ from kdebug.vmcore.locate import open_dump  # noqa: E402
 CRASH_COMMANDS = "sys\nbt\nps\nlog\nmod\nquit\n"
 
 
+#: CPU seconds (user + system) of each timed command's whole process tree,
+#: by command line: every process in it is waited for by its parent, so
+#: RUSAGE_CHILDREN counts the triage workers and their crash processes too.
+CPU: dict[tuple[str, ...], list[float]] = {}
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def timed(argv: list[str], timeout: float = 600) -> float:
-    t0 = time.monotonic()
+    c0, t0 = _children_cpu(), time.monotonic()
     res = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          text=True, timeout=timeout)
     secs = time.monotonic() - t0
+    CPU.setdefault(tuple(argv), []).append(_children_cpu() - c0)
     if res.returncode not in (0, 1):  # triage exits 1 only when a dump failed; none should here
         raise SystemExit(f"{argv[:3]} failed: {res.stderr[-500:]}")
     return secs
@@ -99,18 +112,26 @@ def main() -> None:
         (tdir / f"d{j}.vmcore").symlink_to(dump.path)
     # Triage: 2 jobs against the serial run (1 job), rounds interleaved.
     tri: dict[tuple[str, int], list[float]] = {}
+    argvs: dict[tuple[str, int], list[str]] = {}
     for _ in range(args.n):
         for label, extra in (("drgn only", ["--no-crash"]), ("full", [])):
             for jobs in (1, 2):
-                tri.setdefault((label, jobs), []).append(
-                    timed([*kd, "triage", str(tdir), "--json", "--jobs", str(jobs), *extra], timeout=1800))
-    print(f"triage of {args.m} dumps, medians of {args.n} interleaved rounds, load average "
+                argvs[(label, jobs)] = [*kd, "triage", str(tdir), "--json", "--jobs", str(jobs), *extra]
+                tri.setdefault((label, jobs), []).append(timed(argvs[(label, jobs)], timeout=1800))
+    cores = len(os.sched_getaffinity(0))
+    print(f"triage of {args.m} dumps, medians of {args.n} interleaved rounds, {cores} cores, load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("  (CPU: user+system seconds of the whole run, workers and crash included; busy: CPU / wall, "
+          f"of {cores}. A serial run already keeps crash and drgn side by side, so 2 jobs can be at most "
+          "serial wall / (2-job CPU / cores) faster: the bound)")
     for (label, jobs), ts in tri.items():
         secs = statistics.median(ts)
         serial = statistics.median(tri[(label, 1)])
+        cpu = statistics.median(CPU[tuple(argvs[(label, jobs)])])
         print(f"  triage {args.m} dumps, {jobs} job{'s' * (jobs > 1)}, {label:9s} {secs:6.2f} s   "
-              f"{args.m / secs * 60:5.1f} dumps/min   x{serial / secs:.2f} of serial (goal >= 1.8 with 2 jobs, full)")
+              f"{args.m / secs * 60:5.1f} dumps/min   x{serial / secs:.2f} of serial   CPU {cpu:6.2f} s   "
+              f"busy {cpu / secs:.2f}   bound x{serial / (cpu / cores):.2f}"
+              + ("   (goal >= 1.8 with 2 jobs, full)" if jobs == 2 and label == "full" else ""))
     if not args.no_fleet:
         fleet(kd, tdir, tmp, args.m, args.n)
 
