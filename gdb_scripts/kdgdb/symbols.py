@@ -73,12 +73,17 @@ class KdAwait(core.Command):
 
     def run(self, a):
         word = b""
-        with os.fdopen(a.fd, "rb", buffering=0) as f:
-            while not word.endswith(b"\n"):
-                chunk = f.read(64)
-                if not chunk:
-                    break
-                word += chunk
+        try:
+            with os.fdopen(a.fd, "rb", buffering=0) as f:
+                while not word.endswith(b"\n"):
+                    chunk = f.read(64)
+                    if not chunk:
+                        break
+                    word += chunk
+        except KeyboardInterrupt:  # Ctrl-C during the boot: kdebug gives up too
+            word = b""
+        except OSError as e:
+            raise gdb.GdbError(f"kd-await: cannot read fd {a.fd}: {e.strerror}") from None
         if word.strip() != b"go":
             gdb.execute("quit 1")
 
