@@ -1,6 +1,7 @@
 """Inside a real gdb without a target: every kd- command and $kd_ function is
 registered with help, and using one too early is a one-line error."""
 
+import os
 import re
 import subprocess
 
@@ -12,7 +13,7 @@ from tests.conftest import need_tool
 pytestmark = pytest.mark.one_kernel  # gdb without a target: no kernel involved
 
 COMMANDS = ["kd-ps", "kd-dmesg", "kd-lsmod", "kd-version", "kd-cmdline", "kd-cpus", "kd-task", "kd-bt",
-            "kd-symbols", "kd-memory", "kd-config", "kd-break", "kd-symbol-file"]
+            "kd-symbols", "kd-memory", "kd-config", "kd-break", "kd-symbol-file", "kd-await"]
 FUNCTIONS = ["kd_current", "kd_task", "kd_per_cpu", "container_of"]
 
 
@@ -55,3 +56,26 @@ def test_symbol_file_errors():
     out = gdb_batch("kd-symbol-file /nonexistent/vmlinux --offset 0x200000")
     assert "cannot read /nonexistent/vmlinux" in out and "Traceback" not in out
     assert "bad offset" in gdb_batch("kd-symbol-file /x --offset zz")
+
+
+@pytest.mark.parametrize("word", [b"go\n", b"", b"stop\n"])
+def test_kd_await_goes_on_only_at_go(word):
+    """`kdebug attach` holds gdb here while the guest boots: "go" lets the
+    next commands run; EOF (kdebug gave up) or another word quits gdb with
+    status 1 before them."""
+    need_tool("gdb")
+    read, write = os.pipe()
+    os.write(write, word)
+    os.close(write)
+    argv = ["gdb", "-nx", "-q", "-batch", "-iex", python_path_command(host_python_path()),
+            "-ex", f"source {LOADER}", "-ex", f"kd-await {read}", "-ex", "echo next\\n"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120, pass_fds=(read,))
+    os.close(read)
+    if word == b"go\n":
+        assert (r.returncode, r.stdout) == (0, "next\n"), r.stderr
+    else:
+        assert (r.returncode, r.stdout) == (1, ""), r.stderr
+
+
+def test_kd_await_on_a_bad_fd_is_one_line():
+    assert gdb_batch("kd-await 99").strip().splitlines() == ["kd-await: cannot read fd 99: Bad file descriptor"]
