@@ -144,6 +144,9 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
             try:
                 guest.wait_ready(a.boot_timeout)
                 if early.ready():
+                    # gdb connects at once: let the shell get to its read first,
+                    # so the guest stops the way it always does (init and sh asleep).
+                    guest.wait_shell(a.boot_timeout)
                     echo(f"kdebug: guest at its shell in {guest.boot_seconds:.1f} s; KASLR offset "
                          f"{early.offset:#x} (read while it booted: gdb has the symbols already)")
                     with guest.draining():

@@ -220,6 +220,15 @@ class Guest:
             self._setup_shell(timeout)
         return self._raw_run(command, timeout)
 
+    def wait_shell(self, timeout: float = 30.0) -> None:
+        """Return once the shell has answered a command. At the ready line
+        init is still starting it; after an answer the shell (and init,
+        waiting for it) sleeps until the next input."""
+        if not self._shell_ready:
+            self._setup_shell(timeout)
+        else:
+            self._raw_run("true", timeout)
+
     # --- raw console (for what never returns: a trigger, sysrq-g) ----------------
 
     @property
