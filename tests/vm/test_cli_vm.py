@@ -56,7 +56,15 @@ def test_ctrl_c_stops_qemu():
         qemus = children_qemu(p.pid)
         assert qemus, "no QEMU child found"
         p.send_signal(signal.SIGINT)
-        assert p.wait(timeout=30) == 130
+        try:
+            rc = p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            wchan = Path(f"/proc/{p.pid}/wchan").read_text() if Path(f"/proc/{p.pid}").exists() else "?"
+            threads = len(list(Path(f"/proc/{p.pid}/task").iterdir())) if Path(f"/proc/{p.pid}").exists() else 0
+            p.kill()
+            raise AssertionError(f"kdebug run did not end within 30 s of SIGINT (wchan {wchan}, {threads} "
+                                 f"threads); its stderr: {p.stderr.read()[-2000:]}") from None
+        assert rc == 130, p.stderr.read()[-2000:]
         assert gone(qemus)
     finally:
         p.kill()
