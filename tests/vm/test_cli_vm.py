@@ -41,7 +41,11 @@ def test_run_prints_output_and_returns_status():
 
 
 def _start_and_wait_ready(args: list[str]) -> subprocess.Popen:
-    p = subprocess.Popen([*KDEBUG, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal's Ctrl-C finds it: a suite started as a background
+    # job without job control (`pytest &` in a script) ignores SIGINT, and
+    # that disposition is inherited, so kdebug would never see the signal.
+    p = subprocess.Popen([*KDEBUG, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 180
     for line in p.stderr:
         if "guest ready" in line or time.monotonic() > deadline:
