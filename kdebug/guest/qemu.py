@@ -221,13 +221,20 @@ class Guest:
         return self._raw_run(command, timeout)
 
     def wait_shell(self, timeout: float = 30.0) -> None:
-        """Return once the shell has answered a command. At the ready line
-        init is still starting it; after an answer the shell (and init,
-        waiting for it) sleeps until the next input."""
-        if not self._shell_ready:
-            self._setup_shell(timeout)
-        else:
-            self._raw_run("true", timeout)
+        """Return once the shell has answered. At the ready line init is
+        still starting it; after an answer the shell (and init, waiting for
+        it) sleeps until the next input. A builtin with an arithmetic
+        expansion: no fork, and the typed line's echo cannot match."""
+        self._seq += 1
+        tag = f"{os.getpid()}x{self._seq}"
+        self.child.sendline(f"echo __KD_W_{tag}_$((6*7))__")
+        try:
+            self.child.expect(re.compile(rf"__KD_W_{tag}_42__"), timeout=timeout)
+        except pexpect.TIMEOUT:
+            raise GuestError(f"guest shell did not answer within {timeout:g} s") from None
+        except pexpect.EOF:
+            raise GuestError("QEMU exited before its shell answered",
+                             hint=f"see {self.session.console_log}") from None
 
     # --- raw console (for what never returns: a trigger, sysrq-g) ----------------
 
