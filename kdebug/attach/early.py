@@ -63,8 +63,8 @@ class EarlyGdb:
                             continue  # IDT not set up yet
                         self._start_gdb(offset)
                         return
-            except KdebugError:
-                self._stop.wait(POLL_SECONDS)  # QMP not up yet
+            except Exception:  # noqa: BLE001  QMP not up yet, or gone with the guest: the main thread reports
+                self._stop.wait(POLL_SECONDS)
 
     def _start_gdb(self, offset: int) -> None:
         read, write = os.pipe()
