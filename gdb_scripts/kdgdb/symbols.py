@@ -72,14 +72,9 @@ class KdAwait(core.Command):
         p.add_argument("fd", type=int)
 
     def run(self, a):
-        word = b""
         try:
             with os.fdopen(a.fd, "rb", buffering=0) as f:
-                while not word.endswith(b"\n"):
-                    chunk = f.read(64)
-                    if not chunk:
-                        break
-                    word += chunk
+                word = f.readline()  # b"" at EOF
         except KeyboardInterrupt:  # Ctrl-C during the boot: kdebug gives up too
             word = b""
         except OSError as e:

@@ -131,13 +131,10 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
         echo(f"kdebug: kernel {prep.kernel.release}, accel {prep.accel.name}, "
              f"gdb 127.0.0.1:{prep.plan.gdb_port}")
         plan = share_ram(prep.plan, ram)
-        if launch.freeze:
-            with boot(plan, session, ready=None, timeout=a.boot_timeout) as guest:
-                gplan = plan_for(k, prep.plan.gdb_port, 0, a, ram_file=hold_ram_file(ram, guest.pid))
-                with guest.draining():
-                    return run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
         with boot(plan, session, ready=None, timeout=a.boot_timeout) as guest:
             gplan = plan_for(k, prep.plan.gdb_port, None, a, ram_file=hold_ram_file(ram, guest.pid))
+            if launch.freeze:
+                return _gdb_on(guest, dataclasses.replace(gplan, kaslr_offset=0), a)
             early = EarlyGdb(session.qmp_socket, gplan)
             if os.environ.get("KDEBUG_EARLY_GDB", "1") != "0":  # 0: gdb only after the boot (bench/capture.py)
                 early.start()
@@ -157,11 +154,15 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
                     q.cmd("stop")
                     offset = kaslr_offset_from_qmp(q, k.vmlinux)
                 echo(f"kdebug: KASLR offset {offset:#x}")
-                gplan = dataclasses.replace(gplan, kaslr_offset=offset)
-                with guest.draining():
-                    return run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
+                return _gdb_on(guest, dataclasses.replace(gplan, kaslr_offset=offset), a)
             finally:
                 early.close()
     finally:
         ram.unlink(missing_ok=True)
         session.remove()
+
+
+def _gdb_on(guest, gplan, a: AttachOptions) -> int:
+    """gdb in the foreground on a guest this process started, its console drained."""
+    with guest.draining():
+        return run_gdb(gdb_argv(gplan), timeout=a.gdb_timeout).returncode
