@@ -57,6 +57,7 @@ class Truth:
     sleepers: list[int] = field(default_factory=list)
     threaded: int = 0  # pid of the kd-threads process, whose threads are in tasks too
     child: int = 0  # pid of kd-child, forked by a kd-threads thread that is not the leader
+    shell: int = 0  # pid of the shell that ran the reads: it wakes when each one ends
 
 
 def read_truth(guest, sleepers: int = 2) -> Truth:
@@ -75,7 +76,9 @@ def read_truth(guest, sleepers: int = 2) -> Truth:
     # Every thread of every process: /proc/PID/task/TID/stat.
     for line in guest.run("cat /proc/[0-9]*/task/[0-9]*/stat 2>/dev/null", timeout=60).output.splitlines():
         m = STAT.match(line)
-        if m and m.group(2) != "cat":
+        if m and m.group(2) == "cat":
+            t.shell = int(m.group(4))
+        elif m:
             t.tasks[int(m.group(1))] = (m.group(2), m.group(3), int(m.group(4)))
     t.dmesg = [line for line in guest.run("dmesg", timeout=60).output.splitlines() if line.strip()]
     t.modules = [line.split() for line in guest.run("cat /proc/modules").output.splitlines() if line.strip()]
