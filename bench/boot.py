@@ -5,6 +5,8 @@ Rows, each a median over N interleaved rounds (machine load hits all alike):
 - bare QEMU + a minimal busybox initramfs (busybox and a two-line /init, packed
   with cpio and gzip by hand): the peer a user would type, timed from process
   start to its first shell line;
+- the same with the kernel parameters of kdebug's profile (cryptomgr.notests
+  among them): what of kdebug's lead comes from the kernel, not from kdebug;
 - bare QEMU + kdebug's own initramfs, to kdebug's ready line;
 - `kdebug run -- true`, the whole command (start to exit: boot, the command,
   the guest stopped), and to its "guest ready" line.
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kdebug.initramfs.build import build_initramfs  # noqa: E402
 from kdebug.initramfs.recipe import load_recipe  # noqa: E402
 from kdebug.kernel import find_kernel  # noqa: E402
+from kdebug.plan.profile import load_profile  # noqa: E402
 
 READY = b"kdebug-init: ready"
 PEER_READY = b"peer-ready"
@@ -75,10 +78,10 @@ def minimal_initramfs(directory: Path) -> Path:
     return out
 
 
-def bare_argv(kernel, initrd: Path) -> list[str]:
+def bare_argv(kernel, initrd: Path, params: tuple[str, ...] = ("console=ttyS0,115200", "panic=-1")) -> list[str]:
     return ["qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "1024", "-smp", "2",
             "-kernel", str(kernel.image), "-initrd", str(initrd),
-            "-append", "console=ttyS0,115200 panic=-1", "-nodefaults", "-display", "none",
+            "-append", " ".join(params), "-nodefaults", "-display", "none",
             "-serial", "stdio", "-no-reboot"]
 
 
@@ -94,15 +97,18 @@ def main() -> None:
         minimal = minimal_initramfs(Path(tmp))
         minimal_mb = minimal.stat().st_size / 1e6
         peer, bare_ours = bare_argv(kernel, minimal), bare_argv(kernel, ours)
+        peer_params = bare_argv(kernel, minimal, tuple(load_profile().cmdline))
         kd = [sys.executable, "-m", "kdebug.cli.main", "run", *env_release, "--", "true"]
         time_until(peer, PEER_READY, "stdout")  # warm the page cache
         time_whole(kd)
         rows: dict[str, list[float]] = {"bare QEMU, minimal busybox initramfs": [],
+                                        "same, kdebug's kernel parameters": [],
                                         "bare QEMU, kdebug's initramfs": [],
                                         "kdebug run -- true, to guest ready": [],
                                         "kdebug run -- true, whole command": []}
         for _ in range(args.n):
             rows["bare QEMU, minimal busybox initramfs"].append(time_until(peer, PEER_READY, "stdout"))
+            rows["same, kdebug's kernel parameters"].append(time_until(peer_params, PEER_READY, "stdout"))
             rows["bare QEMU, kdebug's initramfs"].append(time_until(bare_ours, READY, "stdout"))
             rows["kdebug run -- true, to guest ready"].append(time_until(kd, b"guest ready", "stderr"))
             rows["kdebug run -- true, whole command"].append(time_whole(kd))

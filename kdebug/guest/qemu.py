@@ -90,6 +90,12 @@ class Guest:
                                   dimensions=(50, 1000))
         except pexpect.ExceptionPexpect as e:
             raise LaunchError(f"cannot start {plan.qemu}: {e}") from None
+        # pexpect sleeps 50 ms before each send and 100 ms after close (for
+        # programs that race their own echo): kdebug matches markers, and
+        # close() has reaped QEMU before pexpect's close runs.
+        child.delaybeforesend = None
+        child.delayafterclose = child.delayafterterminate = 0
+        child.ptyproc.delayafterclose = child.ptyproc.delayafterterminate = 0
         child.logfile_read = _Tee()
         session.qemu_pid = child.pid
         session.argv = argv
@@ -116,7 +122,7 @@ class Guest:
                 pass
             deadline = time.monotonic() + timeout
             while c.isalive() and time.monotonic() < deadline:
-                time.sleep(0.05)
+                time.sleep(0.005)  # QEMU exits within ~10 ms of SIGTERM
             if c.isalive():
                 c.kill(signal.SIGKILL)
         try:
@@ -180,11 +186,13 @@ class Guest:
 
     # --- shell ------------------------------------------------------------------
 
-    def _setup_shell(self, timeout: float) -> None:
+    def _setup_shell(self) -> None:
         # No echo, no prompt, no line editing surprises. Kernel messages are
-        # already off the console: kdebug.loglevel= on the command line.
-        self._raw_run("stty -echo cols 1000 2>/dev/null; export TERM=dumb PS1='' PS2=''; true",
-                      timeout)
+        # already off the console: kdebug.loglevel= on the command line. Typed
+        # ahead of the first command, in the shell itself (a subshell would
+        # keep the exports), with no round trip of its own: echoed text never
+        # matches a marker, which must start its line.
+        self.child.sendline("stty -echo cols 1000 2>/dev/null; export TERM=dumb PS1='' PS2=''")
         self._shell_ready = True
 
     def _raw_run(self, command: str, timeout: float) -> CommandResult:
@@ -217,7 +225,7 @@ class Guest:
         if not self.alive():
             raise GuestError("the guest is not running")
         if not self._shell_ready:
-            self._setup_shell(timeout)
+            self._setup_shell()
         return self._raw_run(command, timeout)
 
     def wait_shell(self, timeout: float = 30.0) -> None:

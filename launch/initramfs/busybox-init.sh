@@ -8,6 +8,11 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mkdir -p /dev/pts /tmp /run
 mount -t devpts devpts /dev/pts 2>/dev/null
 mount -t tmpfs tmpfs /tmp 2>/dev/null
+# Every fork costs milliseconds under TCG, and this runs before every boot is
+# ready: shell builtins read /proc from here on (read, not $(cat), $(uname -r),
+# grep, hostname or dmesg -n).
+read -r kd_release < /proc/sys/kernel/osrelease
+read -r kd_cmdline < /proc/cmdline
 
 # Markers for kdebug go through the kernel log at KERN_EMERG: a printk record
 # reaches the serial port whole and at any console loglevel, while a
@@ -20,17 +25,19 @@ kd_say() {
 # Modules in dependency order, written by kdebug at build time, and only
 # into the kernel they were built for: a kdump capture kernel that is not
 # the crashed one boots this /init too.
-if [ -f /etc/kdebug/modules ] &&
-	grep -qF "\"release\": \"$(uname -r)\"" /etc/kdebug/kernel.json 2>/dev/null; then
+kd_built_for=
+[ -f /etc/kdebug/kernel.json ] && read -r kd_built_for < /etc/kdebug/kernel.json
+case "$kd_built_for" in
+*"\"release\": \"$kd_release\""*)
 	while read -r ko; do
 		[ -n "$ko" ] && insmod "/lib/modules/$ko" 2>/dev/null
-	done < /etc/kdebug/modules
-fi
+	done < /etc/kdebug/modules ;;
+esac
 
 role=main
 [ -e /proc/vmcore ] && role=capture
 root= loglevel=
-for arg in $(cat /proc/cmdline); do
+for arg in $kd_cmdline; do
 	case "$arg" in
 	root=*) root=${arg#root=} ;;
 	kdebug.loglevel=*) loglevel=${arg#*=} ;;
@@ -51,7 +58,7 @@ if [ "$1" != "--rooted" ] && [ -n "$root" ] && [ "$role" = main ]; then
 	kd_say "kdebug-init: cannot mount root=$root, staying in the initramfs"
 fi
 
-hostname kdebug
+echo kdebug > /proc/sys/kernel/hostname
 # Hooks (capture steps, user additions) run before the shell.
 for hook in /etc/kdebug/init.d/*; do
 	[ -f "$hook" ] && . "$hook"
@@ -60,7 +67,8 @@ done
 # kdebug.loglevel=N: kdebug drives this shell, so only messages more urgent
 # than N may reach the console from now on, where they could cut its command
 # markers; the kernel log keeps everything (dmesg).
-[ -n "$loglevel" ] && dmesg -n "$loglevel"
+# (The first field of kernel.printk is the console loglevel: dmesg -n, no fork.)
+[ -n "$loglevel" ] && echo "$loglevel" > /proc/sys/kernel/printk
 kd_say "kdebug-init: ready role=$role"
 while :; do
 	setsid cttyhack sh

@@ -10,7 +10,7 @@
 # Markers on the console, through init's kd_say: "kdebug-capture: start|done|error ...".
 if [ -e /proc/vmcore ]; then
 	kd_mode= kd_level=31 kd_comp= kd_disk=
-	for kd_arg in $(cat /proc/cmdline); do
+	for kd_arg in $kd_cmdline; do  # read by /init
 		case "$kd_arg" in
 		kdebug.dump=*) kd_mode=${kd_arg#*=} ;;
 		kdebug.level=*) kd_level=${kd_arg#*=} ;;
@@ -25,7 +25,9 @@ if [ -e /proc/vmcore ]; then
 	while [ -n "$kd_mode" ] && [ -z "$kd_port" ] && [ $kd_i -lt 50 ]; do
 		[ -n "$kd_disk" ] && [ -b "$kd_disk" ] && kd_port=$kd_disk && break
 		for kd_n in /sys/class/virtio-ports/*/name; do
-			[ "$(cat "$kd_n" 2>/dev/null)" = org.kdebug.dump ] || continue
+			kd_name=
+			read -r kd_name < "$kd_n" 2>/dev/null
+			[ "$kd_name" = org.kdebug.dump ] || continue
 			kd_dev=/dev/${kd_n%/name}
 			kd_dev=/dev/${kd_dev##*/}
 			[ -c "$kd_dev" ] && kd_port=$kd_dev

@@ -304,6 +304,10 @@ def test_snapshot_of_a_running_session_resumes_it(shared_guest, tmp_path, kernel
     assert shared_guest.run("echo still-$((1+1))").output.strip() == "still-2"
 
 
+def _pid_line(output: str) -> int:
+    return int(re.findall(r"^(\d+)\s*$", output, re.M)[-1])
+
+
 def test_snapshot_of_a_hung_guest_is_reported_as_a_snapshot(tmp_path, kernel):
     """A live guest with a task stuck in D state and a CPU kept busy, dumped
     by QMP: the report is a snapshot (no panic), taken between two readings
@@ -326,8 +330,10 @@ def test_snapshot_of_a_hung_guest_is_reported_as_a_snapshot(tmp_path, kernel):
         with boot(prep.plan, session, timeout=120) as guest:
             assert guest.run(f"insmod {MODULE_GUEST_PATH}").status == 0
             # A writer that sleeps uninterruptibly forever (no hung_task_panic), and a busy loop.
-            hung = int(guest.run("sh -c 'echo hung > /proc/kdebug_trigger' & echo $!").output.strip())
-            busy = int(guest.run("while :; do :; done & echo $!").output.strip())
+            # The trigger's pr_emerg line reaches the console at any loglevel,
+            # before or after the pid: take the line that is only a number.
+            hung = _pid_line(guest.run("sh -c 'echo hung > /proc/kdebug_trigger' & echo $!").output)
+            busy = _pid_line(guest.run("while :; do :; done & echo $!").output)
             cpus = int(guest.run("grep -c ^processor /proc/cpuinfo").output.strip())
             d_state = guest.run("sleep 1; for s in /proc/[0-9]*/task/[0-9]*/stat; do "
                                 "set -- $(cat $s 2>/dev/null); [ \"$3\" = D ] && echo $1; done; true")
