@@ -332,7 +332,13 @@ def test_snapshot_of_a_hung_guest_is_reported_as_a_snapshot(tmp_path, kernel):
             # A writer that sleeps uninterruptibly forever (no hung_task_panic), and a busy loop.
             # The trigger's pr_emerg line reaches the console at any loglevel,
             # before or after the pid: take the line that is only a number.
-            hung = _pid_line(guest.run("sh -c 'echo hung > /proc/kdebug_trigger' & echo $!").output)
+            out = guest.run("sh -c 'echo hung > /proc/kdebug_trigger' & echo $!").output
+            if "kdebug_trigger: hung" not in out:
+                # Let that line out first: printed amid the next command's
+                # markers, it would cut them (a printk record reaches the
+                # console whole, in between two chunks of a process's output).
+                assert guest.expect([re.compile(r"kdebug_trigger: hung")], timeout=30)[0] == 0
+            hung = _pid_line(out)
             busy = _pid_line(guest.run("while :; do :; done & echo $!").output)
             cpus = int(guest.run("grep -c ^processor /proc/cpuinfo").output.strip())
             d_state = guest.run("sleep 1; for s in /proc/[0-9]*/task/[0-9]*/stat; do "
