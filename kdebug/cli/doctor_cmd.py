@@ -24,3 +24,6 @@ def doctor(kw):
     click.echo(format_doctor(report))
     if not report.ok:
         raise click.exceptions.Exit(1)
+
+
+COMMANDS = [doctor]

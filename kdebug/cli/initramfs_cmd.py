@@ -51,3 +51,6 @@ def build(kw):
     size = res.path.stat().st_size
     click.echo(f"{res.path} ({size / 1e6:.1f} MB, {len(res.files)} entries, kernel {kernel.release}"
                f"{', cached' if res.cached else ''})")
+
+
+COMMANDS = [initramfs]

@@ -144,3 +144,34 @@ def test_interactive_boot_keeps_the_console_loglevel(default_kernel):
     # the user may ask for the console messages of a driven guest back
     r = run_kdebug("run", "--dry-run", "--append", "kdebug.loglevel=8", "--", "true")
     assert "kdebug.loglevel=8" in r.stdout and "kdebug.loglevel=1" not in r.stdout
+
+
+def test_every_command_module_is_in_the_lazy_table():
+    """kdebug imports a command's module only when it runs: the table must
+    name every command that the modules define, and only those."""
+    import importlib
+    import pkgutil
+
+    import kdebug.cli
+    from kdebug.cli.main import COMMAND_MODULES
+
+    defined = {}
+    for info in pkgutil.iter_modules(kdebug.cli.__path__):
+        for c in getattr(importlib.import_module(f"kdebug.cli.{info.name}"), "COMMANDS", ()):
+            defined[c.name] = info.name
+    assert defined == COMMAND_MODULES
+
+
+def test_run_imports_only_its_own_command_module():
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from kdebug.cli.main import cli; cli.get_command(None, 'run'); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('kdebug.', 'drgn')))))")
+    mods = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                     check=True).stdout)
+    assert [m for m in mods if m.startswith("kdebug.cli.")] == [
+        "kdebug.cli.launch_cmds", "kdebug.cli.main", "kdebug.cli.options"]
+    assert not [m for m in mods if m.startswith(("kdebug.postmortem", "kdebug.report", "kdebug.fleet",
+                                                 "kdebug.capture", "drgn"))]
