@@ -101,6 +101,10 @@ def kernel_env(kernel, monkeypatch):
     return kernel
 
 
+#: The module the shared guest's user names (``--module``).
+USER_MODULE = "pvpanic_pci"
+
+
 @pytest.fixture(scope="session")
 def shared_guest(kernel, tmp_path_factory):
     """One booted kernel per generation (busybox recipe, crashkernel=128M)
@@ -112,9 +116,14 @@ def shared_guest(kernel, tmp_path_factory):
     from tests.gdb.live import threads_helper
 
     session = new_session()
-    # kd-threads: a multi-threaded process for the live gdb tests' truth
-    prep = prepare(LaunchOptions(release=kernel.release, crashkernel="128M", extra_files=threads_helper()),
-                   session)
+    # kd-threads: a multi-threaded process for the live gdb tests' truth.
+    # Devices for the recipe's drivers (a virtio disk, the ISA pvpanic), one
+    # module the user names (pvpanic_pci: no device, loaded all the same):
+    # the module tests then see drivers, their holders and a user's module.
+    disk = tmp_path_factory.mktemp("shared") / "disk.img"
+    disk.write_bytes(bytes(1 << 20))
+    prep = prepare(LaunchOptions(release=kernel.release, crashkernel="128M", extra_files=threads_helper(),
+                                 drives=[disk], pvpanic=True, extra_modules=[USER_MODULE]), session)
     guest = boot(prep.plan, session, timeout=120)
     guest.prepared = prep
     yield guest

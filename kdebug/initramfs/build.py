@@ -29,7 +29,7 @@ from kdebug.paths import cache_dir
 
 SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-FORMAT_VERSION = "1"  # bump when the layout of what we build changes
+FORMAT_VERSION = "2"  # bump when the layout of what we build changes
 
 
 @dataclass
@@ -186,13 +186,19 @@ def _add_modules(arc: Archive, kernel: Kernel, mdir: Path | None, names: list[st
         raise InitramfsError(f"module {', '.join(bad)} not found for kernel {kernel.release}")
     if res.missing:
         warnings.append(f"modules not in {kernel.release}: {', '.join(res.missing)} (skipped)")
-    order = []
+    # Each line: the module, then the modaliases of which a device must be
+    # present for /init to load it (none: always). A driver for a device the
+    # guest lacks costs its insmod at every boot and binds nothing.
+    alias_f = mdir / "modules.alias"
+    aliases = kmod.parse_modules_alias(alias_f.read_text()) if alias_f.is_file() else {}
+    guards = kmod.device_guards(names, strict, res.ordered, dep, aliases)
+    lines = []
     for rel in res.ordered:
         src = mdir / rel
         name = re.sub(r"\.(xz|zst|gz)$", "", rel)
         arc.add_file(f"lib/modules/{name}", _read_ko(src))
-        order.append(name)
-    arc.add_file("etc/kdebug/modules", ("\n".join(order) + "\n").encode())
+        lines.append(" ".join([name, *guards[rel]]))
+    arc.add_file("etc/kdebug/modules", ("\n".join(lines) + "\n").encode())
 
 
 def _compile_init(source: Path) -> bytes:
@@ -268,7 +274,8 @@ def _key(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path], extra_mod
 
     parts = [FORMAT_VERSION, recipe.text, recipe.init_source.read_text(errors="replace"),
              kernel.release, str(kernel.build_id), stamp(kernel.image),
-             str(mdir), f"kdump={kdump}", *extra_modules,
+             str(mdir), *(stamp(mdir / f) for f in ("modules.dep", "modules.alias") if mdir is not None),
+             f"kdump={kdump}", *extra_modules,
              *([f"capture={stamp(capture_image)}"] if capture_image is not None else []),
              *(f"{g}={stamp(h_)}" for g, h_ in sorted(extra_files.items())),
              *(stamp(Path(p)) for p in BUSYBOX_CANDIDATES)]

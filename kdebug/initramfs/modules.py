@@ -83,3 +83,56 @@ def resolve(names: list[str], dep: dict[str, tuple[str, list[str]]], builtin: se
         else:
             missing.append(n)
     return Resolution(ordered, built, missing)
+
+
+#: Buses whose devices the hardware or firmware enumerates: a driver for them
+#: has nothing to bind to unless such a device is there. (A platform driver may
+#: register its own device in its init, so "platform:" does not qualify.)
+ENUMERATED_BUSES = ("pci:", "virtio:", "acpi:", "acpi*:", "of:")
+
+
+def parse_modules_alias(text: str) -> dict[str, list[str]]:
+    """``modules.alias``: module name -> its alias patterns (fnmatch globs)."""
+    table: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "alias":
+            table.setdefault(modname(parts[2]), []).append(parts[1])
+    return table
+
+
+def device_guards(names: list[str], always: set[str], ordered: list[str],
+                  dep: dict[str, tuple[str, list[str]]], aliases: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    """For each path in ``ordered`` (resolve's load order), the modalias
+    patterns of which one device must be present for the guest's init to
+    load it; () means always.
+
+    A module named in ``names`` is guarded by its own aliases when every one
+    of them is on an enumerated bus (a driver for a device this guest lacks
+    does nothing); names in ``always`` (what the user asked for), modules
+    with other aliases or none, and every dependency of those load always.
+    A dependency serves the modules that need it: the union of their guards."""
+    by_name = {n: p for n, (p, _) in dep.items()}
+
+    def closure(path: str, out: set[str]) -> set[str]:
+        if path not in out:
+            out.add(path)
+            for d in dep.get(modname(path), ("", []))[1]:
+                closure(d, out)
+        return out
+
+    guards: dict[str, list[str] | None] = {p: [] for p in ordered}  # None: always
+    for n in names:
+        key = modname(n)
+        if key not in by_name:
+            continue
+        own = aliases.get(key, [])
+        guarded = key not in always and own and all(a.startswith(ENUMERATED_BUSES) for a in own)
+        for p in closure(by_name[key], set()):
+            if p not in guards or guards[p] is None:
+                continue
+            if not guarded:
+                guards[p] = None
+            else:
+                guards[p] += [a for a in own if a not in guards[p]]
+    return {p: tuple(g) if g is not None else () for p, g in guards.items()}

@@ -24,14 +24,38 @@ kd_say() {
 
 # Modules in dependency order, written by kdebug at build time, and only
 # into the kernel they were built for: a kdump capture kernel that is not
-# the crashed one boots this /init too.
+# the crashed one boots this /init too. After a module's path come the
+# modaliases of the devices it drives: it loads only once one of them is
+# there (a module named alone always loads). Loading a module can add
+# devices (virtio_pci adds the virtio ones), so they are read again after.
+kd_devs= kd_stale=1
+kd_has_device() {
+	if [ -n "$kd_stale" ]; then
+		kd_devs= kd_stale=
+		set +f
+		for kd_f in /sys/bus/*/devices/*/modalias; do
+			read -r kd_a 2>/dev/null < "$kd_f" && kd_devs="$kd_devs $kd_a"
+		done
+		set -f
+	fi
+	for kd_a in $kd_devs; do
+		for kd_p in "$@"; do
+			case "$kd_a" in $kd_p) return 0 ;; esac
+		done
+	done
+	return 1
+}
 kd_built_for=
 [ -f /etc/kdebug/kernel.json ] && read -r kd_built_for < /etc/kdebug/kernel.json
 case "$kd_built_for" in
 *"\"release\": \"$kd_release\""*)
-	while read -r ko; do
-		[ -n "$ko" ] && insmod "/lib/modules/$ko" 2>/dev/null
-	done < /etc/kdebug/modules ;;
+	set -f  # the patterns are globs for case, not for file names
+	while read -r ko kd_guard; do
+		[ -n "$ko" ] || continue
+		[ -z "$kd_guard" ] || kd_has_device $kd_guard || continue
+		insmod "/lib/modules/$ko" 2>/dev/null && kd_stale=1
+	done < /etc/kdebug/modules
+	set +f ;;
 esac
 
 role=main

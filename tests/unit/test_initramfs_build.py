@@ -30,7 +30,8 @@ def test_busybox_recipe_contents(default_kernel, tmp_path):
     # every library ldd names for kexec is there (independent truth: ldd itself)
     for lib in library_closure(which("kexec")):
         assert str(lib).lstrip("/") in names, lib
-    order = [modname(ln) for ln in read_member(raw, "etc/kdebug/modules").decode().split("\n") if ln]
+    lines = [ln.split() for ln in read_member(raw, "etc/kdebug/modules").decode().split("\n") if ln]
+    order = [modname(ln[0]) for ln in lines]
     # Which modules the kernel builds in differs (6.12 builds in virtio_pci):
     # the truth is its own modules.dep and modules.builtin.
     mods = default_kernel.modules_dir
@@ -41,6 +42,20 @@ def test_busybox_recipe_contents(default_kernel, tmp_path):
     wanted = {*load_recipe("busybox").modules, "virtio_net"}  # with an extra module and its deps
     loadable = {n for n in wanted if n in dep and n not in builtin}
     assert loadable and loadable <= set(order) and not set(order) & builtin
+    # Device drivers load only for a device they drive: their patterns are the
+    # kernel's own modules.alias (the truth); what the user named, with
+    # everything it needs, loads always.
+    guard = {modname(ln[0]): ln[1:] for ln in lines}
+    aliases = {}
+    for ln in (mods / "modules.alias").read_text().splitlines():
+        if not ln.startswith("alias "):
+            continue
+        _, pattern, mod = ln.split()
+        aliases.setdefault(modname(mod), []).append(pattern)
+    for name in loadable - {"virtio_net"}:
+        assert guard[name] == aliases[name], name
+    needed = {"virtio_net", *(modname(d) for d in dep["virtio_net"][1])}
+    assert all(guard[n] == [] for n in needed)
     assert "kdump/vmlinuz" in res.files and "kdump/initrd.img" in res.files
     tail = data[len(base):]
     start = len(data) - len(tail.lstrip(b"\0"))

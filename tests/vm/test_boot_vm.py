@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -10,7 +12,9 @@ from kdebug.errors import BootError
 from kdebug.guest.qemu import READY, boot
 from kdebug.plan.prepare import LaunchOptions, prepare
 from kdebug.session import new_session
-from tests.conftest import need_tool, qemu_pids_for
+from tests.conftest import ROOT, need_tool, qemu_pids_for
+
+KDEBUG = [sys.executable, "-m", "kdebug.cli.main"]
 
 
 def test_uname_matches_kernel(shared_guest, kernel):
@@ -36,20 +40,57 @@ def test_crashkernel_reserved_as_asked(shared_guest):
     assert shared_guest.warnings == []
 
 
-def test_recipe_modules_loaded_in_guest(shared_guest, kernel):
+def _recipe_modules(kernel, named: set[str]) -> tuple[dict, set[str], dict[str, list[str]]]:
     from kdebug.initramfs.modules import modname, parse_builtin, parse_modules_dep
     from kdebug.initramfs.recipe import load_recipe
 
-    mods = {line.split()[0] for line in shared_guest.run("cat /proc/modules").output.splitlines()}
-    # Loaded from modules.dep with their dependencies, by kdebug's /init. Which of
-    # them this kernel builds in differs (6.12 builds virtio_pci in): its own
-    # modules.dep and modules.builtin say.
     dep = parse_modules_dep((kernel.modules_dir / "modules.dep").read_text())
     builtin = parse_builtin((kernel.modules_dir / "modules.builtin").read_text())
-    wanted = {n for n in load_recipe("busybox").modules if n in dep}
-    wanted |= {modname(d) for n in wanted for d in dep[n][1]}
-    loadable = wanted - builtin
-    assert loadable and loadable <= mods, (loadable - mods, mods)
+    aliases: dict[str, list[str]] = {}
+    for line in (kernel.modules_dir / "modules.alias").read_text().splitlines():
+        if line.startswith("alias "):
+            _, pattern, mod = line.split()
+            aliases.setdefault(modname(mod), []).append(pattern)
+    wanted = {n for n in [*load_recipe("busybox").modules, *named] if n in dep and n not in builtin}
+    return {n: {modname(d) for d in dep[n][1]} - builtin for n in wanted}, builtin, aliases
+
+
+def _modaliases(guest) -> list[str]:
+    return guest.run("cat /sys/bus/*/devices/*/modalias").output.split()
+
+
+def test_recipe_modules_load_for_the_devices_the_guest_has(shared_guest, kernel):
+    """kdebug's /init loads a recipe driver (with what it needs) when the guest
+    has a device it drives, and a module the user named always. The truth:
+    the kernel's own modules.dep, modules.builtin and modules.alias, and the
+    modaliases of the devices in the guest's /sys."""
+    from fnmatch import fnmatchcase
+
+    from tests.conftest import USER_MODULE
+
+    mods = {line.split()[0] for line in shared_guest.run("cat /proc/modules").output.splitlines()}
+    wanted, _builtin, aliases = _recipe_modules(kernel, {USER_MODULE})
+    devices = _modaliases(shared_guest)
+    drives = {n for n in wanted if any(fnmatchcase(d, p) for d in devices for p in aliases.get(n, []))}
+    expected = {USER_MODULE} | drives
+    expected |= {d for n in expected for d in wanted[n]}
+    loaded = {n for n in wanted if n in mods} | {d for n in wanted for d in wanted[n] if d in mods}
+    assert expected == loaded, (expected, loaded)
+    # The shared guest has a virtio disk, the ISA pvpanic and fw_cfg: the
+    # drivers for them are among the loaded.
+    assert {"qemu_fw_cfg", "pvpanic_mmio", "virtio_blk", USER_MODULE} <= loaded
+
+
+def test_a_guest_without_the_devices_skips_their_drivers(kernel):
+    """`kdebug run` with no disk and no pvpanic: virtio_blk and pvpanic_mmio
+    stay out (a module the user names would not), qemu_fw_cfg is in."""
+    r = subprocess.run([*KDEBUG, "run", "--release", kernel.release, "--", "cat /proc/modules"],
+                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    mods = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+    wanted, _, _ = _recipe_modules(kernel, set())
+    assert {"virtio_blk", "pvpanic_mmio", "qemu_fw_cfg"} <= set(wanted)
+    assert "qemu_fw_cfg" in mods and not mods & {"virtio_blk", "pvpanic_mmio", "pvpanic_pci", "pvpanic"}, mods
 
 
 def test_capture_kernel_files_in_initramfs(shared_guest, kernel):
