@@ -11,13 +11,15 @@ Rows, each a median over N interleaved rounds (machine load hits all alike):
 - `kdebug run -- true`, the whole command (start to exit: boot, the command,
   the guest stopped), and to its "guest ready" line.
 Ratios are against the minimal peer (goal for the whole command: <= 1.1).
+``--before REF`` adds the same two kdebug rows for the code at commit REF.
 
-    .venv/bin/python bench/boot.py [-n 5] [--release 6.12]
+    .venv/bin/python bench/boot.py [-n 5] [--release 6.12] [--before REF]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -38,9 +40,12 @@ READY = b"kdebug-init: ready"
 PEER_READY = b"peer-ready"
 
 
-def time_until(argv: list[str], marker: bytes, stream: str, timeout: float = 120) -> float:
+def time_until(argv: list[str], marker: bytes, stream: str, timeout: float = 120,
+               where: tuple[Path, dict] | None = None) -> float:
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cwd, env = where or (None, None)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=cwd, env=env)
     pipe = p.stdout if stream == "stdout" else p.stderr
     try:
         buf = b""
@@ -55,9 +60,11 @@ def time_until(argv: list[str], marker: bytes, stream: str, timeout: float = 120
         p.wait()
 
 
-def time_whole(argv: list[str], timeout: float = 120) -> float:
+def time_whole(argv: list[str], timeout: float = 120, where: tuple[Path, dict] | None = None) -> float:
     t0 = time.monotonic()
-    subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=True)
+    cwd, env = where or (None, None)
+    subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=True,
+                   cwd=cwd, env=env)
     return time.monotonic() - t0
 
 
@@ -89,11 +96,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=5)
     ap.add_argument("--release")
+    ap.add_argument("--before", metavar="REF", help="also time kdebug at this commit")
     args = ap.parse_args()
     kernel = find_kernel(release=args.release)
     env_release = ["--release", kernel.release]
     ours = build_initramfs(load_recipe("busybox"), kernel, kdump=False).path
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        before = None
+        if args.before:
+            from bench.before import checkout, env_for
+
+            tree = stack.enter_context(checkout(args.before))
+            before = (tree, env_for(tree))
         minimal = minimal_initramfs(Path(tmp))
         minimal_mb = minimal.stat().st_size / 1e6
         peer, bare_ours = bare_argv(kernel, minimal), bare_argv(kernel, ours)
@@ -101,6 +115,8 @@ def main() -> None:
         kd = [sys.executable, "-m", "kdebug.cli.main", "run", *env_release, "--", "true"]
         time_until(peer, PEER_READY, "stdout")  # warm the page cache
         time_whole(kd)
+        if before:
+            time_whole(kd, where=before)  # builds its initramfs
         rows: dict[str, list[float]] = {"bare QEMU, minimal busybox initramfs": [],
                                         "same, kdebug's kernel parameters": [],
                                         "bare QEMU, kdebug's initramfs": [],
@@ -112,6 +128,10 @@ def main() -> None:
             rows["bare QEMU, kdebug's initramfs"].append(time_until(bare_ours, READY, "stdout"))
             rows["kdebug run -- true, to guest ready"].append(time_until(kd, b"guest ready", "stderr"))
             rows["kdebug run -- true, whole command"].append(time_whole(kd))
+            if before:
+                rows.setdefault(f"  at {args.before}, to guest ready", []).append(
+                    time_until(kd, b"guest ready", "stderr", where=before))
+                rows.setdefault(f"  at {args.before}, whole command", []).append(time_whole(kd, where=before))
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"kernel {kernel.release}, kdebug initramfs {ours.stat().st_size / 1e6:.1f} MB, "
           f"minimal {minimal_mb:.1f} MB, {args.n} rounds (TCG)")

@@ -9,7 +9,7 @@ timed from process start to the vmcore on the host's disk; rows print the
 seconds, the vmcore size (and its share of guest RAM) and the ratio of
 times against the peer. Rounds are interleaved so machine load hits all alike.
 
-    .venv/bin/python bench/capture.py [-n 1] [--quick]
+    .venv/bin/python bench/capture.py [-n 1] [--quick] [--live [--before REF]]
 
 Goals (issue 4): start to vmcore under 9 s; under 5% of guest RAM at -d 31.
 Issue 12: under 7 s; `--capture-kernel crashed` is the row before the small
@@ -21,6 +21,7 @@ out-of-tree module built against the kernel's headers, tests/fixtures/oot).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -138,8 +139,11 @@ LIVE = {
 
 
 def whole_command(argv: list[str], env: dict[str, str] | None = None) -> float:
+    """``env`` may name a working directory as ``__cwd__`` (a --before row)."""
+    env = dict(env or {})
+    cwd = env.pop("__cwd__", None)
     t0 = time.monotonic()
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300, env={**os.environ, **env}, cwd=cwd)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(argv[3:])} failed: {r.stderr[-800:]}")
     return time.monotonic() - t0
@@ -181,9 +185,20 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="only the default kdump variant, the crashed kernel as capture kernel, and the peer")
     ap.add_argument("--live", action="store_true", help="only the live-guest rows")
+    ap.add_argument("--before", metavar="REF", help="live rows for kdebug at this commit too")
     args = ap.parse_args()
     if args.live:
-        live_rows({}, args.n)
+        with contextlib.ExitStack() as stack:
+            if args.before:
+                from bench.before import checkout, env_for
+
+                tree = stack.enter_context(checkout(args.before))
+                env = {**env_for(tree), "__cwd__": str(tree)}
+                for name, (argv, _) in list(LIVE.items())[:2]:
+                    LIVE[f"  {name.strip()} at {args.before}"] = (argv, env)
+                for argv, env_ in list(LIVE.values())[-2:]:
+                    whole_command(argv, env_)  # its initramfs, its gdb index
+            live_rows({}, args.n)
         return
     kernel = find_kernel()
     initrd = build_initramfs(load_recipe("busybox"), kernel).path
