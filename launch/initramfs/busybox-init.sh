@@ -49,13 +49,16 @@ kd_built_for=
 [ -f /etc/kdebug/kernel.json ] && read -r kd_built_for < /etc/kdebug/kernel.json
 case "$kd_built_for" in
 *"\"release\": \"$kd_release\""*)
-	set -f  # the patterns are globs for case, not for file names
-	while read -r ko kd_guard; do
-		[ -n "$ko" ] || continue
-		[ -z "$kd_guard" ] || kd_has_device $kd_guard || continue
-		insmod "/lib/modules/$ko" 2>/dev/null && kd_stale=1
-	done < /etc/kdebug/modules
-	set +f ;;
+	# (no file: the kernel had no modules.dep, or no module was asked for)
+	if [ -f /etc/kdebug/modules ]; then
+		set -f  # the patterns are globs for case, not for file names
+		while read -r ko kd_guard; do
+			[ -n "$ko" ] || continue
+			[ -z "$kd_guard" ] || kd_has_device $kd_guard || continue
+			insmod "/lib/modules/$ko" 2>/dev/null && kd_stale=1
+		done < /etc/kdebug/modules
+		set +f
+	fi ;;
 esac
 
 role=main
