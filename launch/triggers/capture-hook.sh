@@ -26,7 +26,7 @@ if [ -e /proc/vmcore ]; then
 		[ -n "$kd_disk" ] && [ -b "$kd_disk" ] && kd_port=$kd_disk && break
 		for kd_n in /sys/class/virtio-ports/*/name; do
 			kd_name=
-			read -r kd_name < "$kd_n" 2>/dev/null
+			read -r kd_name 2>/dev/null < "$kd_n"
 			[ "$kd_name" = org.kdebug.dump ] || continue
 			kd_dev=/dev/${kd_n%/name}
 			kd_dev=/dev/${kd_dev##*/}

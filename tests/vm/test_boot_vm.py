@@ -40,7 +40,9 @@ def test_crashkernel_reserved_as_asked(shared_guest):
     assert shared_guest.warnings == []
 
 
-def _recipe_modules(kernel, named: set[str]) -> tuple[dict, set[str], dict[str, list[str]]]:
+def _recipe_modules(kernel, named: set[str]) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
+    """The recipe's modules and ``named`` that this kernel builds as modules,
+    each with the modules it needs; and every module's alias patterns."""
     from kdebug.initramfs.modules import modname, parse_builtin, parse_modules_dep
     from kdebug.initramfs.recipe import load_recipe
 
@@ -52,7 +54,7 @@ def _recipe_modules(kernel, named: set[str]) -> tuple[dict, set[str], dict[str, 
             _, pattern, mod = line.split()
             aliases.setdefault(modname(mod), []).append(pattern)
     wanted = {n for n in [*load_recipe("busybox").modules, *named] if n in dep and n not in builtin}
-    return {n: {modname(d) for d in dep[n][1]} - builtin for n in wanted}, builtin, aliases
+    return {n: {modname(d) for d in dep[n][1]} - builtin for n in wanted}, aliases
 
 
 def _modaliases(guest) -> list[str]:
@@ -69,7 +71,7 @@ def test_recipe_modules_load_for_the_devices_the_guest_has(shared_guest, kernel)
     from tests.conftest import USER_MODULE
 
     mods = {line.split()[0] for line in shared_guest.run("cat /proc/modules").output.splitlines()}
-    wanted, _builtin, aliases = _recipe_modules(kernel, {USER_MODULE})
+    wanted, aliases = _recipe_modules(kernel, {USER_MODULE})
     devices = _modaliases(shared_guest)
     drives = {n for n in wanted if any(fnmatchcase(d, p) for d in devices for p in aliases.get(n, []))}
     expected = {USER_MODULE} | drives
@@ -88,7 +90,7 @@ def test_a_guest_without_the_devices_skips_their_drivers(kernel):
                        capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     mods = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
-    wanted, _, _ = _recipe_modules(kernel, set())
+    wanted, _ = _recipe_modules(kernel, set())
     assert {"virtio_blk", "pvpanic_mmio", "qemu_fw_cfg"} <= set(wanted)
     assert "qemu_fw_cfg" in mods and not mods & {"virtio_blk", "pvpanic_mmio", "pvpanic_pci", "pvpanic"}, mods
 
