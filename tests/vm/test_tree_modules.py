@@ -35,27 +35,35 @@ def _wanted_from(tree: Path) -> set[str]:
     return {m.replace("-", "_") for m in load_recipe("busybox").modules} & set(_order(tree))
 
 
-def _loaded(tree: Path, command: str = "cat /proc/modules") -> str:
+def _loaded(tree: Path, work: Path, command: str = "cat /proc/modules") -> str:
+    """``command``'s output in a guest of ``tree`` that has a device for each
+    of the recipe's drivers (a virtio disk and serial port, the ISA pvpanic)
+    and names pvpanic_pci, which has none: kdebug's /init loads them all."""
     need_tool("qemu-system-x86_64")
     from kdebug.guest.qemu import boot
+    from kdebug.plan.plan import SerialPort
     from kdebug.plan.prepare import LaunchOptions, prepare
     from kdebug.session import new_session
 
+    disk = work / "disk.img"
+    disk.write_bytes(bytes(1 << 20))
     session = new_session()
     try:
-        prep = prepare(LaunchOptions(tree=tree, gdb_port=0), session)
+        prep = prepare(LaunchOptions(tree=tree, gdb_port=0, drives=[disk], pvpanic=True,
+                                     serial_ports=[SerialPort("org.kdebug.test", work / "port.out")],
+                                     extra_modules=["pvpanic_pci"]), session)
         with boot(prep.plan, session, timeout=120) as guest:
             return guest.run(command).output
     finally:
         session.remove()
 
 
-def test_modules_from_modules_order_load(sanitizer_tree):
+def test_modules_from_modules_order_load(sanitizer_tree, tmp_path):
     wanted = _wanted_from(sanitizer_tree)
     # the fragment made these modules: the test means nothing otherwise
     assert {"virtio_console", "virtio_blk", "qemu_fw_cfg", "pvpanic_mmio", "pvpanic"} <= set(_order(sanitizer_tree))
     assert not (sanitizer_tree / "modules.dep").exists()  # no modules_install was run in the tree
-    loaded = {line.split()[0] for line in _loaded(sanitizer_tree).splitlines() if line.strip()}
+    loaded = {line.split()[0] for line in _loaded(sanitizer_tree, tmp_path).splitlines() if line.strip()}
     # pvpanic is a dependency of pvpanic_mmio/pvpanic_pci, loaded first from modules.dep
     assert loaded == wanted | {"pvpanic"}
 
@@ -95,7 +103,7 @@ def test_compressed_modules_and_dot_o_order(sanitizer_tree, tmp_path):
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(lzma.compress((sanitizer_tree / rel).read_bytes(), check=lzma.CHECK_CRC32))
     (clone / "modules.order").write_text("".join(f"{rel.removesuffix('.ko')}.o\n" for rel in lines))
-    loaded = {line.split()[0] for line in _loaded(clone).splitlines() if line.strip()}
+    loaded = {line.split()[0] for line in _loaded(clone, tmp_path).splitlines() if line.strip()}
     assert loaded == _wanted_from(sanitizer_tree) | {"pvpanic"}
 
 
