@@ -112,23 +112,15 @@ def device_guards(names: list[str], always: set[str], ordered: list[str],
     does nothing); names in ``always`` (what the user asked for), modules
     with other aliases or none, and every dependency of those load always.
     A dependency serves the modules that need it: the union of their guards."""
-    by_name = {n: p for n, (p, _) in dep.items()}
-
-    def closure(path: str, out: set[str]) -> set[str]:
-        if path not in out:
-            out.add(path)
-            for d in dep.get(modname(path), ("", []))[1]:
-                closure(d, out)
-        return out
-
     guards: dict[str, list[str] | None] = {p: [] for p in ordered}  # None: always
     for n in names:
         key = modname(n)
-        if key not in by_name:
+        if key not in dep:
             continue
         own = aliases.get(key, [])
         guarded = key not in always and own and all(a.startswith(ENUMERATED_BUSES) for a in own)
-        for p in closure(by_name[key], set()):
+        path, needs = dep[key]  # depmod lists every dependency, transitively
+        for p in (path, *needs):
             if p not in guards or guards[p] is None:
                 continue
             if not guarded:
