@@ -23,8 +23,13 @@ COMPRESSIONS = ("lzo", "zlib", "none")
 VIAS = ("serial", "disk")
 DUMP_PORT = "org.kdebug.dump"
 #: Settings the capture kernel needs (Documentation/admin-guide/kdump/kdump.rst):
-#: one CPU, devices reset, interrupts polled; kexec adds elfcorehdr=.
-CAPTURE_ARGS = ("irqpoll", "nr_cpus=1", "reset_devices")
+#: one CPU, devices reset, interrupts polled; kexec adds elfcorehdr=. And one
+#: that only saves time:
+CAPTURE_ARGS = ("irqpoll", "nr_cpus=1", "reset_devices", "pty.legacy_count=0")
+# pty.legacy_count=0: a kernel built with CONFIG_LEGACY_PTYS registers 256 BSD
+# pty pairs at boot (drivers/tty/pty.c), 0.34 s of kdebug's capture kernel's
+# boot under TCG (initcall_debug: pty_init 357 ms, 19 ms with it); nothing in a
+# capture opens one. A kernel without the option ignores the parameter.
 #: Provoke the capture-kernel OOM for real: skips the 80M floor (tests only).
 UNSAFE_CRASHKERNEL_ENV = "KDEBUG_UNSAFE_CRASHKERNEL"
 

@@ -17,12 +17,14 @@ def test_capture_cmdline_drops_crashkernel_and_adds_kdump_args():
     c = capture_cmdline("console=ttyS0,115200 panic=-1 crashkernel=128M nokaslr", raw=False,
                         dump_level=31, compression="lzo")
     assert c.split() == ["console=ttyS0,115200", "panic=-1", "nokaslr", "irqpoll", "nr_cpus=1",
-                         "reset_devices", "kdebug.dump=flat", "kdebug.level=31", "kdebug.comp=lzo"]
+                         "reset_devices", "pty.legacy_count=0", "kdebug.dump=flat", "kdebug.level=31",
+                         "kdebug.comp=lzo"]
 
 
 def test_capture_cmdline_raw_and_idempotent():
     once = capture_cmdline("console=ttyS0 crashkernel=256M", raw=True, dump_level=1, compression="zlib")
-    assert once.split() == ["console=ttyS0", "irqpoll", "nr_cpus=1", "reset_devices", "kdebug.dump=elf"]
+    assert once.split() == ["console=ttyS0", "irqpoll", "nr_cpus=1", "reset_devices", "pty.legacy_count=0",
+                            "kdebug.dump=elf"]
     assert capture_cmdline(once, raw=True, dump_level=1, compression="zlib") == once
 
 
