@@ -8,6 +8,7 @@ import os
 import gdb
 
 from kdebug.decode.elfsyms import read_vmlinux
+from kdebug.errors import KdebugError
 
 from . import core
 
@@ -54,6 +55,25 @@ class KdSymbolFile(core.Command):
         return f"kdebug: symbols from {a.vmlinux}, KASLR offset {off:#x}"
 
 
+def look_ahead() -> None:
+    """Look up, from the symbols alone, what the first commands after the
+    connect need: the task and module layouts and the functions
+    `kd-symbols --follow` breaks on. gdb expands the compile units behind
+    them on first use, its slowest step; done here, it overlaps the boot.
+    A kernel without one of them is left to the command that needs it."""
+    from . import modules, tasks
+
+    def function(name: str):
+        return gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
+
+    for step in (tasks.layout, modules.layout, lambda: function("do_init_module"),
+                 lambda: function("free_module")):
+        try:
+            step()
+        except (gdb.error, gdb.GdbError, KdebugError):
+            pass
+
+
 @core.register
 class KdAwait(core.Command):
     """Wait for kdebug's word on a file descriptor before going on.
@@ -72,6 +92,7 @@ class KdAwait(core.Command):
         p.add_argument("fd", type=int)
 
     def run(self, a):
+        look_ahead()
         try:
             with os.fdopen(a.fd, "rb", buffering=0) as f:
                 word = f.readline()  # b"" at EOF

@@ -272,13 +272,15 @@ class Guest:
     def draining(self) -> Iterator[None]:
         """Keep reading the console while something else (gdb) owns the
         terminal, so QEMU never blocks on a full pty; the text stays in the
-        transcript."""
+        transcript. The thread looks for its stop every 50 ms: the caller
+        waits for it before it touches the console again, and stopping QEMU
+        after gdb quits should not wait out a longer read."""
         stop = threading.Event()
 
         def drain() -> None:
             while not stop.is_set() and self.alive():
                 try:
-                    self.child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.3)
+                    self.child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.05)
                 except Exception:
                     return
 
