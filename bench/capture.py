@@ -185,7 +185,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="only the default kdump variant, the crashed kernel as capture kernel, and the peer")
     ap.add_argument("--live", action="store_true", help="only the live-guest rows")
-    ap.add_argument("--before", metavar="REF", help="live rows for kdebug at this commit too")
+    ap.add_argument("--before", metavar="REF",
+                    help="kdebug at this commit too: the live rows, or (without --live) the default "
+                         "kdump capture as a whole command, beside the same command now")
     args = ap.parse_args()
     if args.live:
         with contextlib.ExitStack() as stack:
@@ -200,6 +202,32 @@ def main() -> None:
                     whole_command(argv, env_)  # its initramfs, its gdb index
             live_rows({}, args.n)
         return
+    with contextlib.ExitStack() as stack:
+        commands = {}
+        if args.before:
+            from bench.before import checkout, env_for
+
+            tree = stack.enter_context(checkout(args.before))
+            commands = {"kdebug capture, whole command": {},
+                        f"  same at {args.before}": {**env_for(tree), "__cwd__": str(tree)}}
+        capture_rows(args, commands)
+
+
+#: The default capture as a user types it (the rows above call the API).
+_CAPTURE = [sys.executable, "-m", "kdebug.cli.main", "capture", "-m", f"{MEMORY_MB}M", "--out"]
+
+
+def capture_command(work: Path, env: dict[str, str]) -> tuple[float, int]:
+    out = work / "command"
+    seconds = whole_command([*_CAPTURE, str(out)], env)
+    size = (out / "vmcore").stat().st_size
+    shutil.rmtree(out)
+    return seconds, size
+
+
+def capture_rows(args, commands: dict[str, dict[str, str]]) -> None:
+    """The capture variants (and ``commands``: name -> environment of a
+    whole-command row) against the hand-run peer, interleaved."""
     kernel = find_kernel()
     initrd = build_initramfs(load_recipe("busybox"), kernel).path
     variants = VARIANTS[:2] if args.quick else VARIANTS
@@ -212,6 +240,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kdebug-bench-", dir=os.environ.get("TMPDIR")) as tmp:
         work = Path(tmp)
         ko = oot_module(kernel, work)
+        for env in commands.values():
+            capture_command(work, env)  # each code's initramfs built before the timed rounds
         for _ in range(args.n):
             s, size = hand_run(work, kernel, initrd)
             times["hand-run (cat /proc/vmcore > raw disk)"].append(s)
@@ -229,6 +259,9 @@ def main() -> None:
                 times.setdefault(name, []).append(s)
                 sizes[name] = size
                 stage_rows[name] = stages
+            for name, env in commands.items():
+                s, sizes[name] = capture_command(work, env)
+                times.setdefault(name, []).append(s)
     peer = statistics.median(times["hand-run (cat /proc/vmcore > raw disk)"])
     ram = MEMORY_MB << 20
     print(f"guest {MEMORY_MB} MiB, kernel {kernel.release}, {args.n} round(s), medians; "
