@@ -232,11 +232,14 @@ def _check_rows(rows: list[dict], truth: dict) -> None:
 
 # --- the tests -------------------------------------------------------------------
 
+@pytest.mark.one_kernel  # redelivery is the broker's and the workers' business, the same for any kernel
 def test_worker_killed_mid_dump_loses_nothing(fleet_dir, truth, broker, workers, tmp_path):
     """Two workers; one is SIGKILLed (its whole process group: the machine
     died) while it analyses a dump. Its dump is redelivered to the other
     after --redeliver-after; every dump ends in the summary exactly once, the
-    database holds each once, and a second run analyses nothing."""
+    database holds each once, and a second run analyses nothing. (It waits
+    out --redeliver-after, two minutes in all: once, on the default kernel;
+    the other tests here send each generation's dumps through the broker.)"""
     a, b = workers("a"), workers("b")
     db = tmp_path / "crashes.sqlite"
     argv = [*KDEBUG, "triage", str(fleet_dir), "--broker", broker, "--db", str(db), "--json",
