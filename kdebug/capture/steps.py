@@ -15,7 +15,13 @@ from pathlib import Path
 from kdebug.capture import panicon
 from kdebug.capture.module import trigger_module
 from kdebug.capture.modules import keep_modules
-from kdebug.capture.plan import DUMP_PORT, StageClock
+from kdebug.capture.plan import (
+    DUMP_DISK_DEVICES,
+    DUMP_PORT,
+    DUMP_PORT_DEVICES,
+    StageClock,
+    capture_devices_arg,
+)
 from kdebug.capture.record import Capture
 from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
 from kdebug.errors import CaptureError
@@ -41,10 +47,17 @@ def launch_options(base: LaunchOptions, kernel: Kernel, trigger: Trigger, *,
     if trigger.module:
         files[MODULE_GUEST_PATH.lstrip("/")] = trigger_module(kernel)
     ports = list(base.serial_ports)
+    later: list[str] = []  # devices only the capture kernel uses, when nothing else shares their driver
     if stream is not None:
         ports.append(SerialPort(DUMP_PORT, stream))
+        if not base.serial_ports:
+            later += DUMP_PORT_DEVICES
     drives = list(base.drives) + ([disk] if disk is not None else [])
+    if disk is not None and not base.drives and base.rootfs is None:
+        later += DUMP_DISK_DEVICES
     append = list(base.append)
+    if arg := capture_devices_arg(later):
+        append.append(arg)
     if unsafe_crashkernel:
         # Past the CLI's 80M floor on purpose (fault tests): straight onto the cmdline.
         append.append(f"crashkernel={unsafe_crashkernel}")

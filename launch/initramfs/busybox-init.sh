@@ -28,13 +28,32 @@ kd_say() {
 # modaliases of the devices it drives: it loads only once one of them is
 # there (a module named alone always loads). Loading a module can add
 # devices (virtio_pci adds the virtio ones), so they are read again after.
+# kdebug.capture_devices=GLOB[,GLOB...]: modaliases of devices a capture adds
+# for its kdump capture kernel alone (the dump port); this kernel leaves them
+# without a driver. The capture kernel's command line does not carry it.
+kd_later=
+set -f
+for kd_arg in $kd_cmdline; do
+	case "$kd_arg" in kdebug.capture_devices=*) kd_later=${kd_arg#*=} ;; esac
+done
+set +f
+kd_for_later() {  # $1: a modalias
+	kd_rest=$kd_later
+	while [ -n "$kd_rest" ]; do
+		kd_p=${kd_rest%%,*}
+		case "$kd_rest" in *,*) kd_rest=${kd_rest#*,} ;; *) kd_rest= ;; esac
+		case "$1" in $kd_p) return 0 ;; esac
+	done
+	return 1
+}
 kd_devs= kd_stale=1
 kd_has_device() {
 	if [ -n "$kd_stale" ]; then
 		kd_devs= kd_stale=
 		set +f
 		for kd_f in /sys/bus/*/devices/*/modalias; do
-			read -r kd_a 2>/dev/null < "$kd_f" && kd_devs="$kd_devs $kd_a"
+			read -r kd_a 2>/dev/null < "$kd_f" || continue
+			kd_for_later "$kd_a" || kd_devs="$kd_devs $kd_a"
 		done
 		set -f
 	fi

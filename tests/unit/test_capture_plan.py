@@ -11,6 +11,7 @@ from kdebug.capture.plan import CaptureOptions, StageClock, capture_cmdline, mak
 from kdebug.capture.record import SCHEMA, Capture, load_capture, write_capture_json
 from kdebug.capture.triggers import TRIGGERS, get_trigger
 from kdebug.errors import CaptureError, GuestError, UsageError
+from kdebug.plan.prepare import LaunchOptions
 
 
 def test_capture_cmdline_drops_crashkernel_and_adds_kdump_args():
@@ -159,3 +160,60 @@ def test_capture_cmdline_names_the_dump_disk():
     assert c.split()[-1] == "kdebug.disk=vdb"
     with pytest.raises(UsageError):
         CaptureOptions(via="9p").validate()
+
+
+def _capture_devices(lopts: LaunchOptions) -> str | None:
+    return next((a for a in lopts.append if a.startswith("kdebug.capture_devices=")), None)
+
+
+def test_devices_only_the_capture_kernel_uses_get_no_driver_in_the_first(tmp_path):
+    """The dump port (and a --via disk disk) is left to the capture kernel,
+    unless something of the user's shares its driver."""
+    from kdebug.capture.plan import DUMP_DISK_DEVICES, DUMP_PORT_DEVICES
+    from kdebug.capture.steps import launch_options
+    from kdebug.plan.plan import SerialPort
+
+    def arg(base, **kw):
+        return _capture_devices(launch_options(base, None, get_trigger("sysrq"), **kw))
+
+    port, disk = tmp_path / "stream", tmp_path / "disk.img"
+    assert arg(LaunchOptions(), stream=port) == "kdebug.capture_devices=" + ",".join(DUMP_PORT_DEVICES)
+    assert arg(LaunchOptions(), stream=port, disk=disk).split("=", 1)[1].split(",") == [
+        *DUMP_PORT_DEVICES, *DUMP_DISK_DEVICES]
+    assert arg(LaunchOptions(drives=[tmp_path / "mine.img"]), stream=port, disk=disk).endswith(
+        ",".join(DUMP_PORT_DEVICES))
+    assert arg(LaunchOptions(rootfs=tmp_path / "root.ext4"), disk=disk) is None
+    assert arg(LaunchOptions(serial_ports=[SerialPort("mine", tmp_path / "p")]), stream=port) is None
+    assert arg(LaunchOptions()) is None  # --method qemu: nothing for a capture kernel
+    # the capture kernel's own command line drops it
+    first = f"console=ttyS0 {arg(LaunchOptions(), stream=port)}"
+    assert "capture_devices" not in capture_cmdline(first, raw=False, dump_level=31, compression="lzo")
+
+
+@pytest.mark.parametrize("modalias, later", [
+    ("pci:v00001AF4d00001003sv00001AF4sd00000003bc07sc80i00", True),  # virtio-serial-pci, transitional
+    ("pci:v00001AF4d00001043sv00001AF4sd00001100bc07sc80i00", True),  # and modern
+    ("virtio:d00000003v00001AF4", True),
+    ("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", False),  # a user's virtio-blk
+    ("virtio:d00000002v00001AF4", False),
+    ("acpi:QEMU0002:", False),
+])
+def test_init_matches_the_capture_devices_as_kdebug_names_them(modalias, later, tmp_path):
+    """/init's own matcher, run by busybox sh on the command line kdebug writes."""
+    import shutil
+    import subprocess
+
+    from kdebug.capture.plan import DUMP_PORT_DEVICES, capture_devices_arg
+    from kdebug.resources import launch_path
+    from tests.conftest import need_tool
+
+    need_tool("busybox")
+    init = launch_path("initramfs", "busybox-init.sh").read_text()
+    matcher = init[init.index("kd_later=\n"):init.index("kd_devs= kd_stale=1")]
+    # a file named like a pattern must not change how the command line splits
+    (tmp_path / "virtio:d00000003vX").touch()
+    script = (f"kd_cmdline='console=ttyS0 {capture_devices_arg(DUMP_PORT_DEVICES)} panic=-1'\n"
+              f"{matcher}kd_for_later '{modalias}' && echo later || echo now\n")
+    r = subprocess.run([shutil.which("busybox"), "sh", "-c", script], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=10)
+    assert r.stdout.strip() == ("later" if later else "now"), r.stderr

@@ -167,6 +167,25 @@ def test_kdump_files_private_and_logs_split(captured):
         "capture.json", "console-capture.log", "console-main.log", "vmcore"]
 
 
+def test_the_dump_port_is_driven_by_the_capture_kernel_alone(captured):
+    """The virtio-serial port exists for the capture kernel: the crashed
+    kernel (its own module list, read from the dump by drgn) loaded no
+    virtio driver, and the capture kernel found the port and wrote the dump
+    through it."""
+    from drgn.helpers.linux.module import for_each_module
+
+    cap = captured("kdump", "sysrq")
+    loaded = {m.name.string_().decode() for m in for_each_module(_program(cap))}
+    assert "qemu_fw_cfg" in loaded  # the device-driven loading ran (-device vmcoreinfo)
+    assert not {n for n in loaded if n.startswith("virtio")}, loaded
+    main = (cap.directory / "console-main.log").read_text()
+    assert "kdebug.capture_devices=" in main
+    capture_log = (cap.directory / "console-capture.log").read_text()
+    assert "kdebug.capture_devices" not in capture_log
+    assert re.search(r"kdebug-capture: start size=\d+ port=/dev/vport\d+p\d+", capture_log), capture_log[-2000:]
+    assert "kdebug-capture: done status=0" in capture_log
+
+
 def test_capture_json_matches_the_files(captured):
     cap = captured("kdump", "sysrq")
     back = load_capture(cap.directory)
