@@ -289,7 +289,9 @@ def read_dump_disk(disk: Path, target: Path) -> str:
     no root needed, and the image is never written."""
     debugfs = which("debugfs")
     # debugfs splits its -R command on spaces: name the target relative to its directory.
-    r = subprocess.run([str(debugfs), "-R", f"dump /{DISK_FILE} {target.name}", str(disk)],
+    # It runs in the target's directory, so the image is named by its absolute
+    # path (--out DIR may be relative to kdebug's own).
+    r = subprocess.run([str(debugfs), "-R", f"dump /{DISK_FILE} {target.name}", str(disk.absolute())],
                        capture_output=True, text=True, timeout=600, cwd=target.parent,
                        preexec_fn=lambda: os.umask(0o077))
     if r.returncode != 0 or not target.exists():

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -160,7 +161,7 @@ def test_boot_failure_is_the_boot_stage_with_its_console(tmp_path):
     assert not (out / "vmcore.partial").exists() and not (out / ".vmcore.stream").exists()
 
 
-def test_dump_disk_round_trip_and_an_empty_disk(tmp_path, kernel):
+def test_dump_disk_round_trip_and_an_empty_disk(tmp_path, kernel, monkeypatch):
     """--via disk's host half on its own: the image kdebug makes is ext4 (e2fsck
     says clean), a file written into it by debugfs comes back byte for byte and
     private, and a disk the capture kernel never wrote is a named failure."""
@@ -181,6 +182,11 @@ def test_dump_disk_round_trip_and_an_empty_disk(tmp_path, kernel):
     out = tmp_path / "got"
     assert "300000 bytes" in read_dump_disk(disk, out)
     assert out.read_bytes() == payload and stat.S_IMODE(out.stat().st_mode) == 0o600
+    # --out DIR relative to the working directory: both paths relative
+    (tmp_path / "rel").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert "300000 bytes" in read_dump_disk(Path("disk.img"), Path("rel/got"))
+    assert (tmp_path / "rel" / "got").read_bytes() == payload
 
 
 def test_dump_disk_needs_a_built_in_ext4(tmp_path, kernel):
