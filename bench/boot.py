@@ -6,7 +6,8 @@ Rows, each a median over N interleaved rounds (machine load hits all alike):
   with cpio and gzip by hand): the peer a user would type, timed from process
   start to its first shell line;
 - the same with the kernel parameters of kdebug's profile (cryptomgr.notests
-  among them): what of kdebug's lead comes from the kernel, not from kdebug;
+  among them), then with its firmware too (qboot): what of kdebug's lead
+  comes from the kernel and the firmware, not from kdebug;
 - bare QEMU + kdebug's own initramfs, to kdebug's ready line;
 - `kdebug run -- true`, the whole command (start to exit: boot, the command,
   the guest stopped), and to its "guest ready" line.
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kdebug.initramfs.build import build_initramfs  # noqa: E402
 from kdebug.initramfs.recipe import load_recipe  # noqa: E402
 from kdebug.kernel import find_kernel  # noqa: E402
-from kdebug.plan.profile import load_profile  # noqa: E402
+from kdebug.plan.profile import find_firmware, load_profile  # noqa: E402
 
 READY = b"kdebug-init: ready"
 PEER_READY = b"peer-ready"
@@ -111,7 +112,10 @@ def main() -> None:
         minimal = minimal_initramfs(Path(tmp))
         minimal_mb = minimal.stat().st_size / 1e6
         peer, bare_ours = bare_argv(kernel, minimal), bare_argv(kernel, ours)
-        peer_params = bare_argv(kernel, minimal, tuple(load_profile().cmdline))
+        profile = load_profile()
+        peer_params = bare_argv(kernel, minimal, tuple(profile.cmdline))
+        firmware = find_firmware(profile.firmware, shutil.which("qemu-system-x86_64"))
+        peer_firmware = peer_params + (["-bios", str(firmware)] if firmware else [])
         kd = [sys.executable, "-m", "kdebug.cli.main", "run", *env_release, "--", "true"]
         time_until(peer, PEER_READY, "stdout")  # warm the page cache
         time_whole(kd)
@@ -119,12 +123,14 @@ def main() -> None:
             time_whole(kd, where=before)  # builds its initramfs
         rows: dict[str, list[float]] = {"bare QEMU, minimal busybox initramfs": [],
                                         "same, kdebug's kernel parameters": [],
+                                        "same, and kdebug's firmware": [],
                                         "bare QEMU, kdebug's initramfs": [],
                                         "kdebug run -- true, to guest ready": [],
                                         "kdebug run -- true, whole command": []}
         for _ in range(args.n):
             rows["bare QEMU, minimal busybox initramfs"].append(time_until(peer, PEER_READY, "stdout"))
             rows["same, kdebug's kernel parameters"].append(time_until(peer_params, PEER_READY, "stdout"))
+            rows["same, and kdebug's firmware"].append(time_until(peer_firmware, PEER_READY, "stdout"))
             rows["bare QEMU, kdebug's initramfs"].append(time_until(bare_ours, READY, "stdout"))
             rows["kdebug run -- true, to guest ready"].append(time_until(kd, b"guest ready", "stderr"))
             rows["kdebug run -- true, whole command"].append(time_whole(kd))

@@ -19,7 +19,8 @@ def _machine(p: LaunchPlan) -> list[str]:
 
 
 def _boot(p: LaunchPlan) -> list[str]:
-    args = ["-kernel", str(p.image), "-append", p.cmdline]
+    args = ["-bios", str(p.firmware)] if p.firmware else []
+    args += ["-kernel", str(p.image), "-append", p.cmdline]
     if p.initrd:
         args += ["-initrd", str(p.initrd)]
     return args

@@ -32,6 +32,7 @@ class LaunchPlan:
     memory_mb: int = 1024
     cpus: int = 2
     machine: str = "pc"
+    firmware: Path | None = None  # -bios; None: QEMU's default (SeaBIOS)
     accel: str = "tcg"
     accel_fallback: bool = False  # KVM chosen by "auto": retry under TCG if it stays silent
     qemu: str = "qemu-system-x86_64"

@@ -15,7 +15,7 @@ from kdebug.plan.accel import AccelChoice, choose_accel
 from kdebug.plan.cmdline import CRASHKERNEL_DEFAULT, build_cmdline, check_crashkernel
 from kdebug.plan.plan import Drive, LaunchPlan, SerialPort
 from kdebug.plan.ports import check_port, free_port
-from kdebug.plan.profile import load_profile, parse_size_mb
+from kdebug.plan.profile import find_firmware, load_profile, parse_size_mb
 from kdebug.session import Session
 
 QEMU = "qemu-system-x86_64"
@@ -121,6 +121,7 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
         memory_mb=memory,
         cpus=cpus,
         machine=profile.machine,
+        firmware=find_firmware(profile.firmware, shutil.which(QEMU)),
         accel=accel.name,
         accel_fallback=opts.accel == "auto" and accel.name == "kvm",
         gdb_port=port,

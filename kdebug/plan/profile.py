@@ -33,6 +33,7 @@ class Profile:
     memory_mb: int
     cpus: int
     cmdline: tuple[str, ...]
+    firmware: str | None = None  # -bios: a file in QEMU's data directory; None: QEMU's default
 
 
 def load_profile(name: str = "default", directory: Path = PROFILE_DIR) -> Profile:
@@ -44,7 +45,7 @@ def load_profile(name: str = "default", directory: Path = PROFILE_DIR) -> Profil
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"profile {path}: {e}") from None
-    unknown = set(data) - {"description", "machine", "memory", "cpus", "cmdline"}
+    unknown = set(data) - {"description", "machine", "memory", "cpus", "cmdline", "firmware"}
     if unknown:
         raise UsageError(f"profile {name}: unknown keys {', '.join(sorted(unknown))}")
     cpus = data.get("cpus", 1)
@@ -57,4 +58,22 @@ def load_profile(name: str = "default", directory: Path = PROFILE_DIR) -> Profil
         memory_mb=parse_size_mb(data.get("memory", "1G"), "memory"),
         cpus=cpus,
         cmdline=tuple(str(x) for x in data.get("cmdline", [])),
+        firmware=str(data["firmware"]) if data.get("firmware") else None,
     )
+
+
+#: Where QEMU keeps its firmware (qemu-system-data on Debian), besides the
+#: share/qemu beside the binary that runs.
+FIRMWARE_DIRS = (Path("/usr/share/qemu"),)
+
+
+def find_firmware(name: str | None, qemu: str | None) -> Path | None:
+    """The profile's firmware file, or None (QEMU's default, SeaBIOS) when
+    this QEMU does not ship it."""
+    if not name:
+        return None
+    dirs = [Path(qemu).resolve().parent.parent / "share" / "qemu"] if qemu else []
+    for d in [*dirs, *FIRMWARE_DIRS]:
+        if (d / name).is_file():
+            return d / name
+    return None

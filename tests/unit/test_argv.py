@@ -13,6 +13,7 @@ PLANS = {
     "default": LaunchPlan(
         name="kdebug-t", image=Path("/boot/vmlinuz"), initrd=Path("/c/initrd.img"),
         cmdline="console=ttyS0,115200 panic=-1 crashkernel=128M", gdb_port=1234,
+        firmware=Path("/usr/share/qemu/qboot.rom"),
         qmp_socket=Path("/run/s/qmp.sock"), console_log=Path("/run/s/console.log")),
     "interactive-freeze-kvm": LaunchPlan(
         name="kdebug-i", image=Path("/b/bzImage"), initrd=None, cmdline="console=ttyS0 nokaslr",
@@ -48,3 +49,19 @@ def test_always_no_reboot_and_vmcoreinfo():
     argv = build_argv(PLANS["default"])
     assert "-no-reboot" in argv
     assert argv[argv.index("-device") + 1] == "vmcoreinfo"
+
+
+def test_firmware_from_the_profile_where_qemu_ships_it(tmp_path):
+    from kdebug.plan.profile import find_firmware, load_profile
+
+    assert load_profile().firmware == "qboot.rom"
+    assert find_firmware(None, "/usr/bin/qemu-system-x86_64") is None
+    # QEMU's own share/qemu beside its binary first, then Debian's
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "share/qemu").mkdir(parents=True)
+    qemu = tmp_path / "bin" / "qemu-system-x86_64"
+    qemu.touch()
+    assert find_firmware("nosuch.rom", str(qemu)) is None  # QEMU's default firmware then
+    (tmp_path / "share/qemu/qboot.rom").write_bytes(b"\0")
+    assert find_firmware("qboot.rom", str(qemu)) == tmp_path / "share/qemu/qboot.rom"
+    assert "-bios" not in build_argv(PLANS["capture-devices"])
