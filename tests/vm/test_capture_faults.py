@@ -76,9 +76,16 @@ def test_crashkernel_too_small_capture_kernel_oom(tmp_path, monkeypatch):
     e = _fail(tmp_path / "c", base=LaunchOptions(), capture_kernel="crashed",
               timeouts=Timeouts(capture_boot=90))
     assert e.failed_stage == "capture-boot"
-    assert e.diagnoses[0].code == "capture-oom", e.diagnoses
     log = (tmp_path / "c" / "console-capture.log").read_text()
     assert "crashkernel=64M" not in log.split("Kernel command line:")[-1].splitlines()[0]
+    if e.diagnoses[0].code == "capture-hang":
+        # Once in a full run the starved 6.1 kernel stopped without a word
+        # (after its clocksource switch) instead of reporting the OOM: then
+        # its own Memory: line must show it starved, and it never reached init.
+        m = re.search(r"Memory: (\d+)K/\d+K available", log)
+        assert m and int(m.group(1)) < 32 << 10 and "kdebug-init" not in log, log[-2000:]
+        return
+    assert e.diagnoses[0].code == "capture-oom", e.diagnoses
     assert "System is deadlocked on memory" in log or "Out of memory" in log
 
 
