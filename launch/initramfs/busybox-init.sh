@@ -13,6 +13,19 @@ mount -t tmpfs tmpfs /tmp 2>/dev/null
 # grep, hostname or dmesg -n).
 read -r kd_release < /proc/sys/kernel/osrelease
 read -r kd_cmdline < /proc/cmdline
+# kdebug.capture_devices=GLOB[,GLOB...]: modaliases of devices a capture adds
+# for its kdump capture kernel alone (the dump port); this kernel leaves them
+# without a driver. The capture kernel's command line does not carry it.
+root= loglevel= kd_later=
+set -f  # words, not file names: kdebug.capture_devices= carries globs
+for arg in $kd_cmdline; do
+	case "$arg" in
+	root=*) root=${arg#root=} ;;
+	kdebug.loglevel=*) loglevel=${arg#*=} ;;
+	kdebug.capture_devices=*) kd_later=${arg#*=} ;;
+	esac
+done
+set +f
 
 # Markers for kdebug go through the kernel log at KERN_EMERG: a printk record
 # reaches the serial port whole and at any console loglevel, while a
@@ -28,16 +41,7 @@ kd_say() {
 # modaliases of the devices it drives: it loads only once one of them is
 # there (a module named alone always loads). Loading a module can add
 # devices (virtio_pci adds the virtio ones), so they are read again after.
-# kdebug.capture_devices=GLOB[,GLOB...]: modaliases of devices a capture adds
-# for its kdump capture kernel alone (the dump port); this kernel leaves them
-# without a driver. The capture kernel's command line does not carry it.
-kd_later=
-set -f
-for kd_arg in $kd_cmdline; do
-	case "$kd_arg" in kdebug.capture_devices=*) kd_later=${kd_arg#*=} ;; esac
-done
-set +f
-kd_for_later() {  # $1: a modalias
+kd_for_later() {  # $1: a modalias; true when kdebug.capture_devices names it
 	kd_rest=$kd_later
 	while [ -n "$kd_rest" ]; do
 		kd_p=${kd_rest%%,*}
@@ -82,13 +86,6 @@ esac
 
 role=main
 [ -e /proc/vmcore ] && role=capture
-root= loglevel=
-for arg in $kd_cmdline; do
-	case "$arg" in
-	root=*) root=${arg#root=} ;;
-	kdebug.loglevel=*) loglevel=${arg#*=} ;;
-	esac
-done
 
 # root=DEV: mount the disk and continue there, unless we already are there.
 if [ "$1" != "--rooted" ] && [ -n "$root" ] && [ "$role" = main ]; then

@@ -209,7 +209,7 @@ def test_init_matches_the_capture_devices_as_kdebug_names_them(modalias, later, 
 
     need_tool("busybox")
     init = launch_path("initramfs", "busybox-init.sh").read_text()
-    matcher = init[init.index("kd_later=\n"):init.index("kd_devs= kd_stale=1")]
+    matcher = init[init.index("root= loglevel= kd_later="):init.index("kd_devs= kd_stale=1")]
     # a file named like a pattern must not change how the command line splits
     (tmp_path / "virtio:d00000003vX").touch()
     script = (f"kd_cmdline='console=ttyS0 {capture_devices_arg(DUMP_PORT_DEVICES)} panic=-1'\n"
