@@ -22,6 +22,7 @@ from pathlib import Path
 from kdebug.attach.plan import GdbPlan, gdb_argv
 from kdebug.errors import DebuggerError, KdebugError
 from kdebug.guest.introspect import kaslr_link_addresses, kaslr_offset_at
+from kdebug.guest.qmp import Qmp
 
 #: Seconds between two looks at the IDT while the guest boots.
 POLL_SECONDS = 0.1
@@ -47,8 +48,6 @@ class EarlyGdb:
         self._thread.start()
 
     def _watch(self) -> None:
-        from kdebug.guest.qmp import Qmp
-
         try:
             link = kaslr_link_addresses(self._plan.vmlinux)
         except (OSError, KdebugError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from pathlib import Path
 
 from kdebug.attach.early import EarlyGdb
@@ -14,15 +15,17 @@ from kdebug.attach.ram import hold_ram_file, ram_file_path, share_ram
 from kdebug.attach.runner import check_gdb, run_gdb
 from kdebug.decode.elfsyms import read_vmlinux
 from kdebug.errors import DebuggerError, KdebugError
-from kdebug.guest.introspect import kaslr_offset_from_qmp
+from kdebug.guest.introspect import kaslr_offset_from_qmp, read_vmcoreinfo
+from kdebug.guest.memory import open_guest_memory
+from kdebug.guest.qemu import boot
+from kdebug.guest.qmp import Qmp
+from kdebug.plan.ports import free_port
 from kdebug.plan.prepare import prepare
+from kdebug.session import find_session, new_session
 
 
 def attach_session(name: str | None, a: AttachOptions, echo=print) -> int:
     """gdb on a guest started by `kdebug boot`; the guest keeps running after."""
-    from kdebug.guest.qmp import Qmp
-    from kdebug.session import find_session
-
     s = find_session(name)
     if not s.gdb_port:
         raise DebuggerError(f"session {s.name} has no gdbstub (started with --gdb-port 0)")
@@ -49,11 +52,6 @@ def attach_session(name: str | None, a: AttachOptions, echo=print) -> int:
 def _session_memory(qmp, qemu_pid: int, vmlinux: Path, offset: int, echo) -> dict:
     """The fast read path for a guest this process did not start: its RAM
     read from QEMU's /proc/PID/mem (plan fields), or {} with a note."""
-    import tempfile
-
-    from kdebug.guest.introspect import read_vmcoreinfo
-    from kdebug.guest.memory import open_guest_memory
-
     try:
         with tempfile.TemporaryDirectory(prefix="kdebug-attach-") as tmp:
             vmcoreinfo, gpa = read_vmcoreinfo(qmp, vmlinux, offset, Path(tmp) / "vmcoreinfo")
@@ -70,10 +68,6 @@ def attach_kgdb(launch, a: AttachOptions, echo=print) -> int:
     """gdb over KGDB (kgdboc=ttyS1), the way one debugs real hardware: no
     gdbstub and no QEMU help; the KASLR offset comes from the guest's own
     /proc/kallsyms, read over its console before it stops."""
-    from kdebug.guest.qemu import boot
-    from kdebug.plan.ports import free_port
-    from kdebug.session import new_session
-
     check_gdb()
     if launch.freeze:
         raise DebuggerError("--kgdb cannot --freeze: KGDB starts with the kernel", hint="use the gdbstub")
@@ -112,10 +106,6 @@ def attach_kgdb(launch, a: AttachOptions, echo=print) -> int:
 def attach_new(launch, a: AttachOptions, echo=print) -> int:
     """Boot a guest (``launch`` is a LaunchOptions), stop it at its shell (or
     at the first instruction with freeze), run gdb, stop the guest afterwards."""
-    from kdebug.guest.qemu import boot
-    from kdebug.guest.qmp import Qmp
-    from kdebug.session import new_session
-
     check_gdb()
     if launch.freeze and not launch.nokaslr:
         # Before the kernel decompresses itself there is no offset to read.

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kdebug.crash.index import make_indexed
+from kdebug.kernel import distro_kernels, vmlinux_build_id
 from kdebug.paths import cache_dir
 
 
@@ -30,9 +32,6 @@ def warm_index(vmlinux: Path, build_id: str | None, timeout: float = 900) -> boo
 def main() -> int:
     """Warm the index of every installed distro kernel with its debug vmlinux
     (setup installs two generations; either may be attached)."""
-    from kdebug.crash.index import make_indexed
-    from kdebug.kernel import distro_kernels, vmlinux_build_id
-
     for release, _, vmlinux in distro_kernels():
         if vmlinux is None:
             continue

@@ -21,10 +21,8 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from kdebug.analysis.health import check_vmcore
 from kdebug.capture import diagnose as cdiag
 from kdebug.capture.capture_kernel import choose_capture_kernel
 from kdebug.capture.plan import (
@@ -36,32 +34,32 @@ from kdebug.capture.plan import (
     preflight,
     unsafe_crashkernel,
 )
+from kdebug.capture.qemudump import dump_memory
 from kdebug.capture.record import Capture
 from kdebug.capture.steps import (
-    Watched,
     arm,
     boot_recorded,
     create_private,
     fire,
     keep_boot_log,
     launch_options,
-    no_crash_error,
+    note_no_crash,
     record_modules,
     run_setup,
     watch,
     write_private,
 )
 from kdebug.capture.triggers import Trigger
-from kdebug.errors import CaptureError, KdebugError
+from kdebug.capture.verify import PARTIAL, verify
+from kdebug.errors import CaptureError
 from kdebug.guest.qemu import EOF, TIMEOUT, Guest
+from kdebug.guest.qmp import Qmp
 from kdebug.initramfs.build import which
 from kdebug.kernel import Kernel
 from kdebug.plan.cmdline import CRASHKERNEL_DEFAULT
-from kdebug.plan.diagnose import Diagnosis
 from kdebug.plan.prepare import LaunchOptions
 from kdebug.session import new_session
-from kdebug.vmcore.info import VmcoreInfo, read_dump
-from kdebug.vmcore.locate import Dump
+from kdebug.vmcore.info import read_dump
 
 PANIC_OR_CAPTURE = re.compile(r"Kernel panic - not syncing|Linux version \S+")
 START = re.compile(r"kdebug-capture: start size=(\d+) ")
@@ -74,7 +72,6 @@ DISK = ".vmcore.disk"
 DISK_SIZE = 16 << 30
 #: The file the capture hook writes on the dump disk (capture-hook.sh).
 DISK_FILE = "vmcore"
-PARTIAL = "vmcore.partial"
 #: Printed with /sys/kernel/kexec_crash_loaded after kexec -p returns.
 LOADED = "kdebug-kexec-crash-loaded="
 
@@ -223,28 +220,14 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
     return True
 
 
-def note_no_crash(cap: Capture, w: Watched, guest: Guest, offset: int, opts: CaptureOptions,
-                  kernel: Kernel) -> CaptureError | None:
-    """Record in capture.json what came instead of a crash; the error to raise."""
-    if w.splat is not None:
-        cap.splat = {**w.splat.to_dict(), "waited": round(w.waited, 1)}
-    if w.status is not None:
-        cap.run_status = w.status
-    return no_crash_error(w, guest, offset, opts.panic_on, kernel.release, cap.modules)
-
-
 def _dump_live(guest: Guest, cap: Capture, clock: StageClock, kernel: Kernel, stream: Path) -> None:
     """QMP stop + dump-guest-memory of a guest that complained and went on
     (the vmcoreinfo device is on every kdebug guest, so drgn can read it)."""
-    from kdebug.capture.qemudump import dump_memory
-
     partial = cap.directory / PARTIAL
     partial.unlink(missing_ok=True)
     stream.unlink(missing_ok=True)
     cap.method, cap.dump_level, cap.compression, cap.via, cap.dump_filter = "qemu", None, None, None, None
     with clock.stage("dump") as st:
-        from kdebug.guest.qmp import Qmp
-
         with Qmp(guest.session.qmp_socket, timeout=10) as q:
             q.cmd("stop")
         dump_memory(guest.session.qmp_socket, partial)
@@ -338,53 +321,6 @@ def _finish(cap: Capture, clock: StageClock, stream: Path | None, opts: CaptureO
     with clock.stage("verify"):
         verify(cap, partial, kernel, on_vmcore=opts.on_vmcore)
     cap.seconds = clock.elapsed()
-
-
-def verify(cap: Capture, partial: Path, kernel: Kernel, *, expect_panic: bool = True,
-           on_vmcore: Callable[[Path, Path | None], None] | None = None) -> None:
-    """Check the dump is whole and is this kernel's; only then call it vmcore.
-    Then check drgn can read what a report needs from it (see check_analysable)."""
-    chk = read_dump(partial)
-    cap.format = chk.format
-    cap.sizes["vmcore"] = chk.size
-    bid = chk.build_id
-    cap.vmcoreinfo = {"release": chk.release, "build_id": bid,
-                      "build_id_matches": bool(bid and kernel.build_id and bid == kernel.build_id)}
-    if not chk.complete:
-        cap.partial = partial.name
-        raise CaptureError(f"the dump {chk.problem}",
-                           hint=f"kept as {partial.name}; run the capture again")
-    if kernel.build_id and bid and bid != kernel.build_id:
-        cap.partial = partial.name
-        raise CaptureError(f"the dump's build-id {bid} is not the kernel's {kernel.build_id}")
-    final = cap.directory / "vmcore"
-    partial.replace(final)
-    cap.vmcore = final.name
-    cap.partial = None
-    if on_vmcore is not None:
-        on_vmcore(final, kernel.vmlinux)
-    check_analysable(cap, dataclasses.replace(chk, path=final), kernel, expect_panic)
-
-
-def check_analysable(cap: Capture, info: VmcoreInfo, kernel: Kernel, expect_panic: bool) -> None:
-    """A whole dump can still lack what a report needs (a filter that drops
-    kernel data): walk the task list to its end, read the panic task and the
-    log with drgn. A dump that fails stays ``vmcore`` (its bytes are whole and
-    a report on it says what is missing), but the capture fails with the cause
-    and the fix."""
-    if kernel.vmlinux is None:
-        return
-    try:
-        check = check_vmcore(Dump(info, kernel.vmlinux, kernel.module_debug_dir, info.path),
-                             expect_panic=expect_panic)
-    except KdebugError:
-        return  # drgn cannot open it at all (no debug info?): the post-mortem says why
-    cap.check = check.to_dict()
-    if not check.complete:
-        g = check.gaps[0]
-        d = Diagnosis("dump-incomplete", check.cause, check.fix,
-                      f"{g.section}: {g.error}" + (f" at {g.address:#x}" if g.address is not None else ""))
-        raise CaptureError(f"the dump lacks kernel data: {d.cause}", hint=d.fix, diagnoses=[d])
 
 
 def _save_logs(cap: Capture, guest: Guest) -> None:

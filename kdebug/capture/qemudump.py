@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
-from kdebug.capture.kdump import PARTIAL, note_no_crash, verify
 from kdebug.capture.plan import CaptureOptions, StageClock
 from kdebug.capture.record import Capture
 from kdebug.capture.steps import (
@@ -24,12 +23,14 @@ from kdebug.capture.steps import (
     fire,
     keep_boot_log,
     launch_options,
+    note_no_crash,
     record_modules,
     run_setup,
     watch,
     write_private,
 )
 from kdebug.capture.triggers import Trigger
+from kdebug.capture.verify import PARTIAL, verify
 from kdebug.errors import CaptureError, KdebugError
 from kdebug.guest.qemu import Guest
 from kdebug.guest.qmp import Qmp

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdebug.capture import diagnose as cdiag
 from kdebug.capture import panicon
 from kdebug.capture.module import trigger_module
 from kdebug.capture.modules import keep_modules
@@ -19,6 +20,7 @@ from kdebug.capture.plan import (
     DUMP_DISK_DEVICES,
     DUMP_PORT,
     DUMP_PORT_DEVICES,
+    CaptureOptions,
     StageClock,
     capture_devices_arg,
 )
@@ -26,6 +28,7 @@ from kdebug.capture.record import Capture
 from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
 from kdebug.errors import CaptureError
 from kdebug.guest.qemu import EOF, Guest, boot
+from kdebug.guest.qmp import Qmp
 from kdebug.kernel import Kernel
 from kdebug.plan.cmdline import cmdline_value
 from kdebug.plan.plan import SerialPort
@@ -186,15 +189,13 @@ def run_output(console: str) -> str:
     return "\n".join(ln for ln in text.splitlines() if ln.strip() and not ln.rstrip().endswith(RUN_TYPED))
 
 
-def fire(guest: Guest, trigger: Trigger, qmp=None) -> int:
+def fire(guest: Guest, trigger: Trigger, qmp: Qmp | None = None) -> int:
     """Crash the guest; return the transcript offset where it began. ``qmp``:
-    an open kdebug.guest.qmp.Qmp (QEMU's monitor takes one client at a time)."""
+    an open Qmp (QEMU's monitor takes one client at a time)."""
     offset = len(guest.transcript)
     if trigger.qmp and qmp is not None:
         qmp.cmd(trigger.qmp)
     elif trigger.qmp:
-        from kdebug.guest.qmp import Qmp
-
         with Qmp(guest.session.qmp_socket, timeout=10) as q:
             q.cmd(trigger.qmp)
     else:
@@ -268,8 +269,6 @@ def watch(guest: Guest, offset: int, timeout: float, *, crash: re.Pattern | None
 def no_crash_error(w: Watched, guest: Guest, offset: int, panic_on: tuple[str, ...],
                    release: str | None, modules: list[dict]) -> CaptureError | None:
     """The error for a splat without panic or a --run command that ended (None otherwise)."""
-    from kdebug.capture import diagnose as cdiag
-
     if w.splat is not None:
         d = cdiag.splat_without_panic(w.splat, panic_on, w.waited)
     elif w.status is not None and not w.timed_out and not w.exited:
@@ -278,6 +277,16 @@ def no_crash_error(w: Watched, guest: Guest, offset: int, panic_on: tuple[str, .
     else:
         return None
     return CaptureError(d.cause, hint=d.fix, diagnoses=[d])
+
+
+def note_no_crash(cap: Capture, w: Watched, guest: Guest, offset: int, opts: CaptureOptions,
+                  kernel: Kernel) -> CaptureError | None:
+    """Record in capture.json what came instead of a crash; the error to raise."""
+    if w.splat is not None:
+        cap.splat = {**w.splat.to_dict(), "waited": round(w.waited, 1)}
+    if w.status is not None:
+        cap.run_status = w.status
+    return no_crash_error(w, guest, offset, opts.panic_on, kernel.release, cap.modules)
 
 
 def keep_boot_log(cap, session) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
@@ -39,7 +40,7 @@ def shell(kw):
 
     Example: kdebug shell ./kdebug-capture-1 -c 'print(len(list(for_each_task(prog))))'
     """
-    from kdebug.shell.run import ShellOptions, crash_shell, drgn_shell, gdb_shell
+    from kdebug.shell.options import ShellOptions
     from kdebug.shell.target import resolve_target
 
     engine = kw["engine"] or "drgn"
@@ -58,8 +59,9 @@ def shell(kw):
     def say(msg: str) -> None:
         click.echo(msg, err=True)
 
-    run = {"drgn": drgn_shell, "crash": crash_shell, "gdb": gdb_shell}[engine]
-    raise click.exceptions.Exit(run(target, opts, say))
+    # Only the engine asked for is loaded: --crash starts without drgn, drgn without gdb's plans.
+    module = importlib.import_module(f"kdebug.shell.{engine}_shell")
+    raise click.exceptions.Exit(getattr(module, f"{engine}_shell")(target, opts, say))
 
 
 COMMANDS = [shell]

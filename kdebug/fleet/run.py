@@ -15,6 +15,7 @@ from kdebug.fleet.fingerprint import fingerprint
 from kdebug.fleet.records import DumpRow, row_of
 from kdebug.fleet.summary import SignatureSummary, report_file, summarize
 from kdebug.postmortem.triage import TriageOptions, triage
+from kdebug.report.render import render_html
 from kdebug.report.triage import TriageEntry, TriageError
 from kdebug.vmcore.info import read_dump
 from kdebug.vmcore.layouts import DumpSite
@@ -32,7 +33,7 @@ def fleet_triage(sites: list[DumpSite], *, db: str | None, broker: str | None, j
                  options: TriageOptions, progress: Callable[[TriageEntry], None] | None = None) -> FleetRun:
     app = None
     if broker:  # an unreachable broker is said before any dump is read
-        from kdebug.fleet.queue import connect
+        from kdebug.fleet.queue import connect  # celery: the optional fleet extra, only with a broker
 
         app = connect(broker)
     crash_db = open_db(db) if db else None
@@ -83,7 +84,7 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
             progress(entry)
 
     if app is not None and todo:
-        from kdebug.fleet.queue import analyse
+        from kdebug.fleet.queue import analyse  # celery: the optional fleet extra, only with a broker
 
         analyse(app, [(sites[i], _release(sites[i])) for i in todo], options=options, timeout=timeout,
                 progress=arrived)
@@ -119,8 +120,6 @@ class SummaryPages:
 
 
 def db_summary(db: str, *, with_reports: bool = False) -> SummaryPages:
-    from kdebug.report.render import render_html
-
     with open_db(db) as crash_db:
         rows = crash_db.rows()
     reports = {report_file(r.content_hash): render_html(r.report()) for r in rows} if with_reports else {}

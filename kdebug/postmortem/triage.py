@@ -34,7 +34,7 @@ def _worker(site: DumpSite, options: TriageOptions, conn) -> None:
     crash process it started."""
     os.setsid()
     try:
-        from kdebug.postmortem.build import postmortem
+        from kdebug.postmortem.build import postmortem  # drgn: loaded in the child only, not by the parent
 
         report = postmortem(site.vmcore, vmlinux=options.vmlinux, crash=options.crash,
                             crash_timeout=options.crash_timeout)

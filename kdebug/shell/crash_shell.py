@@ -1,51 +1,21 @@
-"""The three shells over one target: drgn (default), crash and gdb."""
+"""``kdebug shell --crash``: crash on a dump, with module debug info and
+kdebug's extension loaded, told first what this crash cannot follow."""
 
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from kdebug.crash import support
+from kdebug.crash.extension import ExtensionError, build_extension
+from kdebug.crash.index import for_crash
+from kdebug.crash.runner import crash_version
+from kdebug.decode.elfsyms import read_vmlinux
+from kdebug.elf import FormatError, file_module
 from kdebug.errors import ToolMissing, UsageError
+from kdebug.shell.options import ShellOptions, foreground
 from kdebug.shell.target import Target
-
-
-@dataclass
-class ShellOptions:
-    code: str | None = None  # -c: run this and exit with its status
-    script: Path | None = None  # --script FILE [ARGS...]
-    args: tuple[str, ...] = ()
-    commands: list[str] = field(default_factory=list)  # --ex (crash, gdb)
-    files: list[Path] = field(default_factory=list)  # -x (gdb)
-    batch: bool = False
-
-
-def open_program(target: Target):
-    """A drgn program over the target, with its warnings."""
-    if target.live:
-        from kdebug.analysis.live import open_live
-
-        s = target.session
-        return open_live(s.qmp_socket, s.qemu_pid, target.vmlinux, target.module_debug_dir)
-    from kdebug.analysis.program import open_program as open_dump_program
-
-    return open_dump_program(target.dump)
-
-
-def drgn_shell(target: Target, opts: ShellOptions, say=print) -> int:
-    from kdebug.analysis import interactive
-
-    prog, warnings = open_program(target)
-    for w in warnings:
-        say(f"kdebug: {w}")
-    if opts.code is not None or opts.script is not None:
-        return interactive.run_code(prog, opts.code, opts.script, opts.args)
-    interactive.interact(prog, f"kdebug: {target.describe()}; vmlinux {target.vmlinux}")
-    return 0
 
 
 def crash_init_commands(target: Target, extension: Path | None) -> list[str]:
@@ -62,8 +32,6 @@ def crash_init_commands(target: Target, extension: Path | None) -> list[str]:
 
 def _module_files(target: Target) -> list[tuple[str, Path]]:
     """(module name, file) of the dump's out-of-tree module files, first file per name."""
-    from kdebug.elf import FormatError, file_module
-
     out: dict[str, Path] = {}
     for p in target.dump.module_files if target.dump else ():
         try:
@@ -75,8 +43,6 @@ def _module_files(target: Target) -> list[tuple[str, Path]]:
 
 
 def crash_argv(target: Target, init_file: Path, crash: str = "crash") -> list[str]:
-    from kdebug.crash.index import for_crash
-
     return [crash, "-s", str(for_crash(target.vmlinux)), str(target.dump.path), "-i", str(init_file)]
 
 
@@ -86,8 +52,6 @@ def crash_shell(target: Target, opts: ShellOptions, say=print, crash: str = "cra
                          hint="take one first: kdebug snapshot --session NAME, then kdebug shell DIR --crash")
     if shutil.which(crash) is None:
         raise ToolMissing("crash not found", hint="apt-get install crash (scripts/setup.sh)")
-    from kdebug.crash.runner import crash_version
-
     extension = _crash_extension(crash, say)
     version = crash_version(crash) or "crash"
     say(f"kdebug: {version} on {target.describe()}")
@@ -99,15 +63,12 @@ def crash_shell(target: Target, opts: ShellOptions, say=print, crash: str = "cra
         if opts.batch:
             lines.append("quit")
         init.write_text("\n".join(lines) + "\n")
-        return _foreground([*crash_argv(target, init, crash)], batch=opts.batch)
+        return foreground([*crash_argv(target, init, crash)], batch=opts.batch)
 
 
 def crash_limits(vmlinux: Path, version: str, crash: str, have_extension: bool) -> list[str]:
     """What this crash is known not to follow on this kernel (kdebug.crash.support),
     told before the prompt rather than discovered in it."""
-    from kdebug.crash import support
-    from kdebug.decode.elfsyms import read_vmlinux
-
     try:
         symbols = set(read_vmlinux(vmlinux, sorted(support.probe_symbols()))[1])
     except (OSError, ValueError):
@@ -129,33 +90,8 @@ def crash_limits(vmlinux: Path, version: str, crash: str, have_extension: bool) 
 
 
 def _crash_extension(crash: str, say) -> Path | None:
-    from kdebug.crash.extension import ExtensionError, build_extension
-
     try:
         return build_extension(crash)
     except ExtensionError as e:
         say(f"kdebug: warning: kdebug's crash extension is not available: {e}")
         return None
-
-
-def gdb_shell(target: Target, opts: ShellOptions, say=print) -> int:
-    from kdebug.attach.plan import AttachOptions
-
-    a = AttachOptions(batch=opts.batch, commands=list(opts.commands), files=list(opts.files))
-    if target.live:
-        from kdebug.attach.flow import attach_session
-
-        return attach_session(target.session.name, a, say)
-    from kdebug.attach.postmortem import attach_dump
-
-    return attach_dump(target.dump, a, say)
-
-
-def _foreground(argv: list[str], *, batch: bool) -> int:
-    """Run a debugger on this terminal; Ctrl-C is its own."""
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        return subprocess.run(argv, stdin=subprocess.DEVNULL if batch else None).returncode
-    finally:
-        signal.signal(signal.SIGINT, old)
-        sys.stdout.flush()
