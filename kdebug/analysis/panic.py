@@ -7,7 +7,7 @@ from drgn.helpers.linux.cpumask import for_each_present_cpu
 from drgn.helpers.linux.panic import panic_message as drgn_panic_message
 from drgn.helpers.linux.sched import cpu_curr
 
-from kdebug.analysis.health import gap
+from kdebug.analysis.gaps import gap
 from kdebug.analysis.stack import frame_records, resolve_frames, task_backtrace
 from kdebug.analysis.tasks import task_record
 from kdebug.report.classify import classify, panic_message

@@ -11,11 +11,12 @@ from drgn.helpers.linux.mm import task_rss
 from drgn.helpers.linux.pid import for_each_task
 
 from kdebug.analysis.debuginfo import layout
+from kdebug.analysis.gaps import gap
 from kdebug.analysis.program import cached
 from kdebug.analysis.stack import task_backtrace
 from kdebug.decode import tasks as decode
 from kdebug.model import TaskRecord
-from kdebug.report.model import BlockedTask, TaskSummary
+from kdebug.report.model import BlockedTask, DumpGap, TaskSummary
 
 
 def task_record(prog: drgn.Program, task: drgn.Object) -> TaskRecord:
@@ -40,12 +41,34 @@ def task_record(prog: drgn.Program, task: drgn.Object) -> TaskRecord:
     return dataclasses.replace(rec, rss_kb=rss_kb)
 
 
-def collect_tasks(prog: drgn.Program) -> list[TaskRecord]:
-    """Every task (threads included), by pid; drgn's walk does not use the PID hash."""
+def walk_tasks(prog: drgn.Program) -> tuple[list[TaskRecord], DumpGap | None]:
+    """Every task (threads included), by pid, and the gap that cut the walk
+    short (None when it reached the end). drgn's ``for_each_task`` walks the
+    initial PID namespace's IDR (``init_pid_ns.idr``; the PID hash before
+    v4.15) and takes each ``struct pid``'s PIDTYPE_PID task: the idle tasks
+    (pid 0) have no ``struct pid`` there and are not in it. The one task walk
+    of the drgn engine: the report, the capture's dump check and the shell
+    all take their tasks from it (cached on the program)."""
     def compute():
-        return sorted((task_record(prog, t) for t in for_each_task(prog)), key=lambda r: (r.pid, r.address))
+        out: list[TaskRecord] = []
+        cut = None
+        try:
+            for t in for_each_task(prog):
+                out.append(task_record(prog, t))
+        except drgn.FaultError as e:
+            cut = gap(prog, "tasks", e)
+        return sorted(out, key=lambda r: (r.pid, r.address)), cut
 
-    return cached(prog, "kdebug.tasks", compute)
+    return cached(prog, "kdebug.task-walk", compute)
+
+
+def collect_tasks(prog: drgn.Program) -> list[TaskRecord]:
+    """:func:`walk_tasks`' records, for callers that take a list as whole: a
+    walk a missing page cut short raises ``drgn.FaultError`` instead."""
+    tasks, cut = walk_tasks(prog)
+    if cut is not None:
+        raise drgn.FaultError(cut.error, cut.address if cut.address is not None else 0)
+    return tasks
 
 
 def summarize_tasks(prog: drgn.Program, tasks: list[TaskRecord], top: int = 5,

@@ -1,12 +1,14 @@
 """drgn against crash, item by item (pure). drgn is the primary engine; crash
-is the independent second opinion. Its task list comes from kdebug's crash
-extension (kdps), which walks init_task.tasks as drgn's task list does and
-so does not share the PID-hash walk that misses tasks where crash lacks a
-fix (see kdebug.crash.support). Every note says what was seen on this dump."""
+is the independent second opinion. The two task lists come from different
+walks: drgn's ``for_each_task`` follows the PID IDR (``init_pid_ns.idr``,
+each ``struct pid``'s PIDTYPE_PID task), kdebug's crash extension (kdps)
+follows ``init_task.tasks`` (the group leaders) and each group's thread
+list. crash's own task table also comes from the PID IDR (which crash calls
+its PID hash), but through its own reading of ``struct pid``, which misses
+tasks where crash lacks a fix (see kdebug.crash.support); it is shown only
+then. Every note says what was seen on this dump."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from kdebug.crash.parse import (
     CrashBacktrace,
@@ -19,13 +21,11 @@ from kdebug.crash.parse import (
     split_warnings,
     sys_cpus,
 )
+from kdebug.crash.record import CrashRun
 from kdebug.crash.support import PID_FLEX_ARRAY, fixed_by
 from kdebug.model import FrameRecord, PrintkRecord, TaskRecord
 from kdebug.report.classify import MACHINERY
 from kdebug.report.model import CrossCheck, PanicInfo, SystemInfo
-
-if TYPE_CHECKING:
-    from kdebug.crash.runner import CrashRun
 
 _PANIC_PREFIX = "Kernel panic - not syncing: "
 TOP_FRAMES = 3
@@ -62,18 +62,20 @@ def _task_key(t: TaskRecord) -> tuple:
 
 def task_rows(tasks: list[TaskRecord], drgn_complete: bool, outputs: dict[str, str],
               warnings: list[str], pid_flexible: bool | None) -> list[CrossCheck]:
-    """Task count and task list from kdps; crash's own (PID-hash) count only
-    where it missed tasks, marked as crash's limitation with what was seen."""
+    """Task count and task list from kdps (the task list) against drgn's
+    (the PID IDR); crash's own (PID-hash) count only where it missed tasks,
+    marked as crash's limitation with what was seen."""
     rows = []
     drgn_note = "" if drgn_complete else "drgn's walk stopped early: its count is a lower bound"
     walk = parse_kdps(outputs["kdps"]) if "kdps" in outputs else None
     if walk is not None:
-        theirs = walk.user_visible  # drgn's for_each_task() leaves out the idle tasks
+        theirs = walk.user_visible  # the idle tasks (pid 0) are in no PID IDR: drgn's walk has none
         if not walk.complete:
             rows.append(CrossCheck("task count", str(len(tasks)), f"{len(theirs)} (walk cut short)",
                                    "unavailable", f"kdps: {walk.error}"))
         else:
-            note = "kdps (kdebug's crash extension) walks init_task.tasks; idle tasks (pid 0) not counted"
+            note = ("kdps (kdebug's crash extension) walks init_task.tasks, drgn the PID IDR; "
+                    "idle tasks (pid 0) not counted")
             rows.append(_row("task count", len(tasks), len(theirs), "; ".join(filter(None, [note, drgn_note]))))
             mine, other = {_task_key(t) for t in tasks}, {_task_key(t) for t in theirs}
             diff = sorted(mine ^ other)
@@ -86,7 +88,7 @@ def task_rows(tasks: list[TaskRecord], drgn_complete: bool, outputs: dict[str, s
     except ValueError:
         return rows
     # crash's own table (sys TASKS) also holds every CPU's idle task, which
-    # drgn's for_each_task() leaves out.
+    # has no struct pid in the IDR drgn's for_each_task() walks.
     idle = sys_cpus(sys_) or 1
     listed = crash_own - idle
     if listed < len(tasks):
