@@ -31,7 +31,9 @@ from kdebug.plan.prepare import LaunchOptions, prepare  # noqa: E402
 from kdebug.session import new_session  # noqa: E402
 
 # kd-ps caches per stop: drop it between runs
-FORGET = "python import kdebug.gdb_scripts.kdgdb.core as c; c._forget_stop()"
+# kdgdb.cache since the split of kdgdb.core (a --before tree may still have core)
+FORGET = ("python import kdebug.gdb_scripts.kdgdb as k; "
+          "(k.cache.forget_stop if hasattr(k, 'cache') else k.core._forget_stop)()")
 
 
 def booted(opts: LaunchOptions):

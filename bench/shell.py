@@ -78,7 +78,7 @@ def bench_live(rounds: int) -> None:
                 offset = kaslr_offset_from_qmp(q, prep.kernel.vmlinux)
             plan = GdbPlan(vmlinux=prep.kernel.vmlinux, port=prep.plan.gdb_port, kaslr_offset=offset,
                            styled=False, index_cache=index_cache_dir(), python_path=host_python_path())
-            forget = "python import kdebug.gdb_scripts.kdgdb.core as c; c._forget_stop()"
+            forget = "python import kdebug.gdb_scripts.kdgdb.cache as c; c.forget_stop()"
             gdb_t, drgn_t, n = [], [], 0
             with GdbMI(gdb_argv(plan)) as gdb:
                 gdb.execute("kd-ps")  # warm: type lookups

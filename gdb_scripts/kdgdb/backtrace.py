@@ -17,7 +17,11 @@ import gdb.unwinder
 from kdebug.format import format_backtrace
 from kdebug.model import FrameRecord
 
-from . import core
+from .command import Command, register
+from .cpus import cpu_thread, current_task_addr
+from .debuginfo import lookup_type, offsetof, sizeof
+from .memory import read, u64
+from .tasks import find_task
 
 FRAME = "struct inactive_task_frame"
 KERNEL_START = 0xFFFF800000000000  # x86-64: kernel addresses are in the upper half
@@ -36,7 +40,7 @@ def walk(limit: int = 64, start=None) -> list[FrameRecord]:
         off = size = 0
         fn = f.function()
         if fn is not None:
-            start = int(fn.value().address.cast(core.lookup_type("unsigned long")))
+            start = int(fn.value().address.cast(lookup_type("unsigned long")))
             off = pc - start
             block = f.block() if f.is_valid() else None
             while block is not None and block.function is None:
@@ -82,7 +86,7 @@ class _SwitchedOut(gdb.unwinder.Unwinder):
             self.claimed = (int(sp), int(pc))
         elif self.claimed != (int(sp), int(pc)):
             return None
-        ulong = core.lookup_type("unsigned long")
+        ulong = lookup_type("unsigned long")
         frame_id = _FrameId(sp, pc)
         info = pending_frame.create_unwind_info(frame_id)
         for reg, value in self.registers.items():
@@ -101,12 +105,12 @@ gdb.unwinder.register_unwinder(None, _UNWINDER, replace=True)
 
 def sleeping_backtrace(task_addr: int, limit: int = 64) -> list[FrameRecord]:
     """Frames of a switched-out task (``struct task_struct *`` at task_addr)."""
-    sp = core.u64(task_addr + core.offsetof("struct task_struct", "thread.sp"))
-    size = core.sizeof(FRAME)
-    raw = core.read(sp, size)
+    sp = u64(task_addr + offsetof("struct task_struct", "thread.sp"))
+    size = sizeof(FRAME)
+    raw = read(sp, size)
 
     def member(name):
-        off = core.offsetof(FRAME, name)
+        off = offsetof(FRAME, name)
         return int.from_bytes(raw[off:off + 8], "little")
 
     regs = {reg: member(m) for m, reg in SAVED}
@@ -125,7 +129,7 @@ def sleeping_backtrace(task_addr: int, limit: int = 64) -> list[FrameRecord]:
 
 
 def running_backtrace(cpu: int, limit: int = 64) -> list[FrameRecord]:
-    want = core.cpu_thread(cpu)
+    want = cpu_thread(cpu)
     before = gdb.selected_thread()
     try:
         want.switch()
@@ -135,15 +139,13 @@ def running_backtrace(cpu: int, limit: int = 64) -> list[FrameRecord]:
 
 
 def task_backtrace(pid: int, limit: int = 64) -> list[FrameRecord]:
-    from .tasks import find_task
-
     t = find_task(pid)
-    running = t.on_cpu and core.current_task_addr(t.cpu) == t.address
+    running = t.on_cpu and current_task_addr(t.cpu) == t.address
     return running_backtrace(t.cpu, limit) if running else sleeping_backtrace(t.address, limit)
 
 
-@core.register
-class KdBt(core.Command):
+@register
+class KdBt(Command):
     """Backtrace of a task by pid, running or asleep: kd-bt PID [--limit N] [--json]"""
 
     name = "kd-bt"
@@ -153,5 +155,8 @@ class KdBt(core.Command):
         p.add_argument("--limit", type=int, default=64)
         p.add_argument("--json", action="store_true")
 
-    def run(self, a):
-        return format_backtrace(task_backtrace(a.pid, a.limit), "json" if a.json else "text")
+    def records(self, a):
+        return task_backtrace(a.pid, a.limit)
+
+    def render(self, frames, a):
+        return format_backtrace(frames, "json" if a.json else "text")

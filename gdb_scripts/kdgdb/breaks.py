@@ -8,7 +8,11 @@ import gdb
 from kdebug.decode.breaks import PRESETS, preset
 from kdebug.format import format_backtrace, format_dmesg
 
-from . import core
+from .backtrace import walk
+from .command import Command, register
+from .cpus import current_task_addr, selected_cpu
+from .dmesg import collect_printk
+from .tasks import read_task
 
 _ours: set[int] = set()
 
@@ -18,12 +22,8 @@ def _report(event) -> None:
     if not any(b.number in _ours for b in bps):
         return
     try:
-        from .backtrace import walk
-        from .dmesg import collect_printk
-        from .tasks import read_task
-
-        cpu = core.selected_cpu()
-        t = read_task(core.current_task_addr(cpu))
+        cpu = selected_cpu()
+        t = read_task(current_task_addr(cpu))
         lines = [f"kd-break: {bps[0].location} hit on CPU {cpu}, task {t.pid} ({t.comm})",
                  format_backtrace(walk(8))]
         recs = collect_printk()[-3:]
@@ -45,8 +45,8 @@ def _exists(fn: str) -> bool:
         return False
 
 
-@core.register
-class KdBreak(core.Command):
+@register
+class KdBreak(Command):
     """Arm a breakpoint preset.
 
     Usage: kd-break boot | panic | module | syscall NAME | sched PID | list"""

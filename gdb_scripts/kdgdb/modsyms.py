@@ -18,7 +18,8 @@ from kdebug.decode.modsyms import (
 from kdebug.decode.modules import RawModule, module_sections
 from kdebug.paths import cache_dir
 
-from . import core
+from .command import Command, register
+from .memory import read, u64
 from .modules import for_each_module, layout, read_module
 
 _state: dict = {"dirs": [], "index": None, "loaded": {}}  # loaded: name -> text address
@@ -66,7 +67,7 @@ def load_module(raw: RawModule) -> str | None:
     path = _index().get(module_key(name))
     if path is None:
         return f"kd-symbols: no debug file for {name}"
-    secs = module_sections(raw, layout(), core.read, core.u64)
+    secs = module_sections(raw, layout(), read, u64)
     text = secs.get(".text") or raw.text_base
     if _state["loaded"].get(name) == text:
         return None
@@ -110,8 +111,8 @@ class _Follow(gdb.Breakpoint):
 _follow: list = []
 
 
-@core.register
-class KdSymbols(core.Command):
+@register
+class KdSymbols(Command):
     """Load debug info of loaded modules; --follow keeps up with insmod/rmmod.
 
     Usage: kd-symbols [--dir DIR]... [--follow]   (DIR: module debug files, searched recursively)"""

@@ -10,7 +10,9 @@ import gdb
 from kdebug.decode.elfsyms import read_vmlinux
 from kdebug.errors import KdebugError
 
-from . import core
+from . import modules, tasks
+from .command import Command, register
+from .memory import ram_status, use_ram_file
 
 
 def symbol_file_command(vmlinux: str, offset: int) -> str:
@@ -28,8 +30,8 @@ def symbol_file_command(vmlinux: str, offset: int) -> str:
     return " ".join(parts)
 
 
-@core.register
-class KdSymbolFile(core.Command):
+@register
+class KdSymbolFile(Command):
     """Load a vmlinux's symbols at a KASLR offset (per-cpu symbols unmoved).
 
     Usage: kd-symbol-file VMLINUX [--offset N]   (`kdebug attach` finds N itself)"""
@@ -61,8 +63,6 @@ def look_ahead() -> None:
     `kd-symbols --follow` breaks on. gdb expands the compile units behind
     them on first use, its slowest step; done here, it overlaps the boot.
     A kernel without one of them is left to the command that needs it."""
-    from . import modules, tasks
-
     def function(name: str):
         return gdb.lookup_global_symbol(name) or gdb.lookup_static_symbol(name)
 
@@ -74,8 +74,8 @@ def look_ahead() -> None:
             pass
 
 
-@core.register
-class KdAwait(core.Command):
+@register
+class KdAwait(Command):
     """Wait for kdebug's word on a file descriptor before going on.
 
     Usage: kd-await FD   (`kdebug attach` starts gdb while the guest boots)
@@ -104,8 +104,8 @@ class KdAwait(core.Command):
             gdb.execute("quit 1")
 
 
-@core.register
-class KdDetachOnQuit(core.Command):
+@register
+class KdDetachOnQuit(Command):
     """Detach instead of killing when gdb quits (the guest is not ours)."""
 
     name = "kd-detach-on-quit"
@@ -115,8 +115,8 @@ class KdDetachOnQuit(core.Command):
         gdb.execute("define hook-quit\nkd-detach-now\nend", to_string=True)
 
 
-@core.register
-class KdDetachNow(core.Command):
+@register
+class KdDetachNow(Command):
     """Detach from the target if connected (no error otherwise)."""
 
     name = "kd-detach-now"
@@ -127,8 +127,8 @@ class KdDetachNow(core.Command):
             gdb.execute("detach", to_string=True)
 
 
-@core.register
-class KdMemory(core.Command):
+@register
+class KdMemory(Command):
     """Read kernel memory from QEMU's guest-RAM file (fast) or the gdbstub.
 
     Usage: kd-memory [PATH [--base N --size N] | off]   (`kdebug attach` sets it itself;
@@ -144,13 +144,13 @@ class KdMemory(core.Command):
 
     def run(self, a):
         if a.path == "off":
-            core.use_ram_file(None)
+            use_ram_file(None)
         elif a.path:
             try:
-                core.use_ram_file(a.path, a.base, a.size)
+                use_ram_file(a.path, a.base, a.size)
             except OSError as e:
                 raise gdb.GdbError(f"kd-memory: {e}") from None
-        st = core.ram_status()
+        st = ram_status()
         if not st["path"]:
             return "kd-memory: reading through the gdbstub"
         return f"kd-memory: guest RAM from {st['path']} ({st['hits']} reads there, {st['misses']} via the gdbstub)"

@@ -8,29 +8,32 @@ from kdebug.decode.tasks import RawTask, TaskLayout, decode_task, filter_tasks, 
 from kdebug.decode.tasks import for_each_task as walk_tasks
 from kdebug.format import format_tasks
 
-from . import core
+from .cache import cached, per_stop
+from .command import Command, register
+from .debuginfo import gdb_debuginfo, lookup_type, symbol_address, ulong
+from .memory import read, u64
 
 T = "struct task_struct"
 
 
 def layout() -> TaskLayout:
-    return core.cached("task_layout", lambda: task_layout(core.debuginfo))
+    return cached("task_layout", lambda: task_layout(gdb_debuginfo))
 
 
 def read_task(addr: int) -> RawTask:
     lay = layout()
-    start, length = core.cached("task_span", lay.read_span)
-    return decode_task(core.read(addr + start, length), addr, lay, start)
+    start, length = cached("task_span", lay.read_span)
+    return decode_task(read(addr + start, length), addr, lay, start)
 
 
 def for_each_task() -> list[RawTask]:
     """Every thread: group leaders on init_task.tasks, then their threads."""
-    return walk_tasks(read_task, core.u64, core.symbol_address("init_task"), layout())
+    return walk_tasks(read_task, u64, symbol_address("init_task"), layout())
 
 
 def collect_tasks():
     """TaskRecords of every task (``struct task_struct``), idle task first."""
-    return core.per_stop("tasks", lambda: to_records(for_each_task(), core.read, layout()))
+    return per_stop("tasks", lambda: to_records(for_each_task(), read, layout()))
 
 
 def find_task(pid: int):
@@ -40,8 +43,8 @@ def find_task(pid: int):
     raise gdb.GdbError(f"no task with pid {pid}")
 
 
-@core.register
-class KdPs(core.Command):
+@register
+class KdPs(Command):
     """List tasks: pid, ppid, state, cpu, task address, comm.
 
     Usage: kd-ps [--state LETTERS] [--comm GLOB] [--pid PID]... [--user|--kernel] [--json]
@@ -58,15 +61,17 @@ class KdPs(core.Command):
         g.add_argument("--kernel", action="store_true", help="kernel threads only")
         p.add_argument("--json", action="store_true")
 
-    def run(self, a):
+    def records(self, a):
         kth = True if a.kernel else False if a.user else None
-        tasks = filter_tasks(collect_tasks(), states=a.state, comm=a.comm,
-                             pids=set(a.pid) if a.pid else None, kthreads=kth)
+        return filter_tasks(collect_tasks(), states=a.state, comm=a.comm,
+                            pids=set(a.pid) if a.pid else None, kthreads=kth)
+
+    def render(self, tasks, a):
         return format_tasks(tasks, "json" if a.json else "table")
 
 
-@core.register
-class KdTask(core.Command):
+@register
+class KdTask(Command):
     """Details of one task: kd-task PID"""
 
     name = "kd-task"
@@ -74,16 +79,23 @@ class KdTask(core.Command):
     def arguments(self, p):
         p.add_argument("pid", type=int)
 
-    def run(self, a):
+    def records(self, a):
+        """The TaskRecord and what else kd-task shows: flags, priorities, stack, mm, thread.sp."""
         t = find_task(a.pid)
-        v = gdb.Value(t.address).cast(core.lookup_type(T).pointer()).dereference()
+        v = gdb.Value(t.address).cast(lookup_type(T).pointer()).dereference()
+        return {"task": t, "flags": int(v["flags"]), "prio": int(v["prio"]), "static_prio": int(v["static_prio"]),
+                "policy": int(v["policy"]), "stack": ulong(v["stack"]), "mm": ulong(v["mm"]),
+                "thread_sp": int(v["thread"]["sp"])}
+
+    def render(self, d, a):
+        t = d["task"]
         lines = [f"task       {t.address:#x} (struct task_struct *)",
                  f"pid        {t.pid}  tgid {t.tgid}  ppid {t.ppid}",
                  f"comm       {'[' + t.comm + ']' if t.is_kthread else t.comm}",
                  f"state      {t.state}{' (on cpu)' if t.on_cpu else ''}  cpu {t.cpu}",
-                 f"flags      {int(v['flags']):#x}",
-                 f"prio       {int(v['prio'])}  static {int(v['static_prio'])}  policy {int(v['policy'])}",
-                 f"stack      {int(v['stack'].cast(core.lookup_type('unsigned long'))):#x}",
-                 f"mm         {int(v['mm'].cast(core.lookup_type('unsigned long'))):#x}",
-                 f"thread.sp  {int(v['thread']['sp']):#x}"]
+                 f"flags      {d['flags']:#x}",
+                 f"prio       {d['prio']}  static {d['static_prio']}  policy {d['policy']}",
+                 f"stack      {d['stack']:#x}",
+                 f"mm         {d['mm']:#x}",
+                 f"thread.sp  {d['thread_sp']:#x}"]
         return "\n".join(lines)

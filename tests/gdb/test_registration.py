@@ -14,6 +14,7 @@ pytestmark = pytest.mark.one_kernel  # gdb without a target: no kernel involved
 
 COMMANDS = ["kd-ps", "kd-dmesg", "kd-lsmod", "kd-version", "kd-cmdline", "kd-cpus", "kd-task", "kd-bt",
             "kd-symbols", "kd-memory", "kd-config", "kd-break", "kd-symbol-file", "kd-await"]
+MI_COMMANDS = ["kd-ps", "kd-dmesg", "kd-lsmod", "kd-bt", "kd-task", "kd-cpus", "kd-version", "kd-cmdline"]
 FUNCTIONS = ["kd_current", "kd_task", "kd_per_cpu", "container_of"]
 
 
@@ -42,6 +43,19 @@ def test_no_target_is_a_one_line_error(cmd):
     assert "Traceback" not in out
     assert "not connected to a kernel" in out
     assert len(out.strip().splitlines()) == 1, out
+
+
+def test_record_commands_have_mi_twins():
+    """-kd-ps and the other record commands exist in MI; without a target
+    they answer an MI error with the console command's one line."""
+    need_tool("gdb")
+    mi = "\n".join([*(f"-info-gdb-mi-command {c}" for c in MI_COMMANDS), "-kd-ps", "-kd-bt 1", "-gdb-exit"])
+    argv = ["gdb", "-nx", "-q", "--interpreter=mi3", "-iex", python_path_command(host_python_path()),
+            "-ex", f"source {LOADER}"]
+    out = subprocess.run(argv, input=mi + "\n", capture_output=True, text=True, timeout=120).stdout
+    assert out.count('^done,command={exists="true"}') == len(MI_COMMANDS), out
+    assert out.count('^error,msg="not connected to a kernel') == 2, out
+    assert "Traceback" not in out
 
 
 def test_usage_errors_and_preset_list():
