@@ -18,9 +18,7 @@ message (and a hint); no QEMU outlives the ``with`` block or the process.
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdebug.errors import DebuggerError
@@ -128,24 +126,23 @@ class Gdb:
         """Any gdb command; what it printed."""
         return self.mi.execute(command, timeout)
 
-    def _json(self, command: str) -> list[dict]:
-        out = self.execute(command)
-        m = re.search(r"^\[(?:\]|\n)", out, re.M)
-        if not m:
-            raise DebuggerError(f"{command} printed no records: {out.strip()[-200:]}")
-        return json.loads(out[m.start():])
+    def _records(self, cls, command: str, *args) -> list:
+        """A kd- command's records through its MI twin (``-kd-ps``): no console text."""
+        from kdebug.attach.mi import mi_record
+
+        return [mi_record(cls, d) for d in self.mi.records(command, *args) or []]
 
     def tasks(self) -> list[TaskRecord]:
-        return [_record(TaskRecord, d) for d in self._json("kd-ps --json")]
+        return self._records(TaskRecord, "kd-ps")
 
     def modules(self) -> list[ModuleRecord]:
-        return [_record(ModuleRecord, d) for d in self._json("kd-lsmod --json")]
+        return self._records(ModuleRecord, "kd-lsmod")
 
     def dmesg(self) -> list[PrintkRecord]:
-        return [_record(PrintkRecord, d) for d in self._json("kd-dmesg --json")]
+        return self._records(PrintkRecord, "kd-dmesg")
 
     def backtrace(self, pid: int) -> list[FrameRecord]:
-        return [_record(FrameRecord, d) for d in self._json(f"kd-bt {pid} --json")]
+        return self._records(FrameRecord, "kd-bt", pid)
 
     def close(self) -> None:
         self.mi.close()
@@ -164,12 +161,6 @@ def drgn_tasks(prog) -> list[TaskRecord]:
     from kdebug.analysis.tasks import collect_tasks
 
     return collect_tasks(prog)
-
-
-def _record(cls, data: dict):
-    """A record from its JSON form (fields a newer gdb side adds are ignored)."""
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def capture(*, release: str | None = None, method: str = "kdump", trigger: str = "sysrq",

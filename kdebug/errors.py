@@ -86,6 +86,16 @@ class DebuggerError(KdebugError):
     stage = "gdb"
 
 
+class GdbCommandError(DebuggerError):
+    """A command gdb ran failed; ``gdb_message`` is gdb's own one line
+    (a kd- command's error, "No symbol ...", ...)."""
+
+    def __init__(self, gdb_message: str, *, command: str = "") -> None:
+        super().__init__(f"gdb: {gdb_message}")
+        self.gdb_message = gdb_message
+        self.command = command
+
+
 class VmcoreError(KdebugError):
     """The file is not a usable vmcore (format, truncation, no VMCOREINFO)."""
 

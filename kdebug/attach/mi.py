@@ -1,7 +1,10 @@
 """gdb driven through its machine interface (pygdbmi): the API's and the
 tests' way to run gdb. Control goes through MI (continue, wait for a stop),
 data walks stay in gdb-Python (the kd- commands), whose console output comes
-back as MI stream records. Every call has a timeout.
+back as MI stream records. Every call has a timeout. The kd- commands that
+collect records are MI commands too (``-kd-ps``, ``-kd-bt PID``, ...):
+:meth:`GdbMI.records` takes their records from the MI result, and
+:func:`mi_record` turns one into kdebug.model's dataclass.
 
 MI runs synchronously and an interrupt is a SIGINT to gdb, as Ctrl-C on its
 terminal: with `mi-async on`, once a Python breakpoint has said "don't stop"
@@ -10,18 +13,46 @@ drops every later -exec-interrupt (measured with gdb 13.1)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import signal
 import time
+import typing
 
 from kdebug.attach.runner import check_gdb
-from kdebug.errors import DebuggerError
+from kdebug.errors import DebuggerError, GdbCommandError
 
 
 def mi_quote(text: str) -> str:
     """A C string for an MI argument."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def mi_record(cls, data: dict):
+    """A kdebug.model record from its MI form (gdb_scripts' kdgdb.command.to_mi:
+    scalars as strings, booleans "true"/"false", None left out). Fields a
+    newer gdb side adds are ignored."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            values[f.name] = _mi_value(hints[f.name], data[f.name])
+    return cls(**values)
+
+
+def _mi_value(hint, value):
+    if hint is bool:
+        return value == "true"
+    if hint is int:
+        return int(value)
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        return [_mi_value(item, v) for v in value]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if len(args) == 1:  # X | None: present means X
+        return _mi_value(args[0], value)
+    return value
 
 
 class GdbMI:
@@ -84,8 +115,7 @@ class GdbMI:
                 elif rec.get("type") == "result" and rec.get("token") == token:
                     self._inbox = records[i + 1:] + self._inbox  # what came after is not this command's
                     if rec.get("message") == "error":
-                        msg = (rec.get("payload") or {}).get("msg", "error")
-                        raise DebuggerError(f"gdb: {msg}")
+                        raise GdbCommandError((rec.get("payload") or {}).get("msg", "error"), command=mi)
                     return "".join(console), rec
                 else:
                     self._pending.append(rec)
@@ -102,10 +132,18 @@ class GdbMI:
         gdb's terminal (one line), instead of an exception."""
         try:
             return self.execute(command, timeout)
-        except DebuggerError as e:
-            if not e.message.startswith("gdb: "):
-                raise
-            return e.message.removeprefix("gdb: ")
+        except GdbCommandError as e:
+            return e.gdb_message
+
+    def records(self, command: str, *args: str | int, timeout: float = 120.0):
+        """The records of a kd- command's MI twin: ``records("kd-ps", "--pid", 1)``
+        runs ``-kd-ps --pid 1`` and returns its ``records`` result (MI values:
+        see :func:`mi_record`). A gdb error raises :class:`GdbCommandError`."""
+        argv = " ".join(mi_quote(str(a)) if re.search(r'[\s"\\]', str(a)) or not str(a) else str(a)
+                        for a in args)
+        name = command if command.startswith("-") else "-" + command
+        _, rec = self._command(f"{name} {argv}".rstrip(), timeout)
+        return (rec.get("payload") or {}).get("records")
 
     def wait_output(self, pattern: str, timeout: float = 120.0) -> re.Match:
         """Wait until what gdb printed while the target ran matches ``pattern``."""

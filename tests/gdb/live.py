@@ -3,16 +3,17 @@ read the truth from the guest's own /proc before stopping it, then attach."""
 
 from __future__ import annotations
 
-import json
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdebug.attach.mi import GdbMI
+from kdebug.attach.mi import GdbMI, mi_record
 from kdebug.attach.plan import GdbPlan, gdb_argv, host_python_path, index_cache_dir
 from kdebug.decode.elfsyms import read_vmlinux
 from kdebug.guest.introspect import kaslr_offset_from_qmp
 from kdebug.guest.qmp import Qmp
+from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
 
 STAT = re.compile(r"^(\d+) \((.*)\) (\S) (\d+) ", re.S)
 #: Where the threaded helper (kd_threads.c) sits in the guest, and its threads.
@@ -135,12 +136,15 @@ def link_stext(kernel) -> int:
     return read_vmlinux(kernel.vmlinux, ["_stext"])[1]["_stext"]
 
 
-def kd_json(driver, cmd: str):
-    """The JSON array a kd- command printed (after any stop notice gdb printed first)."""
-    out = driver.run(cmd)
-    m = re.search(r"^\[(?:\]|\n)", out, re.M)  # json.dumps(indent=2): "[" alone, or "[]"
-    assert m, out[-2000:]
-    return json.loads(out[m.start():])
+#: The record each kd- command's MI twin returns.
+RECORD_OF = {"kd-ps": TaskRecord, "kd-lsmod": ModuleRecord, "kd-dmesg": PrintkRecord, "kd-bt": FrameRecord}
+
+
+def kd_records(driver, cmd: str) -> list[dict]:
+    """A kd- command's records through its MI twin (``kd-ps --pid 1`` runs
+    ``-kd-ps --pid 1``), as the records' dicts: no console text is read."""
+    name, *args = shlex.split(cmd)
+    return [mi_record(RECORD_OF[name], d).to_dict() for d in driver.records(name, *args)]
 
 
 def dmesg_lines(records) -> list[str]:

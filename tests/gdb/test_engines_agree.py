@@ -12,7 +12,7 @@ import os
 import pytest
 
 from tests.conftest import need_tool
-from tests.gdb.live import attach_gdb, kd_json, read_truth, release
+from tests.gdb.live import attach_gdb, kd_records, read_truth, release
 
 TASK_FIELDS = ("pid", "tgid", "ppid", "state", "comm", "cpu", "address", "is_kthread", "on_cpu")
 
@@ -37,8 +37,8 @@ def engines(shared_guest, tmp_path_factory):
     vmcore = workdir / "vmcore"
     driver, _ = attach_gdb(shared_guest, kernel)  # QMP stop, then gdb
     try:
-        gdb_tasks = kd_json(driver, "kd-ps --json")
-        gdb_modules = kd_json(driver, "kd-lsmod --json")
+        gdb_tasks = kd_records(driver, "kd-ps")
+        gdb_modules = kd_records(driver, "kd-lsmod")
         dump_memory(shared_guest.session.qmp_socket, vmcore)  # the same stopped RAM
     finally:
         release(shared_guest, driver)  # detach, QMP cont

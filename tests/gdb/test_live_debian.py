@@ -3,16 +3,18 @@ attached to the shared guest, checked against the guest's own /proc."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
+from kdebug.errors import GdbCommandError
 from tests.conftest import need_tool
 from tests.gdb.live import (
     EXTRA_THREADS,
     attach_gdb,
     dmesg_lines,
-    kd_json,
+    kd_records,
     link_stext,
     read_truth,
     release,
@@ -43,7 +45,7 @@ def test_kaslr_offset_matches_kallsyms(live):
 
 def test_kd_ps_agrees_with_proc(live):
     driver, truth, _, _ = live
-    kd = {t["pid"]: t for t in kd_json(driver, "kd-ps --json")}
+    kd = {t["pid"]: t for t in kd_records(driver, "kd-ps")}
     assert kd[0]["comm"] == "swapper/0"
     assert truth.tasks[truth.shell][0] == "sh"
     for pid, (comm, state, ppid) in truth.tasks.items():
@@ -69,7 +71,7 @@ def test_kd_ps_agrees_with_proc(live):
     # threads: /proc/PID/task says which; kd-ps --pid takes the whole group
     tids = sorted(p for p in truth.tasks if truth.tasks[p][0] == "kd-threads")
     assert len(tids) == EXTRA_THREADS + 1 and tids[0] == truth.threaded
-    group = kd_json(driver, f"kd-ps --pid {truth.threaded} --json")
+    group = kd_records(driver, f"kd-ps --pid {truth.threaded}")
     assert sorted(t["pid"] for t in group) == tids and {t["tgid"] for t in group} == {truth.threaded}
     # kd-child's real parent is a kd-threads thread, not its leader: its ppid is
     # that thread's tgid, as /proc/PID/stat shows (checked above), not its pid.
@@ -79,10 +81,10 @@ def test_kd_ps_agrees_with_proc(live):
 
 def test_kd_ps_filters(live):
     driver, truth, _, _ = live
-    sleepers = kd_json(driver, "kd-ps --comm sleep --json")
+    sleepers = kd_records(driver, "kd-ps --comm sleep")
     assert sorted(t["pid"] for t in sleepers) == sorted(truth.sleepers)
-    assert [t["pid"] for t in kd_json(driver, "kd-ps --pid 1 --json")] == [1]
-    assert all(t["state"] == "S" for t in kd_json(driver, "kd-ps --state S --json"))
+    assert [t["pid"] for t in kd_records(driver, "kd-ps --pid 1")] == [1]
+    assert all(t["state"] == "S" for t in kd_records(driver, "kd-ps --state S"))
     table = driver.run("kd-ps --user")
     assert table.splitlines()[0].split() == ["PID", "PPID", "ST", "CPU", "TASK", "COMM"]
     assert "[kthreadd]" not in table and " init" in table
@@ -90,7 +92,7 @@ def test_kd_ps_filters(live):
 
 def test_kd_dmesg_agrees_with_dmesg(live):
     driver, truth, _, _ = live
-    ours = dmesg_lines(kd_json(driver, "kd-dmesg --json"))
+    ours = dmesg_lines(kd_records(driver, "kd-dmesg"))
     assert len(truth.dmesg) > 100
     assert ours[:len(truth.dmesg)] == truth.dmesg
     tail = driver.run("kd-dmesg --tail 3").splitlines()
@@ -101,7 +103,7 @@ def test_kd_lsmod_agrees_with_proc_modules(live):
     """Name, size (every region of the module), use count, holders (in
     /proc/modules' order), address and state, as /proc/modules prints them."""
     driver, truth, _, _ = live
-    listing = kd_json(driver, "kd-lsmod --json")
+    listing = kd_records(driver, "kd-lsmod")
     ours = {m["name"]: m for m in listing}
     assert len(truth.modules) >= 5  # the shared guest: virtio_blk, fw_cfg, pvpanic, pvpanic_mmio, pvpanic_pci
     assert [m["name"] for m in listing] == [m[0] for m in truth.modules]  # the list's order, newest first
@@ -168,6 +170,21 @@ def test_errors_are_one_line(live):
         assert msg in out and "Traceback" not in out and len(out.splitlines()) == 1, (cmd, out)
 
 
+def test_records_over_mi_are_what_the_console_shows(live):
+    """The MI twins (-kd-ps, ...) return the records the console commands
+    print with --json; a gdb error comes as GdbCommandError with gdb's line."""
+    driver, truth, _, _ = live
+    for cmd in ("kd-ps", "kd-lsmod", "kd-dmesg --tail 20", "kd-bt 1"):
+        records = kd_records(driver, cmd)
+        assert records and json.loads(driver.run(f"{cmd} --json")) == records, cmd
+    assert driver.records("kd-version") == truth.version
+    assert driver.records("kd-cmdline") == truth.cmdline
+    assert [int(c["cpu"]) for c in driver.records("kd-cpus")] == list(range(truth.ncpus))
+    assert driver.records("kd-task", 1)["task"]["comm"] == "init"
+    with pytest.raises(GdbCommandError) as e:
+        driver.records("kd-bt", 99999)
+    assert e.value.gdb_message == "no task with pid 99999"
+
 
 def test_module_symbols_sit_where_kallsyms_says(live):
     """Functions and variables of every loaded module, whichever section holds
@@ -189,7 +206,7 @@ def test_kd_symbols_follows_rmmod_and_insmod(live, shared_guest):
     driver, _, _, kernel = live
     if kernel.module_debug_dir is None:
         pytest.skip("no module debug files for this kernel")
-    before = {m["name"]: m["address"] for m in kd_json(driver, "kd-lsmod --json")}
+    before = {m["name"]: m["address"] for m in kd_records(driver, "kd-lsmod")}
     assert "pvpanic_pci" in before
     # Typed now, run by the guest's shell once gdb lets it go on.
     shared_guest.send("rmmod pvpanic_pci; insmod /lib/modules/$(grep -o '^[^ ]*pvpanic.pci[^ ]*' /etc/kdebug/modules); "
@@ -202,7 +219,7 @@ def test_kd_symbols_follows_rmmod_and_insmod(live, shared_guest):
     driver.interrupt()
     # gdb reported the reload while the guest ran (unload first, then load at the new place).
     assert "kd-symbols: pvpanic_pci at 0x" in driver.output_since(), driver.output_since()
-    after = {m["name"]: m["address"] for m in kd_json(driver, "kd-lsmod --json")}
+    after = {m["name"]: m["address"] for m in kd_records(driver, "kd-lsmod")}
     assert set(after) == set(before)
     assert driver.run("p/x (unsigned long)&pvpanic_pci_probe").endswith(f"= {probe:#x}")
 
@@ -224,7 +241,7 @@ def test_syscall_preset_hits_and_reports(live, shared_guest):
         assert comm in ("uname", "sh")  # busybox may run the applet inside the shell
         driver.wait_output(r"#0\s+0x[0-9a-f]+ __x64_sys_newuname\+", timeout=30)
         driver.wait_output(r"last log lines:", timeout=30)
-        assert [t["comm"] for t in kd_json(driver, f"kd-ps --pid {pid} --json")] == [comm]
+        assert [t["comm"] for t in kd_records(driver, f"kd-ps --pid {pid}")] == [comm]
     finally:
         if not stopped:
             driver.interrupt()

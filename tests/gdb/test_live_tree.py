@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.conftest import STRICT, need, need_tool
-from tests.gdb.live import EXTRA_THREADS, attach_gdb, kd_json, link_stext, read_truth, release, threads_helper
+from tests.gdb.live import EXTRA_THREADS, attach_gdb, kd_records, link_stext, read_truth, release, threads_helper
 
 pytestmark = pytest.mark.one_kernel  # boots the built debug tree, not a distro kernel
 
@@ -75,7 +75,7 @@ def test_kaslr_offset_matches_kallsyms(live):
 
 def test_kd_ps_agrees_with_lx_ps_and_proc(live):
     driver, truth, _, _ = live
-    kd = kd_json(driver, "kd-ps --json")
+    kd = kd_records(driver, "kd-ps")
     lx = []
     for line in driver.run("lx-ps").splitlines()[1:]:
         m = re.match(r"^(0x[0-9a-f]+)\s+(\d+)\s+(.*)$", line.strip())
@@ -93,7 +93,7 @@ def test_kd_ps_agrees_with_lx_ps_and_proc(live):
 def test_kd_dmesg_agrees_with_lx_dmesg(live):
     driver, _, _, _ = live
     ours = []
-    for r in kd_json(driver, "kd-dmesg --json"):
+    for r in kd_records(driver, "kd-dmesg"):
         ours += [(r["timestamp_ns"] // 1000, part) for part in r["text"].split("\n")]
     theirs = []
     for line in driver.run("lx-dmesg").splitlines():
@@ -108,7 +108,7 @@ def test_kd_dmesg_agrees_with_lx_dmesg(live):
 def test_kd_lsmod_agrees_with_lx_lsmod(live):
     driver, truth, _, _ = live
     lx = [line.split() for line in driver.run("lx-lsmod").splitlines()[1:] if line.strip()]
-    ours = kd_json(driver, "kd-lsmod --json")
+    ours = kd_records(driver, "kd-lsmod")
     assert [m["name"] for m in ours] == [row[1] for row in lx] == [m[0] for m in truth.modules]
     # lx-lsmod: Address Module Size Used by; /proc/modules: name size refcount deps state address
     for m, row, proc in zip(ours, lx, truth.modules, strict=True):

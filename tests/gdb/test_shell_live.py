@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from tests.conftest import ROOT, need_tool
-from tests.gdb.live import attach_gdb, kd_json, release
+from tests.gdb.live import attach_gdb, kd_records, release
 
 
 def test_live_drgn_at_a_gdb_stop_equals_kd_ps(shared_guest):
@@ -16,7 +16,7 @@ def test_live_drgn_at_a_gdb_stop_equals_kd_ps(shared_guest):
     kernel = shared_guest.prepared.kernel
     driver, _ = attach_gdb(shared_guest, kernel)  # the guest is stopped from here on
     try:
-        kd = {t["pid"]: (t["ppid"], t["state"], t["comm"]) for t in kd_json(driver, "kd-ps --json")}
+        kd = {t["pid"]: (t["ppid"], t["state"], t["comm"]) for t in kd_records(driver, "kd-ps")}
         r = subprocess.run([sys.executable, "-m", "kdebug.cli.main", "shell", "--session", shared_guest.session.name,
                             "-c", "import json; print(json.dumps([(t.pid, t.ppid, t.state, t.comm) "
                                   "for t in kd_tasks()]))"], capture_output=True, text=True, timeout=300, cwd=ROOT)
