@@ -18,6 +18,10 @@ from kdebug.resources import CRASH_EXT, data_path
 
 #: Debian's crash package ships the header extensions are built against.
 DEFS_H = Path("/usr/include/crash/defs.h")
+#: Where a crash's defs.h sits relative to its binary: <prefix>/bin/crash and
+#: <prefix>/include/crash/defs.h, as Debian installs it and as kdebug's own
+#: build (scripts/setup.d/crash.sh) does.
+DEFS_H_IN_PREFIX = Path("include/crash/defs.h")
 SOURCE = "kdebug.c"
 
 #: The machine macro crash's extensions/Makefile passes (-D$(TARGET)), by uname -m.
@@ -52,17 +56,30 @@ def compile_argv(source: Path, output: Path, machine: str | None = None) -> list
     return ["gcc", "-Wall", "-g", "-shared", "-rdynamic", "-fPIC", f"-D{target}", "-o", str(output), str(source)]
 
 
-def build_extension(crash: str = "crash", defs_h: Path = DEFS_H, gcc: str = "gcc") -> Path:
-    """The path of kdebug.so for this crash, compiling it on first use."""
+def defs_h_for(binary: Path) -> Path:
+    """The defs.h installed with this crash binary (its prefix's
+    include/crash/defs.h; a symlinked binary's real prefix too)."""
+    for b in dict.fromkeys((binary, binary.resolve())):
+        h = b.parent.parent / DEFS_H_IN_PREFIX
+        if h.is_file():
+            return h
+    return binary.parent.parent / DEFS_H_IN_PREFIX
+
+
+def build_extension(crash: str = "crash", defs_h: Path | None = None, gcc: str = "gcc") -> Path:
+    """The path of kdebug.so for this crash, compiling it on first use,
+    against the defs.h installed with that crash (``defs_h``: another)."""
     if shutil.which(gcc) is None:
         raise ExtensionError("cannot build kdebug's crash extension: gcc is not installed",
                              hint="apt-get install gcc")
-    if not defs_h.is_file():
-        raise ExtensionError(f"cannot build kdebug's crash extension: {defs_h} is missing",
-                             hint="apt-get install crash")
     binary = shutil.which(crash)
     if binary is None:
         raise ExtensionError("crash is not installed", hint="apt-get install crash")
+    defs_h = defs_h or defs_h_for(Path(binary))
+    if not defs_h.is_file():
+        raise ExtensionError(f"cannot build kdebug's crash extension: {defs_h} is missing",
+                             hint=f"the header of {binary}: scripts/setup.sh installs it with the crash "
+                                  "it builds, apt-get install crash with Debian's")
     source = data_path(CRASH_EXT, SOURCE)
     out_dir = cache_dir("crash-ext")
     so = out_dir / f"kdebug-{_digest(source, defs_h, Path(binary).resolve())}.so"

@@ -96,3 +96,70 @@ def cannot_open(version: str, symbols: set[str], console: str, crash_has: Callab
     why = said[-1] if said else (f"it exits with status {exit_status} before its first command, saying nothing"
                                  if exit_status is not None else "it stops before its first command")
     return f"{crash} cannot open this dump: {why}"
+
+
+# --- which crash, of those on this host -------------------------------------------
+
+#: Every change the table knows, each with the markers of its fix.
+CHANGES = (*CANNOT_OPEN, PID_FLEX_ARRAY)
+MARKERS = tuple(dict.fromkeys(m for c in CHANGES for m in c.fixed_marker))
+
+
+@dataclass(frozen=True)
+class CrashBinary:
+    """One crash binary on this host and the fix markers it carries."""
+
+    path: str
+    version: str  # its banner ("crash 9.0.2"); "" when it would not say
+    markers: frozenset[bytes]  # which of MARKERS the binary holds
+
+    def has(self, marker: bytes) -> bool:
+        return marker in self.markers
+
+    def lacks(self, changes: Iterable[KernelChange]) -> list[KernelChange]:
+        return [c for c in changes if not c.fixed_in(self.has)]
+
+    @property
+    def name(self) -> str:
+        return f"{self.version or 'crash'} ({self.path})"
+
+
+@dataclass(frozen=True)
+class CrashChoice:
+    """The crash kdebug runs on a dump's kernel, or None with the reason."""
+
+    binary: CrashBinary | None
+    reason: str  # one line: why this one, or why none
+    unsupported: str | None = None  # set when no crash here can read the kernel
+
+
+def choose_crash(binaries: Iterable[CrashBinary], symbols: set[str] | None) -> CrashChoice:
+    """The first of ``binaries`` (kdebug's order of preference) that can open
+    this kernel and follows the most of the table's other changes.
+    ``symbols``: the vmlinux symbols of :func:`probe_symbols`, None when the
+    vmlinux could not be read; then every change counts as on the kernel, and
+    a crash is refused only by what it is seen to lack, never for certain.
+    An older crash earlier in the order (a user's, on PATH) loses to a later
+    one that follows a change it does not."""
+    binaries = list(binaries)
+    if not binaries:
+        return CrashChoice(None, "crash is not installed (scripts/setup.sh builds one; apt-get install crash)")
+    on_kernel = [c for c in CANNOT_OPEN if symbols is None or c.on_kernel(symbols)]
+
+    def score(i: int) -> tuple[int, int, int]:
+        b = binaries[i]
+        return (len(b.lacks(on_kernel)), len(b.lacks([PID_FLEX_ARRAY])), i)
+
+    best = binaries[min(range(len(binaries)), key=score)]
+    blocking = best.lacks(on_kernel)
+    if blocking and symbols is not None:
+        newest = blocking[-1]
+        tried = ", ".join(b.name for b in binaries)
+        line = (f"no crash here can read this kernel ({newest.change}; {fixed_by(newest)}); "
+                f"tried {tried}")
+        return CrashChoice(None, line, unsupported=line)
+    others = [b for b in binaries if b is not best]
+    follows = [c.change for c in (*on_kernel, PID_FLEX_ARRAY)
+               if c.fixed_in(best.has) and any(not c.fixed_in(o.has) for o in others)]
+    why = f"{best.name}" + (f", which follows what the others do not: {'; '.join(follows)}" if follows else "")
+    return CrashChoice(best, why)

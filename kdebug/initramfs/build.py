@@ -25,11 +25,10 @@ from kdebug.initramfs import modules as kmod
 from kdebug.initramfs.cpio import Archive, concat
 from kdebug.initramfs.recipe import Recipe
 from kdebug.kernel import Kernel
-from kdebug.paths import cache_dir
+from kdebug.paths import cache_dir, find_tool
 
-SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-FORMAT_VERSION = "2"  # bump when the layout of what we build changes
+FORMAT_VERSION = "3"  # bump when the layout of what we build changes
 
 
 @dataclass
@@ -42,10 +41,21 @@ class Initramfs:
 
 
 def which(name: str) -> Path:
-    found = shutil.which(name, path=SEARCH_PATH + ":" + os.environ.get("PATH", ""))
-    if not found:
+    """The host's ``name`` kdebug uses: its own build (scripts/setup.d) first,
+    then PATH and the system directories (kdebug.paths.find_tool)."""
+    found = find_tool(name)
+    if found is None:
         raise ToolMissing(f"{name} not found on this host", hint="run scripts/setup.sh")
-    return Path(found)
+    return found
+
+
+#: Where the guest's /init finds a recipe binary (first on its PATH), wherever
+#: the host keeps it (/usr/local/bin, kdebug's tools cache, ...).
+GUEST_BIN = "bin"
+#: Directories the guest's loader searches without an ld.so.cache (glibc's
+#: system search path on Debian amd64): a library found elsewhere on the host
+#: (through its ld.so.cache) goes to the first of them.
+SYSTEM_LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib", "/lib64", "/usr/lib64")
 
 
 _LDD_LINE = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x")
@@ -76,11 +86,20 @@ def _add_host_file(arc: Archive, guest: str, host: Path) -> None:
     arc.add_file(guest, host.read_bytes(), stat.S_IMODE(st.st_mode))
 
 
+def guest_library_path(lib: Path, loader: bool) -> str:
+    """Where a library goes in the guest: its host path when the guest's
+    loader searches there (and always for the loader, named by the binary's
+    PT_INTERP), else a system directory."""
+    if loader or str(lib.parent) in SYSTEM_LIB_DIRS:
+        return str(lib)
+    return f"{SYSTEM_LIB_DIRS[0]}/{lib.name}"
+
+
 def _add_with_libs(arc: Archive, guest: str, host: Path) -> None:
     _add_host_file(arc, guest, host)
     for lib in library_closure(host):
         real = lib.resolve()
-        _add_host_file(arc, str(lib), real)
+        _add_host_file(arc, guest_library_path(lib, loader=lib.name.startswith("ld-")), real)
 
 
 def _read_ko(path: Path) -> bytes:
@@ -242,11 +261,12 @@ def base_archive(recipe: Recipe, kernel: Kernel, extra_files: dict[str, Path],
         applets = subprocess.run([str(bb), "--list-full"], capture_output=True, text=True,
                                  timeout=10).stdout.split()
         for a in applets:
-            if a not in ("bin/busybox", "linuxrc"):
+            # a recipe binary replaces busybox's applet of its name
+            if a not in ("bin/busybox", "linuxrc") and Path(a).name not in recipe.binaries:
                 arc.add_symlink(a, "/bin/busybox")
     for name in recipe.binaries:
         host = which(name)
-        _add_with_libs(arc, str(host), host)
+        _add_with_libs(arc, f"{GUEST_BIN}/{name}", host)
     for guest, host in {**{g: Path(h) for g, h in recipe.files.items()}, **extra_files}.items():
         if not host.is_file():
             raise UsageError(f"extra file {host} does not exist")

@@ -7,16 +7,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from kdebug import kernel
 from kdebug.errors import KernelError, ToolMissing, UsageError, VmcoreError
-from kdebug.paths import cache_dir
+from kdebug.paths import cache_dir, find_tool
+from kdebug.vmcore.debuginfod import Progress
 from kdebug.vmcore.info import VmcoreInfo, identify
 from kdebug.vmcore.layouts import DumpSite, locate
+from kdebug.vmcore.search import GIVEN, NO_BUILD_ID, RECORDED, DebugSearch, Piece
 
 
 @dataclass
@@ -31,6 +32,15 @@ class Dump:
     #: Out-of-tree module files that may carry debug info for the dump's
     #: modules; the engine pairs each with a loaded module by build-id.
     module_files: tuple[Path, ...] = ()
+    #: Where the debug info is searched (and fetched) for the vmlinux and
+    #: the modules; where the vmlinux came from.
+    search: DebugSearch | None = None
+    vmlinux_piece: Piece | None = None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What a report should say about the debug info (e.g. paired by release only)."""
+        return (self.vmlinux_piece.note,) if self.vmlinux_piece and self.vmlinux_piece.note else ()
 
     @property
     def path(self) -> Path:
@@ -42,19 +52,27 @@ class Dump:
 
 
 def open_dump(path: Path, vmlinux: Path | None = None, tree: Path | None = None,
-              timeout: float = 300.0, module_dirs: tuple[Path, ...] = ()) -> Dump:
+              timeout: float = 300.0, module_dirs: tuple[Path, ...] = (),
+              fetch_progress: Progress | None = None, search: DebugSearch | None = None) -> Dump:
     """``path``: a dump file, or a directory holding one dump in any known
     layout (kdebug capture, kdump-tools, RHEL kdump) at any depth.
-    ``module_dirs``: where to look for out-of-tree modules' files too."""
+    ``module_dirs``: where to look for out-of-tree modules' files too.
+    The vmlinux is searched as :mod:`kdebug.vmcore.search` says (``search``,
+    default: from the environment), downloads reporting to ``fetch_progress``;
+    :class:`~kdebug.vmcore.search.DebugInfoMissing` when none can be had."""
     site = locate(Path(path))
     info = identify(site.vmcore)
     original = info.path
     if info.format == "flattened":
         info = identify(reassemble(info.path, timeout=timeout))
+    given = GIVEN
     if vmlinux is None and tree is None:
         vmlinux, tree = recorded_kernel(site, info.build_id)
-    vm, mods = find_vmlinux(info, vmlinux=vmlinux, tree=tree)
-    return Dump(info, vm, mods, original, site, module_files=find_module_files(site, module_dirs))
+        given = RECORDED
+    search = search or DebugSearch.from_env(fetch_progress)
+    piece, mods = locate_vmlinux(info, vmlinux=vmlinux, tree=tree, search=search, given_as=given)
+    return Dump(info, piece.path, mods, original, site, module_files=find_module_files(site, module_dirs),
+                search=search, vmlinux_piece=piece)
 
 
 def recorded_kernel(site: DumpSite | None, build_id: str | None) -> tuple[Path | None, Path | None]:
@@ -109,7 +127,8 @@ def find_module_files(site: DumpSite | None, module_dirs: tuple[Path, ...] = ())
 
 def reassemble(path: Path, timeout: float = 300.0) -> Path:
     """``makedumpfile -R`` a flattened stream into the cache (once per file)."""
-    if shutil.which("makedumpfile") is None:
+    mdf = find_tool("makedumpfile")  # kdebug's own (setup) first
+    if mdf is None:
         raise ToolMissing("makedumpfile is needed to reassemble a flattened vmcore",
                           hint="apt-get install makedumpfile")
     st = path.stat()
@@ -122,7 +141,7 @@ def reassemble(path: Path, timeout: float = 300.0) -> Path:
     tmp.unlink(missing_ok=True)
     try:
         with open(path, "rb") as src:
-            res = subprocess.run(["makedumpfile", "-R", str(tmp)], stdin=src, capture_output=True,
+            res = subprocess.run([str(mdf), "-R", str(tmp)], stdin=src, capture_output=True,
                                  text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         tmp.unlink(missing_ok=True)
@@ -138,6 +157,17 @@ def reassemble(path: Path, timeout: float = 300.0) -> Path:
 def find_vmlinux(info: VmcoreInfo, vmlinux: Path | None = None,
                  tree: Path | None = None) -> tuple[Path, Path | None]:
     """The vmlinux (and module debug dir) built with the dump's build-id."""
+    piece, mods = locate_vmlinux(info, vmlinux=vmlinux, tree=tree)
+    return piece.path, mods
+
+
+def locate_vmlinux(info: VmcoreInfo, vmlinux: Path | None = None, tree: Path | None = None,
+                   search: DebugSearch | None = None, *, given_as: str = GIVEN,
+                   fetch_it: bool = True) -> tuple[Piece, Path | None]:
+    """(where the vmlinux with the dump's build-id is, the module debug
+    directory): the one given (checked; ``given_as``: who gave it), else as
+    ``search`` finds it (``fetch_it`` False: a server's copy is named, not
+    downloaded, and the piece has no path)."""
     want = info.build_id
     if vmlinux is not None or tree is not None:
         cand = vmlinux if vmlinux is not None else tree / "vmlinux"
@@ -146,24 +176,14 @@ def find_vmlinux(info: VmcoreInfo, vmlinux: Path | None = None,
             raise KernelError(f"vmlinux {cand} (build-id {have}) does not match the vmcore "
                               f"(build-id {want})", hint="pass the vmlinux of the kernel that crashed")
         mods = tree if tree is not None else _module_dir(info.release)
-        return cand, mods
-    candidates = []
-    if info.release:
-        candidates.append(kernel.DEBUG_BOOT / f"vmlinux-{info.release}")
-    candidates += sorted(kernel.DEBUG_BOOT.glob("vmlinux-*"))
-    seen = set()
-    for cand in candidates:
-        if cand in seen or not cand.is_file():
-            continue
-        seen.add(cand)
-        have = kernel.vmlinux_build_id(cand)
-        if want is None and cand.name == f"vmlinux-{info.release}":
-            return cand, _module_dir(info.release)  # before v5.8 only the release can pair them
-        if want and have == want:
-            return cand, _module_dir(info.release)
-    rel = info.release or "unknown release"
-    raise KernelError(f"no debug vmlinux with build-id {want} ({rel}) in {kernel.DEBUG_BOOT}",
-                      hint=f"install linux-image-{rel}-dbg or pass --vmlinux")
+        note = "" if want else NO_BUILD_ID.replace("paired by release only", "not checked")
+        return Piece("vmlinux", have, cand, given_as, str(cand.parent), note=note), mods
+    search = search or DebugSearch.from_env()
+    piece = search.vmlinux(want, info.release, fetch_it=fetch_it)
+    if piece.path is not None and (piece.path.parent / ".config").is_file():
+        return piece, piece.path.parent  # a build tree holds its modules' debug info too
+    dirs = search.module_dirs(info.release)
+    return piece, dirs[0] if dirs else None
 
 
 def _module_dir(release: str | None) -> Path | None:

@@ -5,10 +5,11 @@ errors when a piece is missing."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from kdebug.crash.extension import DEFS_H, ExtensionError, build_extension, compile_argv
+from kdebug.crash.extension import DEFS_H, ExtensionError, build_extension, compile_argv, defs_h_for
 from tests.conftest import need, need_tool
 
 
@@ -40,7 +41,7 @@ def test_builds_once_per_crash_binary(cache, tmp_path):
     other = tmp_path / "crash"
     other.write_text("#!/bin/sh\n")
     other.chmod(0o755)
-    assert build_extension(str(other)) != so
+    assert build_extension(str(other), defs_h=DEFS_H) != so
     assert sorted(p.name for p in cache.iterdir() if p.name.startswith(".")) == []  # no half-written files
 
 
@@ -54,5 +55,22 @@ def test_missing_header_names_the_package(cache, tmp_path):
     need_tool("gcc")
     with pytest.raises(ExtensionError) as e:
         build_extension(defs_h=tmp_path / "crash" / "defs.h")
-    assert str(e.value) == (f"cannot build kdebug's crash extension: {tmp_path}/crash/defs.h is missing "
-                            "(apt-get install crash)")
+    assert str(e.value).startswith(f"cannot build kdebug's crash extension: {tmp_path}/crash/defs.h is missing "
+                                   "(the header of ")
+
+
+def test_each_crash_gets_the_header_installed_with_it(tmp_path):
+    # <prefix>/bin/crash pairs with <prefix>/include/crash/defs.h, as Debian
+    # installs crash and as scripts/setup.d/crash.sh installs its build; a
+    # symlink on PATH leads to the real prefix.
+    prefix = tmp_path / "crash-9.0.2"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "include" / "crash").mkdir(parents=True)
+    (prefix / "bin" / "crash").write_text("#!/bin/sh\n")
+    (prefix / "include" / "crash" / "defs.h").write_text("/* 9.0.2 */\n")
+    (tmp_path / "local" / "bin").mkdir(parents=True)
+    link = tmp_path / "local" / "bin" / "crash"
+    link.symlink_to(prefix / "bin" / "crash")
+    assert defs_h_for(prefix / "bin" / "crash") == prefix / "include" / "crash" / "defs.h"
+    assert defs_h_for(link) == prefix / "include" / "crash" / "defs.h"
+    assert defs_h_for(Path("/usr/bin/crash")) == DEFS_H
