@@ -10,7 +10,7 @@ from pathlib import Path
 from kdebug.crash import support
 from kdebug.crash.extension import ExtensionError, build_extension
 from kdebug.crash.index import for_crash
-from kdebug.crash.runner import crash_version
+from kdebug.crash.runner import crash_version, pick_crash
 from kdebug.decode.elfsyms import read_vmlinux
 from kdebug.elf import FormatError, file_module
 from kdebug.errors import ToolMissing, UsageError
@@ -46,10 +46,17 @@ def crash_argv(target: Target, init_file: Path, crash: str = "crash") -> list[st
     return [crash, "-s", str(for_crash(target.vmlinux)), str(target.dump.path), "-i", str(init_file)]
 
 
-def crash_shell(target: Target, opts: ShellOptions, say=print, crash: str = "crash") -> int:
+def crash_shell(target: Target, opts: ShellOptions, say=print, crash: str | None = None) -> int:
+    """``crash``: the binary; None: the one on this host that can read the dump's kernel."""
     if target.live:
         raise UsageError("crash reads dumps, not a running guest",
                          hint="take one first: kdebug snapshot --session NAME, then kdebug shell DIR --crash")
+    if crash is None:
+        choice = pick_crash(target.vmlinux)
+        if choice.binary is None:
+            raise ToolMissing(choice.reason, hint="kdebug shell DIR (drgn) reads it; scripts/setup.sh builds "
+                              "a current crash" if choice.unsupported else "scripts/setup.sh")
+        crash = choice.binary.path
     if shutil.which(crash) is None:
         raise ToolMissing("crash not found", hint="apt-get install crash (scripts/setup.sh)")
     extension = _crash_extension(crash, say)
