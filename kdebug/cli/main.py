@@ -32,7 +32,7 @@ COMMAND_MODULES = {
     "capture": "capture_cmd", "snapshot": "capture_cmd",
     "postmortem": "postmortem_cmd", "triage": "postmortem_cmd", "crash-loop": "postmortem_cmd",
     "shell": "shell_cmd", "worker": "fleet_cmd",
-    "doctor": "doctor_cmd", "initramfs": "initramfs_cmd",
+    "doctor": "doctor_cmd", "initramfs": "initramfs_cmd", "bisect": "bisect_cmd",
 }
 
 
