@@ -1,136 +1,107 @@
-"""Build a Report from a dump (over the engines: drgn in this process while crash runs beside
-it), then the cross-check and the signature."""
+"""Build a Report from a dump in three steps, each handing on records:
+collect (drgn, in this process: kdebug.postmortem.collect) while crash runs
+beside it, crash (its run and the cross-check against drgn), assemble."""
 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from kdebug.analysis.panic import snapshot_evidence
 from kdebug.crash.crosscheck import cross_check
+from kdebug.crash.runner import CrashProcess, CrashRun, run_crash
+from kdebug.errors import KernelError
+from kdebug.postmortem.collect import DrgnRead, collect
+from kdebug.postmortem.tier0 import postmortem_nodebug
 from kdebug.report.classify import oops_block, signature, snapshot_signature
-from kdebug.report.model import DumpCheck, DumpGap, EngineRun, PanicInfo, Report, SnapshotInfo
+from kdebug.report.model import CrossCheck, DumpCheck, DumpGap, EngineRun, PanicInfo, Report, SnapshotInfo
 from kdebug.vmcore.filter import explain_missing
-from kdebug.vmcore.locate import Dump
+from kdebug.vmcore.locate import Dump, open_dump
 
 LOG_TAIL = 60
 
 
+@dataclass
+class CrashOpinion:
+    """What crash added: its run, its warnings, and the cross-check table."""
+
+    engine: EngineRun
+    warnings: list[str]
+    crosscheck: list[CrossCheck]
+
+
 def build_report(dump: Dump, *, crash: bool = True, crash_timeout: float = 120.0,
                  progress: Callable[[str], None] | None = None,
-                 on_partial: Callable[[Report], None] | None = None, crash_started=None) -> Report:
+                 on_partial: Callable[[Report], None] | None = None,
+                 crash_started: CrashProcess | None = None) -> Report:
     """``on_partial`` gets the drgn-only report while crash is still running;
-    ``crash_started``: a kdebug.crash.runner.CrashProcess already running on this
-    dump (crash-loop starts it as soon as the dump is whole); any other is ended."""
-    from kdebug.analysis.features import pid_numbers_flexible
-    from kdebug.analysis.health import gap, walk_tasks
-    from kdebug.analysis.log import collect_log, log_lines
-    from kdebug.analysis.modules import collect_modules, collect_tainting_modules
-    from kdebug.analysis.panic import (
-        collect_other_cpus,
-        collect_panic,
-        collect_splat,
-        crash_evidence,
-        no_panic,
-        snapshot_evidence,
-    )
-    from kdebug.analysis.program import COLLECTOR_ERRORS, DRGN_VERSION, FaultError, open_program
-    from kdebug.analysis.system import collect_memory, collect_system
-    from kdebug.analysis.tasks import summarize_tasks
-    from kdebug.crash.runner import CrashProcess, CrashRun, run_crash
-
+    ``crash_started``: a crash process already running on this dump
+    (crash-loop starts it as soon as the dump is whole); any other is ended."""
     say = progress or (lambda _msg: None)
-    proc = None
-    if crash_started is not None:
-        if crash and crash_started.serves(dump.vmlinux, dump.path):
-            proc = crash_started
-        else:
-            crash_started.cancel()
-    if proc is None and crash and shutil.which("crash"):
-        proc = CrashProcess(dump.vmlinux, dump.path, "report", crash_timeout)
-    t0 = time.monotonic()
-    warnings: list[str] = []
-    gaps: list[DumpGap] = []
-
+    proc = _crash_process(dump, crash, crash_timeout, crash_started)
     try:
-        say("drgn: loading debug info")
-        prog, load_warnings = open_program(dump)
-        warnings += load_warnings
-
-        def guard(what: str, fn, default):
-            """One collector failing costs its section, not the report; a read
-            outside the dump is a gap in it, which the report names."""
-            try:
-                return fn()
-            except FaultError as e:
-                gaps.append(gap(prog, what, e))
-                warnings.append(f"drgn: {what}: {e}")
-                return default
-            except COLLECTOR_ERRORS as e:
-                warnings.append(f"drgn: {what}: {type(e).__name__}: {e}")
-                return default
-
-        say("drgn: collecting")
-        log = guard("log", lambda: collect_log(prog), [])
-        log, log_source = _saved_log(dump, log, warnings)
-        lines = log_lines(log)
-        crashed = crash_evidence(prog, dump.info.vmcoreinfo)
-        splat = None
-        if crashed:
-            panic, panic_gaps = collect_panic(prog, lines)
-            gaps += panic_gaps
-            splat = guard("kernel report", lambda: collect_splat(prog, lines), None)
-        else:
-            panic = no_panic()
-        system = collect_system(prog, dump)
-        tasks, task_gap = walk_tasks(prog)
-        if task_gap is not None:
-            gaps.append(task_gap)
-            warnings.append(f"drgn: tasks: the walk stopped after {len(tasks)} tasks: {task_gap.error}")
-        summary = guard("task summary", lambda: summarize_tasks(prog, tasks), None)
-        if summary is not None:
-            summary.complete = task_gap is None
-        other = guard("other CPUs", lambda: collect_other_cpus(prog, panic.cpu), [])
-        modules = guard("modules", lambda: collect_modules(prog), [])
-        tainting = guard("tainting modules", lambda: collect_tainting_modules(prog, modules), [])
-        memory = guard("memory", lambda: collect_memory(prog), None)
+        read = collect(dump, say=say, pid_layout=crash)
     except BaseException:
         if proc is not None:
             proc.cancel()
         raise
-    drgn_secs = time.monotonic() - t0
-    engines = [EngineRun("drgn", True, round(drgn_secs, 3), version=DRGN_VERSION)]
-    check = dump_check(dump, gaps, len(tasks), task_gap is None, panic, len(log))
-    if crashed:
+    if on_partial is not None:
+        on_partial(assemble(dump, read))
+    opinion = crash_opinion(dump, read, proc, crash_timeout, say) if crash else None
+    return assemble(dump, read, opinion)
+
+
+def _crash_process(dump: Dump, crash: bool, timeout: float, started: CrashProcess | None) -> CrashProcess | None:
+    """crash on this dump, started now (it runs while drgn reads), or the one
+    already running on it; None without crash."""
+    if started is not None:
+        if crash and started.serves(dump.vmlinux, dump.path):
+            return started
+        started.cancel()
+    if crash and shutil.which("crash"):
+        return CrashProcess(dump.vmlinux, dump.path, "report", timeout)
+    return None
+
+
+def crash_opinion(dump: Dump, read: DrgnRead, proc: CrashProcess | None, timeout: float,
+                  say: Callable[[str], None]) -> CrashOpinion:
+    """Wait for crash, and hold what it read against what drgn read."""
+    say("crash: waiting")
+    if proc is None:
+        run = CrashRun(False, 0.0, error="crash is not installed (apt-get install crash)")
+    else:
+        run = run_crash(dump.vmlinux, dump.path, timeout=timeout, started=proc)
+    engine = EngineRun("crash", run.ok, round(run.seconds, 3), run.error, run.version,
+                       unsupported=run.unsupported)
+    warnings = [w if w.startswith("crash") else f"crash: {w}" for w in (run.error, run.extension_error) if w]
+    table = cross_check(read.system, read.panic, read.tasks, [m.name for m in read.modules], run,
+                        tasks_complete=read.task_gap is None,
+                        log=read.log if read.log_source == "vmcore" else None,
+                        oops_lines=oops_block(read.lines).splitlines(), pid_flexible=read.pid_flexible)
+    return CrashOpinion(engine, warnings, table)
+
+
+def assemble(dump: Dump, read: DrgnRead, opinion: CrashOpinion | None = None) -> Report:
+    """The report of what drgn read (and crash, once it has answered)."""
+    check = dump_check(dump, read.gaps, len(read.tasks), read.task_gap is None, read.panic, len(read.log))
+    if read.crashed:
         kind, snap = "panic", None
-        sig = signature(panic.reason, panic.message, lines, panic.backtrace, splat)
+        sig = signature(read.panic.reason, read.panic.message, read.lines, read.panic.backtrace, read.splat)
     else:
         kind = "snapshot"
-        snap = SnapshotInfo(taken=system.crash_time, uptime_s=system.uptime_s, evidence=snapshot_evidence())
-        sig = snapshot_signature([b.backtrace for b in summary.blocked] if summary else [])
-
-    def report(**kw) -> Report:
-        return Report(signature=sig, system=system, panic=panic, other_cpus=other, tasks=summary,
-                      log_tail=log[-LOG_TAIL:], modules=modules, memory=memory, log_source=log_source,
-                      kind=kind, snapshot=snap, dump=check, splat=splat, tainting_modules=tainting, **kw)
-
-    if on_partial is not None:
-        on_partial(report(engines=list(engines), warnings=list(warnings)))
-    crosscheck = []
-    if crash:
-        say("crash: waiting")
-        if proc is None:
-            run = CrashRun(False, 0.0, error="crash is not installed (apt-get install crash)")
-        else:
-            run = run_crash(dump.vmlinux, dump.path, timeout=crash_timeout, started=proc)
-        engines.append(EngineRun("crash", run.ok, round(run.seconds, 3), run.error, run.version,
-                                 unsupported=run.unsupported))
-        warnings += [w if w.startswith("crash") else f"crash: {w}" for w in (run.error, run.extension_error) if w]
-        crosscheck = cross_check(system, panic, tasks, [m.name for m in modules], run,
-                                 tasks_complete=task_gap is None, log=log if log_source == "vmcore" else None,
-                                 oops_lines=oops_block(lines).splitlines(),
-                                 pid_flexible=guard("struct pid", lambda: pid_numbers_flexible(prog), None))
-    return report(crosscheck=crosscheck, engines=engines, warnings=warnings)
+        snap = SnapshotInfo(taken=read.system.crash_time, uptime_s=read.system.uptime_s,
+                            evidence=snapshot_evidence())
+        sig = snapshot_signature([b.backtrace for b in read.summary.blocked] if read.summary else [])
+    engines, warnings = [read.engine], list(read.warnings)
+    if opinion is not None:
+        engines.append(opinion.engine)
+        warnings += opinion.warnings
+    return Report(signature=sig, system=read.system, panic=read.panic, other_cpus=read.other_cpus,
+                  tasks=read.summary, log_tail=read.log[-LOG_TAIL:], modules=read.modules, memory=read.memory,
+                  log_source=read.log_source, kind=kind, snapshot=snap, dump=check, splat=read.splat,
+                  tainting_modules=read.tainting, crosscheck=opinion.crosscheck if opinion else [],
+                  engines=engines, warnings=warnings)
 
 
 def dump_check(dump: Dump, gaps: list[DumpGap], tasks: int, tasks_complete: bool, panic: PanicInfo,
@@ -145,32 +116,21 @@ def dump_check(dump: Dump, gaps: list[DumpGap], tasks: int, tasks_complete: bool
                      log_records=log_records, gaps=gaps, cause=cause, fix=fix, dump_level=info.dump_level)
 
 
-def _saved_log(dump: Dump, log: list, warnings: list[str]) -> tuple[list, str]:
-    """The dump's own log; when it is unreadable, the log its writer saved
-    beside it (kdump-tools' dmesg.<stamp>, RHEL's vmcore-dmesg.txt)."""
-    from kdebug.errors import VmcoreError
-    from kdebug.vmcore.layouts import read_saved_dmesg
-
-    if dump.site is not None and dump.site.incomplete:
-        warnings.append(dump.site.incomplete)
-    saved = dump.saved_dmesg
-    if log or saved is None:
-        return log, "vmcore"
-    try:
-        records = read_saved_dmesg(saved)
-    except VmcoreError as e:
-        warnings.append(f"log: the dump's own log is unreadable, and so is the one saved beside it: {e}")
-        return log, "vmcore"
-    warnings.append(f"log: the dump's own log is unreadable; the log shown is {saved}, saved beside the dump")
-    return records, str(saved)
-
-
 def postmortem(path, *, vmlinux=None, tree=None, crash: bool = True, crash_timeout: float = 120.0,
-               progress=None, on_partial=None, module_dirs=(), crash_started=None) -> Report:
+               progress=None, on_partial=None, module_dirs=(), crash_started=None,
+               debuginfo: bool = True, fetch_progress=None) -> Report:
     """vmcore path -> Report (KdebugError for anything a user can fix).
-    ``module_dirs``: directories of out-of-tree modules' files (paired by build-id)."""
-    from kdebug.vmcore.locate import open_dump
-
-    dump = open_dump(path, vmlinux=vmlinux, tree=tree, module_dirs=tuple(module_dirs))
+    ``module_dirs``: directories of out-of-tree modules' files (paired by build-id).
+    Without debug info (none found, none given, or ``debuginfo`` False) the
+    report is tier 0, from the dump alone (kdebug.postmortem.tier0)."""
+    if not debuginfo:
+        return postmortem_nodebug(path, progress=progress)
+    try:
+        dump = open_dump(path, vmlinux=vmlinux, tree=tree, module_dirs=tuple(module_dirs),
+                         fetch_progress=fetch_progress)  # debuginfod downloads, drawn by the CLI
+    except KernelError as e:  # no debug vmlinux (kdebug.vmcore.search.DebugInfoMissing)
+        if vmlinux is not None or tree is not None:
+            raise  # the one the user named does not fit: their error to fix
+        return postmortem_nodebug(path, missing=e, progress=progress)
     return build_report(dump, crash=crash, crash_timeout=crash_timeout, progress=progress,
                         on_partial=on_partial, crash_started=crash_started)
