@@ -1,15 +1,23 @@
-"""`kdebug doctor`: what this host and kernel can do, as records then text."""
+"""`kdebug doctor`: what this host and kernel can do, as records then text;
+`kdebug doctor DUMP`: where each piece of a dump's debug info comes from."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from kdebug.analysis.debugfiles import dump_modules
 from kdebug.errors import KdebugError
 from kdebug.kconfig import check_features, check_sanitizers, load_features, load_sanitizers
 from kdebug.kernel import Kernel, image_build_id, vmlinux_build_id
 from kdebug.plan.accel import AccelChoice, choose_accel
+from kdebug.vmcore.debuginfod import Progress
+from kdebug.vmcore.info import identify
+from kdebug.vmcore.layouts import locate
+from kdebug.vmcore.locate import RECORDED, find_module_files, locate_vmlinux, reassemble, recorded_kernel
+from kdebug.vmcore.search import MISSING, DebugInfoMissing, DebugSearch, Piece
 
 #: (tool, package, version argument, what it is for)
 TOOLS = [
@@ -139,4 +147,86 @@ def format_doctor(r: DoctorReport) -> str:
                             headers=["detector", "built in", "settings", "note"]))
     for n in k.notes:
         out.append(f"note: {n}")
+    return "\n".join(out)
+
+
+# --- kdebug doctor DUMP ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class DumpDoctor:
+    """Where each piece of a dump's debug info is, or would come from."""
+
+    dump: Path
+    release: str | None
+    build_id: str | None
+    vmlinux: Piece
+    modules: list[Piece]
+    search: DebugSearch
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.vmlinux.source != MISSING
+
+
+def collect_dump_doctor(path: Path, *, vmlinux: Path | None = None, tree: Path | None = None,
+                        fetch: bool = False, progress: Progress | None = None,
+                        module_dirs: tuple[Path, ...] = ()) -> DumpDoctor:
+    """Find (``fetch``: and download) the dump's vmlinux, then each loaded
+    module's debug file: on this machine, in the cache, or on a server."""
+    site = locate(Path(path))
+    info = identify(site.vmcore)
+    if info.format == "flattened":
+        info = identify(reassemble(info.path))
+    given = "given"
+    if vmlinux is None and tree is None:
+        vmlinux, tree = recorded_kernel(site, info.build_id)
+        given = RECORDED
+    search = DebugSearch.from_env(progress)
+    notes = []
+    try:
+        vm, _mods = locate_vmlinux(info, vmlinux, tree, search, given_as=given, fetch_it=fetch)
+    except DebugInfoMissing as e:
+        vm = Piece("vmlinux", e.build_id, None, MISSING, "; ".join(e.tried), note=e.hint or "")
+    modules: list[Piece] = []
+    if vm.path is None:
+        notes.append("the dump's module list is read through the vmlinux's debug info: "
+                     + ("pass --fetch to download it" if vm.source != MISSING else "get the vmlinux first"))
+    else:
+        # Out-of-tree modules beside a capture or under --module-dir, and a build tree's own.
+        extra = (*find_module_files(site, module_dirs), *(sorted(tree.rglob("*.ko")) if tree else ()))
+        for name, bid in dump_modules(info.path, vm.path):
+            piece = search.local_module(name, bid, info.release, extra)
+            if piece is None and bid and search.urls:
+                if fetch:
+                    got = search.fetch_module(name, bid)
+                    piece = Piece(name, bid, got, "debuginfod", "", "") if got else None
+                else:
+                    piece = search.probe(bid, name)
+            modules.append(piece or Piece(name, bid, None, MISSING, "not found locally"
+                                          + ("" if search.urls else "; no DEBUGINFOD_URLS")))
+        notes += search.failures
+    return DumpDoctor(Path(path), info.release, info.build_id, vm, modules, search, notes)
+
+
+def format_dump_doctor(d: DumpDoctor) -> str:
+    from tabulate import tabulate
+
+    s = d.search
+    out = [f"Dump {d.dump}: release {d.release or '?'}, build-id {d.build_id or 'none in VMCOREINFO'}",
+           "Searched, in order: --vmlinux/capture.json; debug directories "
+           + (", ".join(map(str, s.dirs)) or "none (KDEBUG_DEBUG_DIRS is empty)")
+           + f"; kdebug's build trees; cache {s.cache}; debuginfod "
+           + (" ".join(s.urls) or "none (DEBUGINFOD_URLS unset)"), ""]
+
+    def row(p: Piece):
+        where = str(p.path) if p.path else p.where
+        return (p.what, p.build_id or "?", p.source, where or "-", p.note or "")
+
+    out.append(tabulate([row(d.vmlinux), *(row(m) for m in d.modules)],
+                        headers=["piece", "build-id", "from", "where", "note"]))
+    missing = [m.what for m in d.modules if m.source == MISSING]
+    if missing:
+        out.append(f"missing: {len(missing)} module(s): {', '.join(missing)}")
+    out += [f"note: {n}" for n in d.notes]
     return "\n".join(out)

@@ -8,6 +8,7 @@ from pathlib import Path
 import drgn
 from drgn.helpers.linux.kallsyms import load_module_kallsyms
 
+from kdebug.analysis.debugfiles import configure
 from kdebug.errors import KernelError, PostmortemError
 from kdebug.vmcore.locate import Dump
 
@@ -26,6 +27,8 @@ def open_program(dump: Dump) -> tuple[drgn.Program, list[str]]:
         prog.set_core_dump(str(dump.path))
     except (ValueError, OSError, drgn.FaultError, drgn.ObjectNotFoundError) as e:
         raise PostmortemError(f"drgn cannot open {dump.path}: {e}") from None
+    if dump.search is not None:
+        configure(prog, dump.search)  # kdebug's debug directories, cache and debuginfod client
     return prog, load_kernel_debug_info(prog, dump.vmlinux, dump.module_debug_dir, str(dump.path),
                                         dump.module_files)
 
