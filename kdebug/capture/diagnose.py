@@ -141,9 +141,9 @@ def after_trigger(console: str, *, exited: bool, timed_out: bool, kdump: bool,
 def splat_without_panic(splat: Splat, panic_on: tuple[str, ...], waited: float) -> Diagnosis:
     """The console showed ``splat`` and the kernel went on instead of
     panicking: what would have made it a panic (and so a vmcore)."""
-    cause = f"the kernel printed {splat.line!r} ({splat.kind}) and went on without a panic for {waited:.0f} s"
+    cause = f"the kernel printed {splat.line!r} ({splat.name}) and went on without a panic for {waited:.0f} s"
     if splat.word is None:
-        cause += f": no kernel setting turns a {splat.kind} into a panic"
+        cause += f": no kernel setting turns a {splat.name} into a panic"
         fix = "use --method auto, which then takes a QEMU dump of the guest as it is"
     elif splat.word not in panic_on:
         off = ", ".join(s.sysctl for s in SWITCHES[splat.word])

@@ -8,16 +8,17 @@ kdebug looks there, never at the version.
 
 :func:`find_splat` reads what the console showed after the trigger: the
 headers the kernel prints when something goes wrong without (yet) a panic,
-and which ``--panic-on`` word would have made that a panic.
+and which ``--panic-on`` word would have made that a panic. Both come from
+the one table of the kernel's reports, kdebug.report.taxonomy.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kdebug.errors import UsageError
+from kdebug.report.taxonomy import ANY_HEADER, KINDS, first_header
 
 
 @dataclass(frozen=True)
@@ -112,55 +113,33 @@ def all_sysctls() -> list[str]:
 
 @dataclass(frozen=True)
 class Splat:
-    """A kernel complaint on the console: its kind, its header line, and the
-    ``--panic-on`` word that would have panicked the kernel there (None:
-    nothing does)."""
+    """A kernel complaint on the console: its kind (kdebug.report.taxonomy's),
+    its header line, and the ``--panic-on`` word that would have panicked the
+    kernel there (None: nothing does)."""
 
     kind: str
     line: str
     word: str | None
 
+    @property
+    def name(self) -> str:
+        """What a person calls it ("NULL pointer dereference", "KASAN report")."""
+        kind = KINDS.get(self.kind)
+        return kind.label if kind is not None else self.kind
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "line": self.line, "panic_on": self.word}
 
 
-#: The headers, most specific first (a soft lockup is also a "BUG:").
-#: Formats from the 6.1 and 6.12 sources: arch/x86/mm/fault.c, arch/x86/kernel/traps.c
-#: and dumpstack.c (Oops), lib/bug.c, kernel/panic.c __warn(), mm/kasan/report.c,
-#: mm/kfence/report.c, lib/ubsan.c, kernel/hung_task.c, kernel/watchdog.c,
-#: kernel/rcu/tree_stall.h, mm/oom_kill.c, kernel/sched/core.c, kernel/locking/lockdep.c.
-_SPLATS: list[tuple[str, str | None, re.Pattern]] = [
-    ("soft lockup", "lockup", re.compile(r"watchdog: BUG: soft lockup - CPU#\d+ stuck.*")),
-    ("hard lockup", "lockup", re.compile(r"Watchdog detected hard LOCKUP on cpu \d+.*")),
-    ("RCU stall", "lockup", re.compile(r"rcu: INFO: \S+ (?:self-)?detected stalls? on CPUs?.*")),
-    ("KASAN", "warn", re.compile(r"BUG: KASAN: .*")),
-    ("KFENCE", "warn", re.compile(r"BUG: KFENCE: .*")),
-    ("UBSAN", "warn", re.compile(r"UBSAN: .*")),
-    ("scheduling while atomic", "warn", re.compile(r"BUG: scheduling while atomic.*")),
-    ("sleeping in atomic context", None, re.compile(r"BUG: sleeping function called from invalid context.*")),
-    ("hung task", "hung", re.compile(r"INFO: task \S+ blocked for more than \d+ seconds.*")),
-    ("OOM kill", "oom", re.compile(r"Out of memory: Killed process.*")),
-    ("Oops", "oops", re.compile(r"BUG: (?:kernel NULL pointer dereference|unable to handle page fault).*|"
-                                r"kernel BUG at .*|general protection fault.*|Oops: .*|"
-                                r"(?:invalid opcode|divide error|stack segment): \d+.*")),
-    ("WARNING", "warn", re.compile(r"WARNING: CPU: \d+ PID: \d+ at .*")),
-    # lockdep and RCU-lockdep reports start "WARNING: " without the CPU and PID
-    # of a WARN(), and never panic.
-    ("lockdep report", None, re.compile(r"WARNING: (?:possible|inconsistent|suspicious|bad unlock|"
-                                        r"held lock|lock held|nested lock|circular).*")),
-]
-#: One pattern for a console watcher; :func:`find_splat` names what it matched.
-ANY_SPLAT = re.compile("|".join(f"(?:{p.pattern})" for _, _, p in _SPLATS))
+#: One pattern for a console watcher: the header of any report the taxonomy
+#: knows (kdebug.report.taxonomy.FORMATS); :func:`find_splat` names what it matched.
+ANY_SPLAT = ANY_HEADER
 
 
 def find_splat(console: str) -> Splat | None:
     """The first complaint on the console, or None."""
-    best: tuple[int, int, Splat] | None = None
-    for rank, (kind, word, pat) in enumerate(_SPLATS):
-        m = pat.search(console)
-        if m and (best is None or (m.start(), rank) < best[:2]):
-            best = (m.start(), rank, Splat(kind, m.group(0).strip(), word))
-    return best[2] if best else None
+    hit = first_header(console.splitlines())
+    return Splat(hit.kind, hit.line, hit.panic_on) if hit is not None else None
 
 
 def switch_text(word: str) -> str:

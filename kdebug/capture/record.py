@@ -48,8 +48,9 @@ modules            out-of-tree modules given to the guest (--add, the trigger mo
                    [{name, guest, host, file, build_id, vermagic}], ``file`` the copy
                    kept in modules/ beside the dump (postmortem pairs it by build-id)
 splat              what the kernel reported when it went on instead of panicking:
-                   {kind, line, panic_on (the word that would have panicked it, or
-                   null), waited (s)}, or null
+                   {kind (kdebug.report.taxonomy's: "null-deref", "kasan", ...), line,
+                   panic_on (the word that would have panicked it, or null), waited (s)},
+                   or null
 run_status         the --run command's exit status when it returned, or null
 capture_kernel     the kernel kdump booted to save the dump: {source ("crashed" or
                    "tree"), release, image, size, tree, compression (of the bzImage,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import click
 
-from kdebug.cli.fetch import fetch_progress
 from kdebug.cli.options import capture_options, launch_options, pass_kw, to_capture_options, to_launch_options
-from kdebug.errors import UsageError
+from kdebug.errors import CaptureError, UsageError
 from kdebug.report.render import FORMATS
 
 
@@ -36,21 +36,15 @@ def _write(text: str, output: Path | None) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
 @click.option("--no-crash", is_flag=True, help="drgn only: skip crash and the cross-check.")
 @click.option("--crash-timeout", default=120.0, show_default=True, help="Seconds crash may run.")
-@click.option("--no-debuginfo", is_flag=True,
-              help="Tier 0: report from the dump alone (VMCOREINFO, kallsyms, log, saved registers), as "
-                   "when no debug vmlinux can be found.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_crash, crash_timeout, no_debuginfo,
-               quiet):
+def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_crash, crash_timeout, quiet):
     """Turn a vmcore (ELF, kdump-compressed or flattened) into a report.
 
     VMCORE is a dump file, or a directory holding one dump at any depth: a
     `kdebug capture` directory, kdump-tools' <stamp>/dump.<stamp> (Debian,
     Ubuntu) or RHEL's <host>-<date>/vmcore. When the dump's own log is
     unreadable, the dmesg saved beside it serves as the log. The vmlinux is
-    found by the build-id in the dump's VMCOREINFO; when none can be had
-    (or with --no-debuginfo) the report is tier 0, made from the dump alone,
-    and its first line says what it lacks and which package gives it. Out-of-tree modules a
+    found by the build-id in the dump's VMCOREINFO. Out-of-tree modules a
     capture was given are found beside it (modules/) or where they were
     added from; --module-dir DIR names more. The JSON schema is
     kdebug/report/schema/report-v1.json.
@@ -67,8 +61,7 @@ def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_cras
             click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
 
     report = run(vmcore, vmlinux=vmlinux, tree=tree, crash=not no_crash, crash_timeout=crash_timeout,
-                 progress=progress, module_dirs=module_dirs, debuginfo=not no_debuginfo,
-                 fetch_progress=fetch_progress(quiet))
+                 progress=progress, module_dirs=module_dirs)
     progress(f"done: {report.signature}")
     _write(render(report, "json" if as_json else fmt), output)
 
@@ -87,8 +80,7 @@ def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_cras
               help="Crash database (SQLite file, or postgresql://...): skip dumps it holds, record the rest.")
 @click.option("--broker", metavar="URL", help="Send each dump to `kdebug worker`s through this Redis broker.")
 @click.option("--summary", is_flag=True, help="With --db: signatures by count, first/last seen, releases.")
-@click.option("--no-debuginfo", is_flag=True, help="Tier 0 for every dump: no debug info is looked for.")
-def triage(directory, jobs, timeout, as_json, fmt, output, no_crash, vmlinux, db, broker, summary, no_debuginfo):
+def triage(directory, jobs, timeout, as_json, fmt, output, no_crash, vmlinux, db, broker, summary):
     """Analyse every vmcore under DIRECTORY in parallel and group them by signature.
 
     Dumps are found at any depth: `kdebug capture` directories, kdump-tools'
@@ -112,7 +104,7 @@ def triage(directory, jobs, timeout, as_json, fmt, output, no_crash, vmlinux, db
     if directory is None and not summary:
         raise UsageError("give a DIRECTORY of dumps (or --db ... --summary)")
     if directory is not None:
-        entries = _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker, not no_debuginfo)
+        entries = _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker)
         if not summary:
             from kdebug.report.triage import triage_json, triage_text
 
@@ -123,7 +115,7 @@ def triage(directory, jobs, timeout, as_json, fmt, output, no_crash, vmlinux, db
     _summary(db, fmt, output)
 
 
-def _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker, debuginfo=True):
+def _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker):
     from kdebug.postmortem.triage import TriageOptions
     from kdebug.vmcore.layouts import find_dumps
 
@@ -131,7 +123,7 @@ def _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker, debugin
     if not dumps:
         raise UsageError(f"no dumps in {directory} (looked for kdebug capture directories, kdump-tools "
                          "<stamp>/dump.<stamp>, RHEL <host>-<date>/vmcore and dump files, at any depth)")
-    options = TriageOptions(vmlinux=vmlinux, crash=not no_crash, debuginfo=debuginfo)
+    options = TriageOptions(vmlinux=vmlinux, crash=not no_crash)
     where = f"through {broker}" if broker else f"{jobs} at a time"
     click.echo(f"kdebug: triage of {len(dumps)} dumps, {where}", err=True)
 
@@ -195,7 +187,8 @@ def crash_loop(kw):
 
     Example: kdebug crash-loop --add m.ko:/m.ko --run 'insmod /m.ko'
     """
-    from kdebug.crashloop import crash_loop as run
+    from kdebug.capture.api import capture
+    from kdebug.postmortem.build import postmortem as run
     from kdebug.report.render import CRASH_SECTIONS, render, render_text
 
     opts = to_capture_options(kw, kw.pop("out"))
@@ -205,17 +198,103 @@ def crash_loop(kw):
     def say(msg: str) -> None:
         click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
 
+    what = f"run {opts.run!r}" if opts.run is not None else f"trigger {opts.trigger}"
+    say(f"capture: boot, {what}, {opts.method} dump")
+    lopts = to_launch_options(kw)
+    ahead = _crash_ahead(opts, no_crash, say, lopts)
+    try:
+        cap = capture(lopts, opts, say=say)
+    except CaptureError as e:
+        ahead.cancel()
+        where = f"; logs in {e.directory}" if e.directory else ""
+        raise CaptureError(f"stage {e.failed_stage}: {e.message}{where}", hint=e.hint) from None
+    except BaseException:
+        ahead.cancel()
+        raise
+    if cap.fallback:
+        say(f"capture: {cap.fallback}; " + ("took a QEMU dump of the guest as it is" if cap.splat
+                                            else "used the QEMU dump instead"))
+    say("capture: " + ", ".join(f"{s.name} {s.seconds:.1f}s" for s in cap.stages) + f" -> {cap.directory}")
+    if cap.capture_kernel:
+        ck = cap.capture_kernel
+        say(f"capture kernel: {ck['release']} ({ck['reason']})")
+
     def partial(report) -> None:
         say(f"drgn report ready: {report.signature}" + ("" if no_crash else " (crash still running)"))
         click.echo(render_text(report))
 
-    loop = run(to_launch_options(kw), opts, crash=not no_crash, say=say, on_partial=partial)
+    try:
+        report = run(cap.directory, crash=not no_crash, progress=say, on_partial=partial,
+                     crash_started=ahead.proc)
+    except BaseException:
+        ahead.cancel()  # no crash outlives the command
+        raise
     if not no_crash:
+        say("full report ready (drgn + crash)")
         # The drgn report is on screen already: what crash added, from the same record.
-        click.echo(render_text(loop.report, sections=CRASH_SECTIONS), nl=False)
-    say(f"report saved: {loop.capture.directory}/report.json, report.html")
+        click.echo(render_text(report, sections=CRASH_SECTIONS), nl=False)
+    # The capture directory keeps the report beside the dump it describes.
+    # 0600 like the dump: the log and tasks in it come from guest memory.
+    for f in ("json", "html"):
+        fd = os.open(cap.directory / f"report.{f}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(render(report, f))
+    say(f"report saved: {cap.directory}/report.json, report.html")
     if output is not None:
-        _write(render(loop.report, fmt), output)
+        _write(render(report, fmt), output)
+    ahead.finish()
+
+
+class _CrashAhead:
+    """crash started on the vmcore the moment it is whole, while the capture
+    still checks it with drgn and the report loads drgn: crash is the long
+    pole of the full report. The report adopts it (or ends it)."""
+
+    def __init__(self, say, indexing=None) -> None:
+        self.proc = None
+        self.say = say
+        self.indexing = indexing  # the vmlinux copy crash reads fastest, being made
+
+    def start(self, vmcore: Path, vmlinux: Path | None) -> None:
+        import shutil
+
+        from kdebug.crash.runner import CrashProcess
+
+        self.cancel()  # --method auto: the kdump dump made way for a QEMU one
+        if self.indexing is not None and self.indexing.is_alive():
+            # Measured: the copy takes ~6 s once; crash on it starts 3-5 s sooner, every run.
+            self.say("crash: waiting for the indexed vmlinux copy")
+            self.indexing.join(60)
+        if vmlinux is not None and shutil.which("crash"):
+            self.proc = CrashProcess(vmlinux, vmcore, "report")
+            self.say("crash: started on the dump")
+
+    def cancel(self) -> None:
+        if self.proc is not None:
+            self.proc.cancel()
+            self.proc = None
+        self.finish()
+
+    def finish(self) -> None:
+        """Let the copy be made (or its temporary file removed) before the command ends."""
+        if self.indexing is not None:
+            self.indexing.join(120)
+
+
+def _crash_ahead(opts, no_crash: bool, say, lopts) -> _CrashAhead:
+    if no_crash:
+        return _CrashAhead(say)
+    from kdebug.crash.index import index_ahead
+    from kdebug.kernel import find_kernel
+
+    kernel = find_kernel(lopts.kernel, lopts.vmlinux, lopts.tree, lopts.release)
+    indexing = index_ahead(kernel.vmlinux) if kernel.vmlinux is not None else None
+    if indexing is not None:
+        say(f"crash: indexing a copy of {kernel.vmlinux} for crash while the guest runs (once: "
+            "cached by build-id)")
+    ahead = _CrashAhead(say, indexing)
+    opts.on_vmcore = ahead.start
+    return ahead
 
 
 COMMANDS = [postmortem, triage, crash_loop]

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from kdebug.report.classify import signature
-from kdebug.report.taxonomy import culprit_report, find_reports, guilty, parse_stack, text
+from kdebug.report.guilt import guilty
+from kdebug.report.logtext import parse_stack, text
+from kdebug.report.taxonomy import culprit_report, find_reports
 from tests.conftest import FIXTURES
 from tests.vm.splats import CLASSES, SCHED_ATOMIC, SplatClass, expected_title
 
