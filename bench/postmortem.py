@@ -13,9 +13,11 @@ the local run with 1 and 2 jobs, rounds interleaved, medians, dumps per
 minute and each broker run's time as a ratio of the local run with as many
 jobs: the queue's overhead per dump.
 
-    .venv/bin/python bench/postmortem.py [VMCORE] [-n 3] [-m 4] [--no-fleet]
+    .venv/bin/python bench/postmortem.py [VMCORE] [-n 3] [-m 4] [--no-fleet] [--release 6.12]
 
-Without VMCORE it makes a 512 MiB QEMU dump of a sysrq-c crash first.
+Without VMCORE it makes a 512 MiB QEMU dump of a sysrq-c crash first (of
+--release's kernel). "crash alone" is the crash kdebug runs on that dump's
+kernel (kdebug.crash.runner.pick_crash: on 6.12, the one setup builds).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kdebug.crash.runner import pick_crash  # noqa: E402
 from kdebug.vmcore.locate import open_dump  # noqa: E402
 
 CRASH_COMMANDS = "sys\nbt\nps\nlog\nmod\nquit\n"
@@ -70,6 +73,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=3, help="rounds")
     ap.add_argument("-m", type=int, default=4, help="dumps for the triage throughput")
     ap.add_argument("--no-fleet", action="store_true", help="skip the broker runs")
+    ap.add_argument("--release", help="kernel of the dump made when no VMCORE is given (e.g. 6.12)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kdebug-bench-"))
     if args.vmcore:
@@ -78,17 +82,22 @@ def main() -> None:
         from tests.vmcore.dumps import make_qemu_dump
 
         print("making a sysrq-c QEMU dump ...", file=sys.stderr)
-        vmcore = Path(make_qemu_dump(tmp / "dump").path)
+        vmcore = Path(make_qemu_dump(tmp / "dump", release=args.release).path)
     dump = open_dump(vmcore)
+    choice = pick_crash(dump.vmlinux)
+    if choice.binary is None:
+        raise SystemExit(f"crash alone cannot run: {choice.reason}")
+    crash = choice.binary.path
+    print(f"crash: {choice.reason}", file=sys.stderr)
     cmds = tmp / "crash-cmds"
     cmds.write_text(CRASH_COMMANDS)
     kd = [sys.executable, "-m", "kdebug.cli.main"]
     from kdebug.crash.index import for_crash
 
     runs = {
-        "crash alone (sys bt ps log mod)": ["crash", "-s", str(dump.vmlinux), str(dump.path), "-i", str(cmds)],
+        "crash alone (sys bt ps log mod)": [crash, "-s", str(dump.vmlinux), str(dump.path), "-i", str(cmds)],
         # What kdebug gives crash: the vmlinux copy with a .gdb_index (kdebug.crash.index).
-        "crash alone, indexed vmlinux copy": ["crash", "-s", str(for_crash(dump.vmlinux)), str(dump.path),
+        "crash alone, indexed vmlinux copy": [crash, "-s", str(for_crash(dump.vmlinux)), str(dump.path),
                                               "-i", str(cmds)],
         "kdebug postmortem (drgn + crash)": [*kd, "postmortem", str(vmcore), "--format", "json", "-q"],
         "kdebug postmortem --no-crash": [*kd, "postmortem", str(vmcore), "--format", "json", "-q", "--no-crash"],

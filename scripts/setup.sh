@@ -5,6 +5,10 @@
 # Re-running it installs nothing that is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each step says how long it took (a fresh machine: see README, "Setup").
+t_start=$SECONDS
+took() { echo "setup: $1: $(($SECONDS - $2)) s"; }
+t=$SECONDS
 
 mapfile -t PKGS < <(cat scripts/packages.d/*.txt | sed 's/#.*//' | awk 'NF {print $1}' | sort -u)
 missing=()
@@ -20,6 +24,8 @@ if ((${#missing[@]})); then
     apt-get update -qq || true
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+took "Debian packages (packages.d/*.txt)" "$t"
+t=$SECONDS
 
 # bookworm-backports: the newer kernel generation (6.12 with -dbg and headers).
 # Each metapackage in backports.list is resolved to the exact packages its
@@ -47,6 +53,8 @@ if ((${#bmissing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${bmissing[@]/%//bookworm-backports}" >/dev/null
 fi
+took "bookworm-backports packages (6.12 kernel, QEMU 10)" "$t"
+t=$SECONDS
 
 VENV=${KDEBUG_VENV:-.venv}
 if [ ! -x "$VENV/bin/kdebug" ] || [ pyproject.toml -nt "$VENV/.kdebug-installed" ]; then
@@ -56,8 +64,11 @@ if [ ! -x "$VENV/bin/kdebug" ] || [ pyproject.toml -nt "$VENV/.kdebug-installed"
     "$VENV/bin/pip" install -q -e '.[dev,fleet]'
     touch "$VENV/.kdebug-installed"
 fi
+took "virtualenv $VENV" "$t"
 
 for step in scripts/setup.d/*.sh; do
+    t=$SECONDS
     [ -e "$step" ] && bash "$step"
+    took "${step#scripts/}" "$t"
 done
-echo "setup: done"
+echo "setup: done in $(((SECONDS - t_start) / 60)) min $(((SECONDS - t_start) % 60)) s"

@@ -41,8 +41,7 @@ work=$KDEBUG_TOOLS/.build-crash-$version
 log=$KDEBUG_TOOLS/crash-$version.build.log
 rm -rf "$work" && mkdir -p "$work/src"
 fetch() { (cd "$work/src" && papt source --download-only "crash=$version" >"$log" 2>&1); }
-step "downloaded the source ($(du -sh "$work/src" 2>/dev/null | cut -f1))" fetch \
-    || warn "apt-get source crash=$version failed: $(tail -1 "$log")"
+step "downloaded the source" fetch || warn "apt-get source crash=$version failed: $(tail -1 "$log")"
 # dpkg-source lays it out as Debian's build does: the orig-gdb component as
 # ./gdb beside the Makefile (the Makefile moves it to gdb-<ver> and applies
 # crash's gdb patch; extracted anywhere else that patch is skipped and the

@@ -45,26 +45,34 @@ def kdump_oops(tmp_path_factory, kernel):
 
 @pytest.fixture(scope="session")
 def crash_sys(tmp_path_factory):
-    """crash_sys(path) -> crash's own ``sys`` output for the dump, or None
-    when crash cannot open it (crash run by hand, once per dump)."""
+    """crash_sys(path, crash=None) -> crash's own ``sys`` output for the dump,
+    or None when it cannot open it (crash run by hand, once per dump and
+    binary). ``crash`` None: every crash on this host (kdebug's build, PATH's,
+    the system's) until one opens it."""
     need_tool("crash")
     import subprocess
     from pathlib import Path
 
+    from kdebug.paths import tool_candidates
     from kdebug.vmcore.locate import open_dump
 
-    cache: dict[str, str | None] = {}
+    cache: dict[tuple[str, str], str | None] = {}
 
-    def get(path) -> str | None:
-        if str(path) not in cache:
+    def one(path, crash: str) -> str | None:
+        if (str(path), crash) not in cache:
             d = tmp_path_factory.mktemp("crash-sys")
             (d / "cmds").write_text(f"sys > {d}/sys.txt\nquit\n")
             dump = open_dump(Path(path))
-            subprocess.run(["crash", "-s", str(dump.vmlinux), str(dump.path), "-i", str(d / "cmds")],
+            subprocess.run([crash, "-s", str(dump.vmlinux), str(dump.path), "-i", str(d / "cmds")],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
             out = d / "sys.txt"
-            cache[str(path)] = out.read_text() if out.exists() else None
-        return cache[str(path)]
+            cache[(str(path), crash)] = out.read_text() if out.exists() else None
+        return cache[(str(path), crash)]
+
+    def get(path, crash: str | None = None) -> str | None:
+        if crash is not None:
+            return one(path, crash)
+        return next((s for c in tool_candidates("crash") if (s := one(path, str(c))) is not None), None)
     return get
 
 
