@@ -36,15 +36,21 @@ def _write(text: str, output: Path | None) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the report to FILE.")
 @click.option("--no-crash", is_flag=True, help="drgn only: skip crash and the cross-check.")
 @click.option("--crash-timeout", default=120.0, show_default=True, help="Seconds crash may run.")
+@click.option("--no-debuginfo", is_flag=True,
+              help="Tier 0: report from the dump alone (VMCOREINFO, kallsyms, log, saved registers), as "
+                   "when no debug vmlinux can be found.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_crash, crash_timeout, quiet):
+def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_crash, crash_timeout, no_debuginfo,
+               quiet):
     """Turn a vmcore (ELF, kdump-compressed or flattened) into a report.
 
     VMCORE is a dump file, or a directory holding one dump at any depth: a
     `kdebug capture` directory, kdump-tools' <stamp>/dump.<stamp> (Debian,
     Ubuntu) or RHEL's <host>-<date>/vmcore. When the dump's own log is
     unreadable, the dmesg saved beside it serves as the log. The vmlinux is
-    found by the build-id in the dump's VMCOREINFO. Out-of-tree modules a
+    found by the build-id in the dump's VMCOREINFO; when none can be had
+    (or with --no-debuginfo) the report is tier 0, made from the dump alone,
+    and its first line says what it lacks and which package gives it. Out-of-tree modules a
     capture was given are found beside it (modules/) or where they were
     added from; --module-dir DIR names more. The JSON schema is
     kdebug/report/schema/report-v1.json.
@@ -61,7 +67,7 @@ def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_cras
             click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
 
     report = run(vmcore, vmlinux=vmlinux, tree=tree, crash=not no_crash, crash_timeout=crash_timeout,
-                 progress=progress, module_dirs=module_dirs)
+                 progress=progress, module_dirs=module_dirs, debuginfo=not no_debuginfo)
     progress(f"done: {report.signature}")
     _write(render(report, "json" if as_json else fmt), output)
 
@@ -80,7 +86,8 @@ def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_cras
               help="Crash database (SQLite file, or postgresql://...): skip dumps it holds, record the rest.")
 @click.option("--broker", metavar="URL", help="Send each dump to `kdebug worker`s through this Redis broker.")
 @click.option("--summary", is_flag=True, help="With --db: signatures by count, first/last seen, releases.")
-def triage(directory, jobs, timeout, as_json, fmt, output, no_crash, vmlinux, db, broker, summary):
+@click.option("--no-debuginfo", is_flag=True, help="Tier 0 for every dump: no debug info is looked for.")
+def triage(directory, jobs, timeout, as_json, fmt, output, no_crash, vmlinux, db, broker, summary, no_debuginfo):
     """Analyse every vmcore under DIRECTORY in parallel and group them by signature.
 
     Dumps are found at any depth: `kdebug capture` directories, kdump-tools'
@@ -104,7 +111,7 @@ def triage(directory, jobs, timeout, as_json, fmt, output, no_crash, vmlinux, db
     if directory is None and not summary:
         raise UsageError("give a DIRECTORY of dumps (or --db ... --summary)")
     if directory is not None:
-        entries = _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker)
+        entries = _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker, not no_debuginfo)
         if not summary:
             from kdebug.report.triage import triage_json, triage_text
 
@@ -115,7 +122,7 @@ def triage(directory, jobs, timeout, as_json, fmt, output, no_crash, vmlinux, db
     _summary(db, fmt, output)
 
 
-def _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker):
+def _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker, debuginfo=True):
     from kdebug.postmortem.triage import TriageOptions
     from kdebug.vmcore.layouts import find_dumps
 
@@ -123,7 +130,7 @@ def _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker):
     if not dumps:
         raise UsageError(f"no dumps in {directory} (looked for kdebug capture directories, kdump-tools "
                          "<stamp>/dump.<stamp>, RHEL <host>-<date>/vmcore and dump files, at any depth)")
-    options = TriageOptions(vmlinux=vmlinux, crash=not no_crash)
+    options = TriageOptions(vmlinux=vmlinux, crash=not no_crash, debuginfo=debuginfo)
     where = f"through {broker}" if broker else f"{jobs} at a time"
     click.echo(f"kdebug: triage of {len(dumps)} dumps, {where}", err=True)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kdebug.decode.structs import Field
+from kdebug.decode.structs import Debuginfo, Field, require
 from kdebug.model import PrintkRecord
 
 # kernel/printk/printk_ringbuffer.h: the state lives in the top two bits of
@@ -107,3 +107,38 @@ def decode_records(rings: PrbRings, layout: PrbLayout, desc_at, info_at, text: b
 
 def tail(records: list[PrintkRecord], n: int | None) -> list[PrintkRecord]:
     return records[-n:] if n else records
+
+
+# -- from any engine's layout facts -------------------------------------------
+
+RB, DESC, INFO = "struct printk_ringbuffer", "struct prb_desc", "struct printk_info"
+
+
+def prb_layout(di: Debuginfo) -> PrbLayout:
+    """The ring's layout from an engine's facts (kdebug.decode.structs.Debuginfo:
+    drgn's or gdb's types, or a dump's VMCOREINFO)."""
+    return PrbLayout(
+        desc_size=di.sizeof(DESC), state_var=require(di, DESC, "state_var"),
+        text_begin=require(di, DESC, "text_blk_lpos.begin"), text_next=require(di, DESC, "text_blk_lpos.next"),
+        info_size=di.sizeof(INFO), seq=require(di, INFO, "seq"), ts_nsec=require(di, INFO, "ts_nsec"),
+        text_len=require(di, INFO, "text_len"), facility=require(di, INFO, "facility"),
+        level=require(di, INFO, "level"), caller_id=di.member(INFO, "caller_id"))
+
+
+def read_ring(read, prb: int, di: Debuginfo) -> list[PrintkRecord]:
+    """Every record of the ring at ``prb`` (the ``struct printk_ringbuffer``
+    the kernel's ``prb`` points to), oldest first. ``read(address, size)``
+    returns the kernel's memory: each ring is read whole, in one call."""
+    lay = prb_layout(di)
+
+    def g(path: str) -> int:
+        return require(di, RB, path).get(raw)
+
+    raw = read(prb, di.sizeof(RB))
+    rings = PrbRings(count_bits=g("desc_ring.count_bits"), text_size_bits=g("text_data_ring.size_bits"),
+                     head_id=g("desc_ring.head_id.counter"), tail_id=g("desc_ring.tail_id.counter"))
+    descs = read(g("desc_ring.descs"), rings.count * lay.desc_size)
+    infos = read(g("desc_ring.infos"), rings.count * lay.info_size)
+    text = read(g("text_data_ring.data"), 1 << rings.text_size_bits)
+    return decode_records(rings, lay, lambda i: descs[i * lay.desc_size:(i + 1) * lay.desc_size],
+                          lambda i: infos[i * lay.info_size:(i + 1) * lay.info_size], text)

@@ -11,6 +11,11 @@ Several triage runs may share one database: SQLite runs in WAL mode with a
 busy timeout and writes in ``BEGIN IMMEDIATE`` transactions; a row is
 inserted only if its content hash is new (``ON CONFLICT DO NOTHING``), so two
 runs that analysed the same dump leave one row.
+
+Schema versions: 1, then 2 (``tier``: 0 for a report made without debug
+info). An older database is migrated forward when opened; a tier-0 row is
+replaced by the full report (``upgrade``) once a run has the debug info,
+keeping where and when the dump was first seen.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 from kdebug.errors import UsageError
 from kdebug.fleet.records import DumpRow
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Seconds a writer waits for another to finish before giving up.
 BUSY_TIMEOUT = 120
 COLUMNS = tuple(f.name for f in fields(DumpRow))
@@ -42,10 +47,15 @@ CREATE TABLE dumps (
     analysed_at TEXT NOT NULL,
     analysed_by TEXT NOT NULL,
     seconds DOUBLE PRECISION NOT NULL,
-    report_json TEXT NOT NULL
+    report_json TEXT NOT NULL,
+    tier INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX dumps_signature ON dumps (signature);
 """
+
+
+#: Statements that take a database from version N to N + 1.
+MIGRATIONS = {1: ("ALTER TABLE dumps ADD COLUMN tier INTEGER NOT NULL DEFAULT 1",)}
 
 
 def open_db(where: str | Path) -> CrashDB:
@@ -92,6 +102,13 @@ class CrashDB:
                             ("schema_version", str(SCHEMA_VERSION)))
                 return
             version = int(row[0]) if str(row[0]).isdigit() else row[0]
+            if isinstance(version, int) and version in MIGRATIONS:
+                for v in range(version, SCHEMA_VERSION):
+                    for stmt in MIGRATIONS[v]:
+                        cur.execute(stmt)
+                cur.execute(self._sql("UPDATE kdebug_meta SET value = ? WHERE key = ?"),
+                            (str(SCHEMA_VERSION), "schema_version"))
+                return
         if version != SCHEMA_VERSION:
             newer = isinstance(version, int) and version > SCHEMA_VERSION
             raise UsageError(f"crash database {self.where} has schema version {version}; this kdebug "
@@ -123,6 +140,21 @@ class CrashDB:
                 cur.execute(sql, astuple(row))
                 added += max(cur.rowcount, 0)
         return added
+
+    def upgrade(self, rows: Iterable[DumpRow]) -> int:
+        """Replace the report of each row's dump where the stored one has a
+        lower tier (a tier-0 report, then the full one); where and when the
+        dump was first seen (path, host, crash time, analysed_at) stay.
+        Returns how many rows were upgraded."""
+        sql = self._sql("UPDATE dumps SET signature = ?, reason = ?, report_json = ?, tier = ?, seconds = ?, "
+                        "analysed_by = ? WHERE content_hash = ? AND tier < ?")
+        n = 0
+        with self.transaction(write=True) as cur:
+            for r in rows:
+                cur.execute(sql, (r.signature, r.reason, r.report_json, r.tier, r.seconds, r.analysed_by,
+                                  r.content_hash, r.tier))
+                n += max(cur.rowcount, 0)
+        return n
 
     def rows(self) -> list[DumpRow]:
         with self.transaction(write=False) as cur:

@@ -25,7 +25,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from kdebug.errors import UsageError
-from kdebug.fleet.work import analyse_site, entry_of, failed, options_to_dict
+from kdebug.fleet.work import NO_WORKER, analyse_site, entry_of, failed, options_to_dict
 from kdebug.postmortem.triage import TriageOptions
 from kdebug.report.triage import TriageEntry, TriageError
 from kdebug.vmcore.layouts import DumpSite
@@ -155,7 +155,7 @@ def analyse(app: Celery, sites: list[tuple[DumpSite, str | None]], *, options: T
             if q not in subscribed:
                 entry = TriageEntry(site, 0.0, error=TriageError(
                     f"no worker takes release {release or '(unknown)'}: none subscribes to queue {q}",
-                    "fleet", hint=f"start kdebug worker --release {release} where its debug info is"
+                    NO_WORKER, hint=f"start kdebug worker --release {release} where its debug info is"
                     if release else "start a worker with the default queues"))
                 done[i] = (entry, "")
                 if progress:

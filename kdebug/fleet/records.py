@@ -27,6 +27,9 @@ class DumpRow:
     analysed_by: str  # "local@<host>" or the worker's node name
     seconds: float
     report_json: str  # Report.to_dict() as JSON (kdebug/report/schema/report-v1.json)
+    #: The report's tier: 1 with debug info, 0 from the dump alone (upgraded
+    #: in place when a later run has the debug info).
+    tier: int = 1
 
     @property
     def seen(self) -> str:
@@ -44,4 +47,4 @@ def row_of(entry: TriageEntry, content_hash: str, analysed_by: str, now: datetim
     when = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     return DumpRow(content_hash, entry.path, r.system.hostname, r.system.release, r.signature, r.panic.reason,
                    r.system.crash_time, when, analysed_by, round(entry.seconds, 3),
-                   json.dumps(r.to_dict(), sort_keys=True))
+                   json.dumps(r.to_dict(), sort_keys=True), r.tier)

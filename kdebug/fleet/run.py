@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kdebug.fleet.db import CrashDB, open_db
 from kdebug.fleet.fingerprint import fingerprint
 from kdebug.fleet.records import DumpRow, row_of
 from kdebug.fleet.summary import SignatureSummary, report_file, summarize
+from kdebug.fleet.work import NO_WORKER
 from kdebug.postmortem.triage import TriageOptions, triage
 from kdebug.report.render import render_html
 from kdebug.report.triage import TriageEntry, TriageError
@@ -27,6 +28,7 @@ class FleetRun:
     analysed: int  # dumps analysed in this run
     known: int  # dumps whose report came from the database
     recorded: int  # rows this run added to the database
+    upgraded: int = 0  # tier-0 rows this run replaced with the full report
 
 
 def fleet_triage(sites: list[DumpSite], *, db: str | None, broker: str | None, jobs: int, timeout: float,
@@ -49,6 +51,7 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
     """``app`` is the queue's client (kdebug.fleet.queue.connect), None for a local run."""
     entries: dict[int, TriageEntry] = {}
     hashes: dict[int, str] = {}
+    stored: dict[int, DumpRow] = {}  # tier-0 rows being analysed again
     if crash_db is not None:
         for i, s in enumerate(sites):
             try:
@@ -57,8 +60,11 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
                 entries[i] = TriageEntry(s, 0.0, error=TriageError(f"cannot read {s.vmcore}: {e.strerror}", "input"))
         rows = crash_db.known(hashes.values())
         for i, h in hashes.items():
-            if h in rows:
+            # A tier-0 row is analysed again: the debug info may have arrived since.
+            if h in rows and (rows[h].tier >= 1 or not options.debuginfo):
                 entries[i] = _known(sites[i], rows[h])
+            elif h in rows:
+                stored[i] = rows[h]
     # One analysis per content: a copy of a dump under another name shares it.
     first: dict[str, int] = {}
     todo = []
@@ -72,14 +78,24 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
             todo.append(i)
     # Each report is recorded as it arrives: a run cut short keeps what it analysed.
     where = {id(sites[i]): i for i in todo}
-    recorded = 0
+    recorded = upgraded = 0
+    local: list[int] = []  # dumps no worker takes: their tier-0 report is made here
 
     def arrived(entry: TriageEntry, by: str) -> None:
-        nonlocal recorded
+        nonlocal recorded, upgraded
         i = where[id(entry.site)]
+        if entry.error is not None and entry.error.stage == NO_WORKER:
+            local.append(i)
+            return
+        if i in stored and entry.ok and entry.report.tier <= stored[i].tier:
+            entry = _known(sites[i], stored[i])  # still no debug info: the stored report stands
         entries[i] = entry
-        if crash_db is not None and entry.ok and i in hashes:
-            recorded += crash_db.record([row_of(entry, hashes[i], by)])
+        if crash_db is not None and entry.ok and i in hashes and not entry.known:
+            row = row_of(entry, hashes[i], by)
+            if i in stored:
+                upgraded += crash_db.upgrade([row])
+            else:
+                recorded += crash_db.record([row])
         if progress:
             progress(entry)
 
@@ -88,6 +104,10 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
 
         analyse(app, [(sites[i], _release(sites[i])) for i in todo], options=options, timeout=timeout,
                 progress=arrived)
+        if local:  # a tier-0 report needs no debug info, so no worker: made here
+            triage([sites[i] for i in local], jobs=jobs, timeout=timeout,
+                   options=replace(options, debuginfo=False),
+                   progress=lambda e: arrived(e, f"local@{socket.gethostname()}"))
     elif todo:
         by = f"local@{socket.gethostname()}"
         triage([sites[i] for i in todo], jobs=jobs, timeout=timeout, options=options,
@@ -97,7 +117,7 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
             e = entries[first[hashes[i]]]
             entries[i] = TriageEntry(sites[i], e.seconds, report=e.report, error=e.error, known=e.ok)
     out = [entries[i] for i in range(len(sites))]
-    return FleetRun(out, len(todo), sum(e.known for e in out), recorded)
+    return FleetRun(out, len(todo), sum(e.known for e in out), recorded, upgraded)
 
 
 def _known(site: DumpSite, row: DumpRow) -> TriageEntry:

@@ -14,14 +14,19 @@ from kdebug.report.load import report_from_dict
 from kdebug.report.triage import TriageEntry, TriageError
 from kdebug.vmcore.layouts import DumpSite
 
+#: TriageError.stage of a dump whose release no worker takes: the triage run
+#: makes its tier-0 report itself (that needs no debug info).
+NO_WORKER = "no-worker"
+
 
 def options_to_dict(o: TriageOptions) -> dict:
-    return {"vmlinux": str(o.vmlinux) if o.vmlinux else None, "crash": o.crash, "crash_timeout": o.crash_timeout}
+    return {"vmlinux": str(o.vmlinux) if o.vmlinux else None, "crash": o.crash, "crash_timeout": o.crash_timeout,
+            "debuginfo": o.debuginfo}
 
 
 def options_of(d: dict) -> TriageOptions:
     return TriageOptions(vmlinux=Path(d["vmlinux"]) if d.get("vmlinux") else None, crash=bool(d["crash"]),
-                         crash_timeout=float(d["crash_timeout"]))
+                         crash_timeout=float(d["crash_timeout"]), debuginfo=bool(d.get("debuginfo", True)))
 
 
 def site_of(d: dict) -> DumpSite:
@@ -38,7 +43,8 @@ def analyse_site(site: dict, options: dict, worker: str) -> dict:
     o = options_of(options)
     t0 = time.monotonic()
     try:
-        report = postmortem(site_of(site).vmcore, vmlinux=o.vmlinux, crash=o.crash, crash_timeout=o.crash_timeout)
+        report = postmortem(site_of(site).vmcore, vmlinux=o.vmlinux, crash=o.crash, crash_timeout=o.crash_timeout,
+                            debuginfo=o.debuginfo)
     except KdebugError as e:
         return failed(TriageError.of(e), time.monotonic() - t0, worker)
     return {"report": report.to_dict(), "seconds": round(time.monotonic() - t0, 3), "worker": worker}

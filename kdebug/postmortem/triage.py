@@ -27,6 +27,8 @@ class TriageOptions:
     vmlinux: Path | None = None
     crash: bool = True
     crash_timeout: float = 120.0
+    #: False: tier 0 for every dump (no debug info looked for).
+    debuginfo: bool = True
 
 
 def _worker(site: DumpSite, options: TriageOptions, conn) -> None:
@@ -37,7 +39,7 @@ def _worker(site: DumpSite, options: TriageOptions, conn) -> None:
         from kdebug.postmortem.build import postmortem  # drgn: loaded in the child only, not by the parent
 
         report = postmortem(site.vmcore, vmlinux=options.vmlinux, crash=options.crash,
-                            crash_timeout=options.crash_timeout)
+                            crash_timeout=options.crash_timeout, debuginfo=options.debuginfo)
         result: object = report
     except KdebugError as e:
         result = TriageError.of(e)

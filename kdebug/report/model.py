@@ -11,20 +11,12 @@ from dataclasses import asdict, dataclass, field
 
 from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
 
-SCHEMA_VERSION = "1.7"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete; 1.3: engines[].unsupported;
-# 1.4: splat; 1.5: tainting_modules; 1.7: panic.reason kasan, kfence, ubsan, lockdep,
-# list-corruption, atomic-sleep, rcu-stall, stack-overflow
+SCHEMA_VERSION = "1.6"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete; 1.3: engines[].unsupported;
+# 1.4: splat; 1.5: tainting_modules; 1.6: tier, nodebug
 
-#: Classified panic reasons. A crash the kernel explained with a report gets
-#: its kind's (kdebug.report.taxonomy.KINDS, the one mapping from kind to
-#: reason); sysrq, nmi and other name crashes without one.
+#: Classified panic reasons, in the order the classifier tries them.
 REASONS = ("sysrq", "null-deref", "bug", "warn", "hung-task", "soft-lockup", "hard-lockup",
-           "oom", "nmi", "oops", "other",
-           # 1.7: the detectors that used to hide behind the switch they
-           # panic through ("warn") or the BUG() they end in ("bug"), or
-           # fell to "other"
-           "kasan", "kfence", "ubsan", "lockdep", "list-corruption", "atomic-sleep", "rcu-stall",
-           "stack-overflow")
+           "oom", "nmi", "oops", "other")
 
 
 @dataclass
@@ -195,6 +187,23 @@ class SnapshotInfo:
 
 
 @dataclass
+class NoDebugInfo:
+    """A tier-0 report's account of itself: made from the dump alone
+    (VMCOREINFO, kallsyms, the log, the CPUs' saved registers), what it
+    lacks and how to get it."""
+
+    lacks: str  # one line: what the report cannot say without debug info
+    fix: str  # one line: the -dbg package, a debuginfod URL
+    package: str  # "linux-image-<release>-dbg"
+    key: str  # what the debug info is looked up by: "build-id ..." or "release ... (no BUILD-ID in VMCOREINFO)"
+    symbols: str  # "kallsyms" (the kernel's own symbol table, read from the dump) or "none"
+    stack: str  # where panic.backtrace comes from ("the Call Trace the kernel printed in its log", "none")
+    task: str = ""  # "pid comm" of the crashing task, as the log's "CPU: N PID: P Comm: C" line names it
+    #: The crashing CPU's instruction pointer from the dump's NT_PRSTATUS note, named by kallsyms.
+    pc: FrameRecord | None = None
+
+
+@dataclass
 class Report:
     signature: str
     system: SystemInfo
@@ -220,6 +229,10 @@ class Report:
     splat: Splat | None = None
     #: The modules ``modules`` lists with taints, with the origin of their debug info.
     tainting_modules: list[TaintingModule] = field(default_factory=list)
+    #: 1: with the kernel's debug info (drgn's types, crash); 0: from the dump
+    #: alone, because no debug info was found or --no-debuginfo (see ``nodebug``).
+    tier: int = 1
+    nodebug: NoDebugInfo | None = None
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

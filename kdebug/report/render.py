@@ -31,19 +31,36 @@ def system_rows(r: Report) -> list[tuple[str, str]]:
     s = r.system
     return [("release", s.release), ("version", s.version), ("build-id", s.build_id or "-"),
             ("architecture", s.arch), ("hostname", s.hostname), ("CPUs", str(s.cpus)),
-            ("memory", _kb(s.memory_kb)),
+            ("memory", _kb(s.memory_kb) if s.memory_kb else "-"),
             ("uptime", f"{s.uptime_s:.1f} s" if s.uptime_s is not None else "-"),
             ("taken" if r.kind == "snapshot" else "crash time", s.crash_time or "-"),
             ("taint", s.taint or "not tainted"),
             ("command line", s.cmdline), ("KASLR offset", f"{s.kaslr_offset:#x}" if s.kaslr_offset else "-"),
-            ("vmcore", f"{s.vmcore} ({s.vmcore_format})"), ("vmlinux", s.vmlinux)]
+            ("vmcore", f"{s.vmcore} ({s.vmcore_format})"),
+            ("vmlinux", s.vmlinux or ("none: " + r.nodebug.key if r.nodebug else "-"))]
 
 
 def panic_rows(r: Report) -> list[tuple[str, str]]:
     p = r.panic
     task = f"{p.task.pid} {p.task.comm}" if p.task else "-"
-    return [("message", p.message or "-"), ("reason", p.reason),
-            ("CPU", "-" if p.cpu is None else str(p.cpu)), ("task", task)]
+    rows = [("message", p.message or "-"), ("reason", p.reason), ("CPU", "-" if p.cpu is None else str(p.cpu))]
+    if r.nodebug is None:
+        return [*rows, ("task", task)]
+    n = r.nodebug
+    pc = "-"
+    if n.pc is not None:
+        pc = f"{n.pc.pc:#x} " + (f"{n.pc.function}+{n.pc.offset:#x}/{n.pc.size:#x} (kallsyms)" if n.pc.function
+                                 else "(no kallsyms symbol: a module's text)")
+    return [*rows, ("task", f"{n.task} (the log's CPU/PID/Comm line)" if n.task else "-"),
+            ("saved RIP", pc), ("stack", n.stack)]
+
+
+def tier_notice(r: Report) -> str:
+    """The one line at the top of a tier-0 report: what it lacks and how to
+    get it ("" for a report with debug info)."""
+    if r.nodebug is None:
+        return ""
+    return f"{r.nodebug.lacks}. Get them: {r.nodebug.fix}."
 
 
 #: A splat's stacks in the order a reader wants them, with their titles.
@@ -208,7 +225,8 @@ def text_sections(r: Report) -> list[tuple[str, str, str]]:
 def render_text(r: Report, sections: tuple[str, ...] | None = None) -> str:
     """The whole report, or only ``sections`` (keys of :func:`text_sections`)
     without the title."""
-    out = [] if sections else [f"kdebug post-mortem: {r.signature}", *filter(None, [dump_notice(r)]), ""]
+    out = [] if sections else [f"kdebug post-mortem: {r.signature}",
+                               *filter(None, [tier_notice(r), dump_notice(r)]), ""]
     for key, title, body in text_sections(r):
         if sections is None or key in sections:
             out.extend([f"== {title} ==", body, ""])
@@ -227,6 +245,8 @@ def render_markdown(r: Report) -> str:
         return "```\n" + text.replace("```", "'''") + "\n```"
 
     out = [f"# Post-mortem: {r.signature}", ""]
+    if tier_notice(r):
+        out += [f"**{tier_notice(r)}**", ""]
     if dump_notice(r):
         out += [f"**{dump_notice(r)}**", ""]
     out += ["## System", table(system_rows(r), ["", ""]), ""]
@@ -296,6 +316,8 @@ def render_html(r: Report) -> str:
         return f'<pre{f" id={chr(34)}{id_}{chr(34)}" if id_ else ""}>{e(text)}</pre>'
 
     parts = [f"<h1>Post-mortem: <span id=\"signature\">{e(r.signature)}</span></h1>"]
+    if tier_notice(r):
+        parts.append(f'<p class="incomplete" id="tier-notice">{e(tier_notice(r))}</p>')
     if dump_notice(r):
         parts.append(f'<p class="incomplete" id="dump-notice">{e(dump_notice(r))}</p>')
     if r.kind == "snapshot":
