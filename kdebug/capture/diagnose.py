@@ -11,12 +11,13 @@ from __future__ import annotations
 import re
 
 from kdebug.capture.panicon import SWITCHES, Splat, switch_text
+from kdebug.model import PANIC_PREFIX
 from kdebug.plan.diagnose import CRASHKERNEL_FAILED, Diagnosis
 
 CAPTURE_KERNEL_START = re.compile(r"Linux version \S+")
 _OOM = re.compile(r"System is deadlocked on memory|Out of memory and no killable processes|"
-                  r"Kernel panic - not syncing: Out of memory")
-_PANIC = re.compile(r"Kernel panic - not syncing: ?(.*)")
+                  + re.escape(PANIC_PREFIX) + "Out of memory")
+_PANIC = re.compile(re.escape(PANIC_PREFIX.rstrip()) + " ?(.*)")
 
 
 def _last_lines(text: str, n: int = 6) -> str:

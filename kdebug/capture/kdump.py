@@ -56,12 +56,13 @@ from kdebug.guest.qemu import EOF, TIMEOUT, Guest
 from kdebug.guest.qmp import Qmp
 from kdebug.initramfs.build import which
 from kdebug.kernel import Kernel
+from kdebug.model import PANIC_PREFIX
 from kdebug.plan.cmdline import CRASHKERNEL_DEFAULT
 from kdebug.plan.prepare import LaunchOptions
 from kdebug.session import new_session
 from kdebug.vmcore.info import read_dump
 
-PANIC_OR_CAPTURE = re.compile(r"Kernel panic - not syncing|Linux version \S+")
+PANIC_OR_CAPTURE = re.compile(re.escape(PANIC_PREFIX) + r"|Linux version \S+")
 START = re.compile(r"kdebug-capture: start size=(\d+) ")
 HOOK_ERROR = re.compile(r"kdebug-capture: error (.*)")
 DONE = re.compile(r"kdebug-capture: done status=(\d+)\s")

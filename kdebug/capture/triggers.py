@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from kdebug.errors import UsageError
+from kdebug.model import PANIC_PREFIX
 
 #: Where the trigger module lands in the initramfs (see module.py).
 MODULE_GUEST_PATH = "/lib/kdebug/kdebug_trigger.ko"
@@ -23,7 +24,7 @@ class Trigger:
     sysctls: tuple[tuple[str, str], ...] = ()
     console: str = ""  # shell line that crashes the guest
     qmp: str = ""  # or a QMP command
-    panic: str = r"Kernel panic - not syncing"  # regex the crashed kernel's log matches
+    panic: str = re.escape(PANIC_PREFIX)  # regex the crashed kernel's log matches
     module: bool = False  # needs kdebug_trigger.ko
     seconds: float = 60.0  # from the action to the panic, at most
     returns: bool = False  # a reproducer: its end (and exit status) is watched for
@@ -69,7 +70,7 @@ TRIGGERS: dict[str, Trigger] = {t.name: t for t in [
             panic=r"NMI: Not continuing"),
 ]}
 
-PANIC_LINE = re.compile(r"Kernel panic - not syncing: ?(.*)")
+PANIC_LINE = re.compile(re.escape(PANIC_PREFIX.rstrip()) + " ?(.*)")
 
 
 def get_trigger(name: str, run: str | None = None) -> Trigger:

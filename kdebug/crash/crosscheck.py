@@ -23,11 +23,10 @@ from kdebug.crash.parse import (
 )
 from kdebug.crash.record import CrashRun
 from kdebug.crash.support import PID_FLEX_ARRAY, fixed_by
-from kdebug.model import FrameRecord, PrintkRecord, TaskRecord
+from kdebug.model import PANIC_PREFIX, FrameRecord, PrintkRecord, TaskRecord
 from kdebug.report.classify import MACHINERY
 from kdebug.report.model import CrossCheck, PanicInfo, SystemInfo
 
-_PANIC_PREFIX = "Kernel panic - not syncing: "
 TOP_FRAMES = 3
 
 
@@ -131,7 +130,7 @@ def cross_check(system: SystemInfo, panic: PanicInfo, tasks: list[TaskRecord], m
     bts = parse_bt(outputs.get("bt", ""))
     bt: CrashBacktrace | None = bts[0] if bts else None
     rows = [_row("release", system.release, sys_.get("RELEASE"))]
-    crash_msg = sys_.get("PANIC", "").removeprefix(_PANIC_PREFIX) or None
+    crash_msg = sys_.get("PANIC", "").removeprefix(PANIC_PREFIX) or None
     if crash_msg and crash_msg != panic.message and any(crash_msg in ln for ln in oops_lines):
         rows.append(CrossCheck("panic message", panic.message, crash_msg, "agree",
                                "the same oops: crash quotes its Oops line, kdebug the headline above it"))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pexpect
 
 from kdebug.errors import BootError, GuestError, LaunchError, ToolMissing
+from kdebug.model import PANIC_PREFIX
 from kdebug.plan.argv import build_argv
 from kdebug.plan.diagnose import Diagnosis, diagnose
 from kdebug.plan.plan import LaunchPlan
@@ -30,7 +31,7 @@ from kdebug.session import Session
 #: Printed by kdebug's busybox init once the shell is about to start.
 READY = re.compile(r"kdebug-init: ready role=(\w+)")
 #: Boot failures worth stopping for at once instead of waiting for the timeout.
-PANIC = re.compile(r"Kernel panic - not syncing:|Attempted to kill init|Failed to execute \S+ \(error")
+PANIC = re.compile(re.escape(PANIC_PREFIX.rstrip()) + r"|Attempted to kill init|Failed to execute \S+ \(error")
 QEMU_ERROR = re.compile(r"qemu-system-\w+: (.*)")
 #: QEMU 10 under a KVM that cannot run the guest (no nested virtualisation)
 #: stops the vCPU with this instead of exiting or hanging silently.

@@ -12,6 +12,8 @@ import errno
 import re
 from dataclasses import dataclass
 
+from kdebug.model import PANIC_PREFIX
+
 
 @dataclass(frozen=True)
 class Diagnosis:
@@ -153,7 +155,7 @@ _RULES: list[tuple[re.Pattern, object]] = [
                "raise --memory, or crashkernel= to 128M or more")),
 ]
 
-_PANIC = re.compile(r"Kernel panic - not syncing: (.*)")
+_PANIC = re.compile(re.escape(PANIC_PREFIX) + "(.*)")
 
 #: The line Linux prints once the crashkernel= region is reserved. Up to v6.6
 #: x86's reserve_crashkernel() says "Reserving 128MB of memory at 864MB for
