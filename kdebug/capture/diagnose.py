@@ -74,69 +74,78 @@ def kexec_refused(output: str, *, missing_binary: bool = False) -> Diagnosis:
 def after_trigger(console: str, *, exited: bool, timed_out: bool, kdump: bool,
                   expect_panic: str | None = None) -> list[Diagnosis]:
     """What went wrong between the trigger and the first byte of the dump."""
-    found: list[Diagnosis] = []
     start = CAPTURE_KERNEL_START.search(console)
     panic = _PANIC.search(console)
     before = console[: start.start()] if start else console
-    after = console[start.start():] if start else ""
     if kdump and start:
-        if _OOM.search(after):
-            m = _OOM.search(after)
-            found.append(Diagnosis("capture-oom",
-                                   "the capture kernel ran out of memory: crashkernel= is too small "
-                                   "for it and its initramfs",
-                                   "raise --crashkernel to 128M or more (80M is the floor here)",
-                                   m.group(0)))
-        elif (m := _PANIC.search(after)):
-            found.append(Diagnosis("capture-panic", f"the capture kernel panicked: {m.group(1).strip()}",
-                                   "read console-capture.log; try a larger --crashkernel", m.group(0)))
-        elif "kdebug-init: ready role=main" in after:
-            found.append(Diagnosis("no-vmcore",
-                                   "the capture kernel booted but has no /proc/vmcore (no "
-                                   "elfcorehdr=, or CONFIG_PROC_VMCORE missing)",
-                                   "use a kernel with CONFIG_CRASH_DUMP and CONFIG_PROC_VMCORE"))
-        elif "kdebug-init: ready role=capture" in after:
-            found.append(Diagnosis("no-capture-hook",
-                                   "the capture kernel reached its shell but kdebug's capture hook "
-                                   "did not run (an --initrd without /etc/kdebug/init.d/50-capture?)",
-                                   "let kdebug build the initramfs (drop --initrd), or add "
-                                   "launch/triggers/capture-hook.sh to yours"))
-        elif timed_out:
-            found.append(Diagnosis("capture-hang",
-                                   "the capture kernel started but did not reach kdebug's init "
-                                   "before the timeout",
-                                   "read console-capture.log for where it stopped; raise --timeout "
-                                   "if it is only slow", _last_lines(after)))
-        elif exited:
-            found.append(Diagnosis("capture-exited", "QEMU exited while the capture kernel was booting",
-                                   "read console-capture.log", _last_lines(after)))
+        d = _capture_kernel_failed(console[start.start():], exited=exited, timed_out=timed_out)
     elif panic or (kdump and exited and expect_panic and re.search(expect_panic, before)):
-        if kdump:
-            found.append(Diagnosis("capture-not-loaded",
-                                   "the kernel panicked but no capture kernel took over: none was "
-                                   "loaded when the panic came (kexec -p not run, or unloaded)",
-                                   "load one with kexec -p before the crash (kdebug capture does), "
-                                   "or use --method qemu",
-                                   panic.group(0).strip() if panic else ""))
-        elif exited:
-            found.append(Diagnosis("no-pvpanic",
-                                   "the kernel panicked and rebooted instead of pausing: the pvpanic "
-                                   "device did not report it (pvpanic module not loaded?)",
-                                   "load pvpanic_mmio/pvpanic_pci in the guest (the busybox recipe does)",
-                                   panic.group(0).strip() if panic else ""))
-        elif timed_out:
-            found.append(Diagnosis("no-guest-panicked",
-                                   "the kernel panicked but QEMU did not report GUEST_PANICKED",
-                                   "check the pvpanic device and its module", _last_lines(console)))
+        d = _panic_not_taken(console, panic, exited=exited, timed_out=timed_out, kdump=kdump)
     elif timed_out:
-        found.append(Diagnosis("no-panic",
-                               "the trigger did not crash the kernel before the timeout",
-                               "check the trigger's settings (sysctls) took effect, or raise --panic-timeout",
-                               _last_lines(console)))
+        d = Diagnosis("no-panic", "the trigger did not crash the kernel before the timeout",
+                      "check the trigger's settings (sysctls) took effect, or raise --panic-timeout",
+                      _last_lines(console))
     elif exited:
-        found.append(Diagnosis("exited", "QEMU exited after the trigger without a panic on the console",
-                               "read console-main.log", _last_lines(console)))
-    return found
+        d = Diagnosis("exited", "QEMU exited after the trigger without a panic on the console",
+                      "read console-main.log", _last_lines(console))
+    else:
+        d = None
+    return [d] if d is not None else []
+
+
+def _capture_kernel_failed(after: str, *, exited: bool, timed_out: bool) -> Diagnosis | None:
+    """The capture kernel started (``after`` is its console) but sent no dump."""
+    if (m := _OOM.search(after)):
+        return Diagnosis("capture-oom",
+                         "the capture kernel ran out of memory: crashkernel= is too small "
+                         "for it and its initramfs",
+                         "raise --crashkernel to 128M or more (80M is the floor here)", m.group(0))
+    if (m := _PANIC.search(after)):
+        return Diagnosis("capture-panic", f"the capture kernel panicked: {m.group(1).strip()}",
+                         "read console-capture.log; try a larger --crashkernel", m.group(0))
+    if "kdebug-init: ready role=main" in after:
+        return Diagnosis("no-vmcore",
+                         "the capture kernel booted but has no /proc/vmcore (no "
+                         "elfcorehdr=, or CONFIG_PROC_VMCORE missing)",
+                         "use a kernel with CONFIG_CRASH_DUMP and CONFIG_PROC_VMCORE")
+    if "kdebug-init: ready role=capture" in after:
+        return Diagnosis("no-capture-hook",
+                         "the capture kernel reached its shell but kdebug's capture hook "
+                         "did not run (an --initrd without /etc/kdebug/init.d/50-capture?)",
+                         "let kdebug build the initramfs (drop --initrd), or add "
+                         "launch/triggers/capture-hook.sh to yours")
+    if timed_out:
+        return Diagnosis("capture-hang",
+                         "the capture kernel started but did not reach kdebug's init "
+                         "before the timeout",
+                         "read console-capture.log for where it stopped; raise --timeout "
+                         "if it is only slow", _last_lines(after))
+    if exited:
+        return Diagnosis("capture-exited", "QEMU exited while the capture kernel was booting",
+                         "read console-capture.log", _last_lines(after))
+    return None
+
+
+def _panic_not_taken(console: str, panic: re.Match | None, *, exited: bool, timed_out: bool,
+                     kdump: bool) -> Diagnosis | None:
+    """The kernel panicked, but neither a capture kernel nor QEMU took the panic."""
+    line = panic.group(0).strip() if panic else ""
+    if kdump:
+        return Diagnosis("capture-not-loaded",
+                         "the kernel panicked but no capture kernel took over: none was "
+                         "loaded when the panic came (kexec -p not run, or unloaded)",
+                         "load one with kexec -p before the crash (kdebug capture does), "
+                         "or use --method qemu", line)
+    if exited:
+        return Diagnosis("no-pvpanic",
+                         "the kernel panicked and rebooted instead of pausing: the pvpanic "
+                         "device did not report it (pvpanic module not loaded?)",
+                         "load pvpanic_mmio/pvpanic_pci in the guest (the busybox recipe does)", line)
+    if timed_out:
+        return Diagnosis("no-guest-panicked",
+                         "the kernel panicked but QEMU did not report GUEST_PANICKED",
+                         "check the pvpanic device and its module", _last_lines(console))
+    return None
 
 
 def splat_without_panic(splat: Splat, panic_on: tuple[str, ...], waited: float) -> Diagnosis:

@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
@@ -35,7 +36,7 @@ from kdebug.capture.plan import (
     unsafe_crashkernel,
 )
 from kdebug.capture.qemudump import dump_memory
-from kdebug.capture.record import Capture
+from kdebug.capture.record import Capture, Stage
 from kdebug.capture.steps import (
     arm,
     boot_recorded,
@@ -76,34 +77,23 @@ DISK_FILE = "vmcore"
 #: Printed with /sys/kernel/kexec_crash_loaded after kexec -p returns.
 LOADED = "kdebug-kexec-crash-loaded="
 
+@dataclass
+class _Route:
+    """Where the dump goes: the stream file, or the ext4 disk and its name in the guest."""
+
+    stream: Path
+    disk: Path | None = None
+    disk_dev: str | None = None
+    level: int | None = None  # makedumpfile's -d in the capture kernel
+
+
 def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel: Kernel,
               cap: Capture, clock: StageClock) -> None:
     out = cap.directory
-    stream = out / (PARTIAL if opts.raw else STREAM)
-    disk = out / DISK if opts.via == "disk" else None
-    disk_dev = None
-    unsafe = unsafe_crashkernel()
-    crash = base.crashkernel if base.crashkernel not in (None, "auto") else CRASHKERNEL_DEFAULT
-    level = None
+    route = _Route(out / (PARTIAL if opts.raw else STREAM), out / DISK if opts.via == "disk" else None)
     with clock.stage("preflight") as st:
-        preflight(kernel)
-        if not opts.raw:
-            choice = choose_dump_level(opts.dump_level, kernel, which("makedumpfile"))
-            level = cap.dump_level = choice.level
-            cap.dump_filter = choice.to_dict()
-            st.detail = choice.reason
-        if disk is not None:
-            make_dump_disk(disk, kernel)
-            disk_dev = disk_name((1 if base.rootfs else 0) + len(base.drives))
-        else:
-            create_private(stream)
-        lopts = launch_options(base, kernel, trigger, stream=None if disk else stream, disk=disk,
-                               crashkernel=crash, unsafe_crashkernel=unsafe)
-        ck = choose_capture_kernel(kernel, opts.capture_kernel, opts.via)
-        cap.capture_kernel = ck.to_dict()
-        if ck.separate:
-            lopts = dataclasses.replace(lopts, capture_image=ck.image)
-        record_modules(cap, lopts)
+        lopts = _preflight(base, opts, trigger, kernel, cap, route, st)
+    stream, disk = route.stream, route.disk
     session = new_session()
     guest: Guest | None = None
     try:
@@ -115,7 +105,7 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
                 run_setup(guest, opts.setup)
         if not opts.skip_kexec:
             with clock.stage("load") as st:
-                st.detail = _load_capture_kernel(guest, guest.plan.cmdline, opts, disk_dev, level)
+                st.detail = _load_capture_kernel(guest, guest.plan.cmdline, opts, route.disk_dev, route.level)
         with clock.stage("arm"):
             cap.panic_on = arm(guest, trigger, opts.panic_on)
         if not _crash_and_dump(guest, trigger, opts, cap, clock, stream, disk, kernel):
@@ -137,6 +127,32 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
         else:
             keep_boot_log(cap, session)
         session.remove()
+
+
+def _preflight(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel: Kernel, cap: Capture,
+               route: _Route, st: Stage) -> LaunchOptions:
+    """Check the host's tools, choose the dump level and the capture kernel,
+    make the stream file or the dump disk; the guest's launch options."""
+    preflight(kernel)
+    if not opts.raw:
+        choice = choose_dump_level(opts.dump_level, kernel, which("makedumpfile"))
+        route.level = cap.dump_level = choice.level
+        cap.dump_filter = choice.to_dict()
+        st.detail = choice.reason
+    if route.disk is not None:
+        make_dump_disk(route.disk, kernel)
+        route.disk_dev = disk_name((1 if base.rootfs else 0) + len(base.drives))
+    else:
+        create_private(route.stream)
+    crash = base.crashkernel if base.crashkernel not in (None, "auto") else CRASHKERNEL_DEFAULT
+    lopts = launch_options(base, kernel, trigger, stream=None if route.disk else route.stream, disk=route.disk,
+                           crashkernel=crash, unsafe_crashkernel=unsafe_crashkernel())
+    ck = choose_capture_kernel(kernel, opts.capture_kernel, opts.via)
+    cap.capture_kernel = ck.to_dict()
+    if ck.separate:
+        lopts = dataclasses.replace(lopts, capture_image=ck.image)
+    record_modules(cap, lopts)
+    return lopts
 
 
 def _check_reserved(guest: Guest, crashkernel: str | None) -> None:
