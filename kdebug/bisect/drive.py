@@ -22,6 +22,7 @@ from pathlib import Path
 
 from kdebug.bisect import git, gitargv
 from kdebug.bisect.build import build
+from kdebug.bisect.dump import dump_first_bad
 from kdebug.bisect.git import BisectError
 from kdebug.bisect.record import ENDS, FOUND, Result, Row
 from kdebug.bisect.runs import Reproducer, excerpt, run_once
@@ -43,6 +44,7 @@ class Plan:
     build_command: str | None = None
     runs: int = 3
     signature: str | None = None
+    dump: bool = False  # capture one bad run of the first bad commit, with its report
     options: dict = field(default_factory=dict)  # the command's own options, kept for --resume
 
 
@@ -202,6 +204,10 @@ def run(plan: Plan, st: _State, say: Say) -> Result:
         log = st.dir / "runs" / bad_run.console if bad_run else None
         if log is not None and log.is_file():
             res.excerpt = excerpt(log.read_text(errors="replace"), res.target.text)
+    if plan.dump:
+        built = build(wt, st.dir / "builds" / answer.first_bad, plan.outputs, headers=plan.headers,
+                      command=plan.build_command)
+        res.dump = dump_first_bad(plan.reproducer, built.files, say)
     return _end(res, st, FOUND, f"first bad commit {res.first_bad.short} {res.first_bad.subject}", t0)
 
 
@@ -221,6 +227,10 @@ def _end(res: Result, st: _State, outcome: str, message: str, t0: float) -> Resu
     res.seconds = time.monotonic() - t0
     st.data["result"] = {"outcome": outcome, "message": message}
     st.save()
+    if outcome.startswith(("bad-end", "good-end")):
+        # Nothing bisected, nothing to resume: the evidence is in the result.
+        reset(Path(st.data["source"]))
+        res.worktree = ""
     return res
 
 

@@ -69,11 +69,15 @@ def head(wt: Path) -> str:
 
 
 def bisect(wt: Path, *args: str) -> gitargv.Answer:
-    if args[0] == "start":
-        r = run(gitargv.bisect_start(wt, args[1], list(args[2:])))
-    else:
-        r = run(gitargv.bisect_mark(wt, *args))
-    return gitargv.read_answer(r.stdout + r.stderr)
+    argv = gitargv.bisect_start(wt, args[1], list(args[2:])) if args[0] == "start" else \
+        gitargv.bisect_mark(wt, *args)
+    r = run(argv, check=False)
+    answer = gitargv.read_answer(r.stdout + r.stderr)
+    # "We cannot bisect more!" (only skipped commits left) exits 2: an answer, not a failure.
+    if r.returncode != 0 and not answer.only_skipped:
+        last = (r.stderr or r.stdout).strip().splitlines()
+        raise BisectError(f"git bisect {args[0]} failed: {last[-1] if last else f'status {r.returncode}'}")
+    return answer
 
 
 def bisect_log(wt: Path) -> str:

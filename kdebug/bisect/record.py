@@ -81,6 +81,7 @@ class Result:
     kernel: str = ""
     excerpt: str = ""  # the console of one bad run at the first bad commit: its report
     seconds: float = 0.0
+    dump: dict | None = None  # --dump: {"directory", "signature"} or {"error"}
 
     @property
     def ok(self) -> bool:
@@ -92,7 +93,7 @@ class Result:
                 "first_bad": self.first_bad.to_dict() if self.first_bad else None,
                 "candidates": [c.to_dict() for c in self.candidates],
                 "source": self.source, "worktree": self.worktree, "kernel": self.kernel,
-                "seconds": round(self.seconds, 1), "excerpt": self.excerpt,
+                "seconds": round(self.seconds, 1), "excerpt": self.excerpt, "dump": self.dump,
                 "evidence": [r.to_dict() for r in self.rows]}
 
 
@@ -142,6 +143,8 @@ def format_text(res: Result) -> str:
         lines.append(f"kernel: {res.kernel}")
     if res.worktree:
         lines.append(f"worktree: {res.worktree} (git -C {res.worktree} bisect log)")
+    if res.dump:
+        lines.append(f"dump: {res.dump.get('directory')} ({res.dump.get('signature') or res.dump.get('error')})")
     lines += ["", format_table(res.rows)]
     if res.excerpt:
         lines += ["", "report of a bad run at the first bad commit (console):", res.excerpt.rstrip()]

@@ -37,6 +37,8 @@ _NOT_KEPT = ("resume", "reset", "fmt", "output", "quiet")
                    "an Oops always does unless 'none'.")
 @click.option("--panic-timeout", type=float, help="Seconds a run may take (default: per trigger; --run: 60).")
 @click.option("--timeout", "boot_timeout", default=120.0, show_default=True, help="Seconds for each boot.")
+@click.option("--dump", is_flag=True,
+              help="Once found, capture one run of the first bad commit (QEMU dump) and write its report.")
 @click.option("--resume", is_flag=True, help="Go on with the bisection under way (after Ctrl-C or a crash).")
 @click.option("--reset", is_flag=True, help="Drop the bisection under way (its worktree and state).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True)
@@ -158,7 +160,7 @@ def _plan(kw: dict):
     rep = Reproducer(lopts, trigger, tuple(kw["setup"]), panic_on, kw["boot_timeout"], kw["panic_timeout"])
     return Plan(kw["module_src"], list(kw["good"]), kw["bad"], rep, kernel, outputs,
                 None if kw["build_cmd"] else headers_dir(kernel), kw["build_cmd"], kw["runs"],
-                kw["signature"], kept)
+                kw["signature"], kw["dump"], kept)
 
 
 COMMANDS = [bisect]

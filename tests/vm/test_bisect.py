@@ -183,3 +183,18 @@ def test_unrelated_crash_skipped_not_blamed(headers, tmp_path):
         assert (f"git bisect skip {hashes[2]}" in log) == (hashes[2] in rows)
     finally:
         reset(repo, tmp_path)
+
+
+def test_bad_end_that_never_crashes(headers, tmp_path):
+    """A reproducer that never crashes at the bad end: said before any
+    bisecting, exit 1, nothing left behind."""
+    repo = tmp_path / "m"
+    make_history(repo, ["ok", "ok", "ok"])
+    before = snapshot(repo)
+    r, result = bisect(repo, tmp_path, "main~2", "main", "--runs", "1")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kdebug: error:")]
+    assert errors == [f"kdebug: error: not bisected: the reproducer never showed a crash at the bad end "
+                      f"{git(repo, 'rev-parse', 'main')[:12]} in 1 run"], r.stderr
+    assert result["outcome"] == "bad-end-good" and [row["verdict"] for row in result["evidence"]] == ["good"]
+    assert snapshot(repo) == before and git(repo, "worktree", "list").count("\n") == 0
