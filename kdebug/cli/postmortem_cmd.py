@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import click
 
 from kdebug.cli.options import capture_options, launch_options, pass_kw, to_capture_options, to_launch_options
-from kdebug.errors import CaptureError, UsageError
+from kdebug.errors import UsageError
 from kdebug.report.render import FORMATS
 
 
@@ -194,8 +193,7 @@ def crash_loop(kw):
 
     Example: kdebug crash-loop --add m.ko:/m.ko --run 'insmod /m.ko'
     """
-    from kdebug.capture.api import capture
-    from kdebug.postmortem.build import postmortem as run
+    from kdebug.crashloop import crash_loop as run
     from kdebug.report.render import CRASH_SECTIONS, render, render_text
 
     opts = to_capture_options(kw, kw.pop("out"))
@@ -205,103 +203,17 @@ def crash_loop(kw):
     def say(msg: str) -> None:
         click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
 
-    what = f"run {opts.run!r}" if opts.run is not None else f"trigger {opts.trigger}"
-    say(f"capture: boot, {what}, {opts.method} dump")
-    lopts = to_launch_options(kw)
-    ahead = _crash_ahead(opts, no_crash, say, lopts)
-    try:
-        cap = capture(lopts, opts, say=say)
-    except CaptureError as e:
-        ahead.cancel()
-        where = f"; logs in {e.directory}" if e.directory else ""
-        raise CaptureError(f"stage {e.failed_stage}: {e.message}{where}", hint=e.hint) from None
-    except BaseException:
-        ahead.cancel()
-        raise
-    if cap.fallback:
-        say(f"capture: {cap.fallback}; " + ("took a QEMU dump of the guest as it is" if cap.splat
-                                            else "used the QEMU dump instead"))
-    say("capture: " + ", ".join(f"{s.name} {s.seconds:.1f}s" for s in cap.stages) + f" -> {cap.directory}")
-    if cap.capture_kernel:
-        ck = cap.capture_kernel
-        say(f"capture kernel: {ck['release']} ({ck['reason']})")
-
     def partial(report) -> None:
         say(f"drgn report ready: {report.signature}" + ("" if no_crash else " (crash still running)"))
         click.echo(render_text(report))
 
-    try:
-        report = run(cap.directory, crash=not no_crash, progress=say, on_partial=partial,
-                     crash_started=ahead.proc)
-    except BaseException:
-        ahead.cancel()  # no crash outlives the command
-        raise
+    loop = run(to_launch_options(kw), opts, crash=not no_crash, say=say, on_partial=partial)
     if not no_crash:
-        say("full report ready (drgn + crash)")
         # The drgn report is on screen already: what crash added, from the same record.
-        click.echo(render_text(report, sections=CRASH_SECTIONS), nl=False)
-    # The capture directory keeps the report beside the dump it describes.
-    # 0600 like the dump: the log and tasks in it come from guest memory.
-    for f in ("json", "html"):
-        fd = os.open(cap.directory / f"report.{f}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(render(report, f))
-    say(f"report saved: {cap.directory}/report.json, report.html")
+        click.echo(render_text(loop.report, sections=CRASH_SECTIONS), nl=False)
+    say(f"report saved: {loop.capture.directory}/report.json, report.html")
     if output is not None:
-        _write(render(report, fmt), output)
-    ahead.finish()
-
-
-class _CrashAhead:
-    """crash started on the vmcore the moment it is whole, while the capture
-    still checks it with drgn and the report loads drgn: crash is the long
-    pole of the full report. The report adopts it (or ends it)."""
-
-    def __init__(self, say, indexing=None) -> None:
-        self.proc = None
-        self.say = say
-        self.indexing = indexing  # the vmlinux copy crash reads fastest, being made
-
-    def start(self, vmcore: Path, vmlinux: Path | None) -> None:
-        import shutil
-
-        from kdebug.crash.runner import CrashProcess
-
-        self.cancel()  # --method auto: the kdump dump made way for a QEMU one
-        if self.indexing is not None and self.indexing.is_alive():
-            # Measured: the copy takes ~6 s once; crash on it starts 3-5 s sooner, every run.
-            self.say("crash: waiting for the indexed vmlinux copy")
-            self.indexing.join(60)
-        if vmlinux is not None and shutil.which("crash"):
-            self.proc = CrashProcess(vmlinux, vmcore, "report")
-            self.say("crash: started on the dump")
-
-    def cancel(self) -> None:
-        if self.proc is not None:
-            self.proc.cancel()
-            self.proc = None
-        self.finish()
-
-    def finish(self) -> None:
-        """Let the copy be made (or its temporary file removed) before the command ends."""
-        if self.indexing is not None:
-            self.indexing.join(120)
-
-
-def _crash_ahead(opts, no_crash: bool, say, lopts) -> _CrashAhead:
-    if no_crash:
-        return _CrashAhead(say)
-    from kdebug.crash.index import index_ahead
-    from kdebug.kernel import find_kernel
-
-    kernel = find_kernel(lopts.kernel, lopts.vmlinux, lopts.tree, lopts.release)
-    indexing = index_ahead(kernel.vmlinux) if kernel.vmlinux is not None else None
-    if indexing is not None:
-        say(f"crash: indexing a copy of {kernel.vmlinux} for crash while the guest runs (once: "
-            "cached by build-id)")
-    ahead = _CrashAhead(say, indexing)
-    opts.on_vmcore = ahead.start
-    return ahead
+        _write(render(loop.report, fmt), output)
 
 
 COMMANDS = [postmortem, triage, crash_loop]
