@@ -1,4 +1,4 @@
-"""``kdebug shell --gdb``: gdb on a dump (through its gdb view) or on a
+"""``kdebug shell --gdb``: gdb on a dump (through kdebug's dump stub) or on a
 running guest's gdbstub."""
 
 from __future__ import annotations

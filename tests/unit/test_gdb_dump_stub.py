@@ -1,0 +1,70 @@
+"""gdb on a dump through kdebug's stub: the notes the registers come from
+(kdebug.vmcore.notes), the gdb command line, and the command gdb starts."""
+
+from __future__ import annotations
+
+import shlex
+import struct
+from pathlib import Path
+
+import pytest
+
+from kdebug.attach.plan import LOADER, GdbPlan, gdb_argv
+from kdebug.attach.postmortem import STUB_MODULE, stub_command
+from kdebug.errors import VmcoreError
+from kdebug.vmcore.info import VmcoreInfo
+from kdebug.vmcore.locate import Dump
+from kdebug.vmcore.notes import prstatus_descs
+
+
+def note(name: bytes, ntype: int, desc: bytes) -> bytes:
+    n = name + b"\0"
+    pad = lambda b: b + bytes(-len(b) % 4)  # noqa: E731
+    return struct.pack("<III", len(n), len(desc), ntype) + pad(n) + pad(desc)
+
+
+def kdump_file(tmp_path: Path, notes: bytes, version: int = 6) -> Path:
+    block = 4096
+    head = bytearray(464)
+    head[:8] = b"KDUMP   "
+    struct.pack_into("<i", head, 8, version)
+    struct.pack_into("<i", head, 428, block)
+    sub = bytearray(104)
+    struct.pack_into("<qQ", sub, 48, 2 * block, len(notes))
+    path = tmp_path / "vmcore"
+    path.write_bytes(bytes(head) + bytes(block - len(head)) + bytes(sub) + bytes(block - len(sub)) + notes)
+    return path
+
+
+def test_kdump_notes_give_one_prstatus_per_cpu_in_order(tmp_path):
+    blob = (note(b"CORE", 1, b"cpu0" * 84) + note(b"CORE", 1, b"cpu1" * 84)
+            + note(b"VMCOREINFO", 0, b"OSRELEASE=6.12\n"))
+    assert prstatus_descs(kdump_file(tmp_path, blob), "kdump") == [b"cpu0" * 84, b"cpu1" * 84]
+
+
+def test_old_or_cut_kdump_headers_say_so(tmp_path):
+    with pytest.raises(VmcoreError, match="version 3"):
+        prstatus_descs(kdump_file(tmp_path, note(b"CORE", 1, bytes(336)), version=3), "kdump")
+    path = kdump_file(tmp_path, note(b"CORE", 1, bytes(336)))
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(VmcoreError, match="cut short"):
+        prstatus_descs(path, "kdump")
+
+
+def test_gdb_connects_through_the_stub_and_reads_modules_once():
+    plan = GdbPlan(vmlinux=Path("/v/vmlinux"), port=0, kaslr_offset=0x8200000, batch=True,
+                   module_dirs=[Path("/own"), Path("/dbg")], stub="exec python -m kdebug.analysis.dumpstub /d/vmcore",
+                   commands=["kd-ps"])
+    argv = gdb_argv(plan)
+    ex = [argv[i + 1] for i, a in enumerate(argv) if a == "-ex"]
+    assert ex == [f"source {LOADER}", "kd-symbol-file /v/vmlinux --offset 0x8200000",
+                  "target remote | exec python -m kdebug.analysis.dumpstub /d/vmcore",
+                  "kd-symbols --dir /own --dir /dbg", "kd-ps"]
+
+
+def test_the_stub_command_quotes_paths_and_finds_this_kdebug(tmp_path):
+    odd = tmp_path / "a dump; rm -rf x" / "vmcore"
+    dump = Dump(VmcoreInfo(odd, "kdump", 0), vmlinux=Path("/v/vm linux"), module_debug_dir=None, original=odd)
+    words = shlex.split(stub_command(dump, python="/venv/bin/python"))
+    assert words[0].startswith("PYTHONPATH=") and Path(words[0].partition("=")[2], "kdebug", "analysis").is_dir()
+    assert words[1:] == ["exec", "/venv/bin/python", "-m", STUB_MODULE, str(odd), "--vmlinux", "/v/vm linux"]
