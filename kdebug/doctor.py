@@ -3,17 +3,19 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdebug.analysis.debugfiles import dump_modules
+from kdebug.crash.runner import pick_crash
 from kdebug.errors import KdebugError
 from kdebug.kconfig import check_features, check_sanitizers, load_features, load_sanitizers
 from kdebug.kernel import Kernel, image_build_id, vmlinux_build_id
+from kdebug.paths import find_tool
 from kdebug.plan.accel import AccelChoice, choose_accel
 from kdebug.vmcore.debuginfod import Progress
+from kdebug.vmcore.filter import choose_level, kernel_exports_file, tool_reads
 from kdebug.vmcore.info import identify
 from kdebug.vmcore.layouts import locate
 from kdebug.vmcore.locate import RECORDED, find_module_files, locate_vmlinux, reassemble, recorded_kernel
@@ -68,6 +70,10 @@ class DoctorReport:
     vmlinux_build_id: str | None
     features: list[FeatureRow]
     sanitizers: list[SanitizerRow] = field(default_factory=list)
+    #: For this kernel: the crash kdebug runs on its dumps and the makedumpfile
+    #: (and -d level) its captures use, each with the reason.
+    crash_choice: str = ""
+    makedumpfile_choice: str = ""
 
     @property
     def ok(self) -> bool:
@@ -88,7 +94,8 @@ def _version(path: str, arg: str) -> str:
 def collect_doctor(find_kernel) -> DoctorReport:
     tools = []
     for tool, pkg, arg, purpose in TOOLS:
-        path = shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin")
+        found = find_tool(tool)  # kdebug's own builds (scripts/setup.d) first, as every command
+        path = str(found) if found else None
         tools.append(ToolRow(tool, pkg, path, _version(path, arg) if path else "missing", purpose))
     accel = choose_accel("auto")
     kernel = err = None
@@ -109,7 +116,20 @@ def collect_doctor(find_kernel) -> DoctorReport:
                 "; ".join(r.why for r in chk.missing)))
         for s in check_sanitizers(kernel.config, load_sanitizers()):
             sans.append(SanitizerRow(s.sanitizer.name, s.present, ", ".join(s.settings), s.note))
-    return DoctorReport(tools, accel, kernel, err, iid, vid, feats, sans)
+        crash, mdf = _tool_choices(kernel)
+    else:
+        crash = mdf = ""
+    return DoctorReport(tools, accel, kernel, err, iid, vid, feats, sans, crash, mdf)
+
+
+def _tool_choices(kernel: Kernel) -> tuple[str, str]:
+    """Which crash reads this kernel's dumps, and which makedumpfile at which level captures them."""
+    crash = pick_crash(kernel.vmlinux).reason if kernel.vmlinux else "no vmlinux: crash cannot run"
+    mdf = find_tool("makedumpfile")
+    if mdf is None:
+        return crash, "makedumpfile is not installed"
+    level = choose_level(None, kernel_exports_file(kernel.vmlinux, kernel.image), tool_reads(mdf), str(mdf))
+    return crash, level.reason
 
 
 def format_doctor(r: DoctorReport) -> str:
@@ -145,6 +165,10 @@ def format_doctor(r: DoctorReport) -> str:
         out.append(tabulate([(s.sanitizer, "yes" if s.present else "no", s.settings or "-",
                               s.note or "-") for s in r.sanitizers],
                             headers=["detector", "built in", "settings", "note"]))
+    if r.crash_choice or r.makedumpfile_choice:
+        out += ["", "Dump tools for this kernel"]
+        out.append(tabulate([("crash", r.crash_choice), ("makedumpfile", r.makedumpfile_choice)],
+                            tablefmt="plain"))
     for n in k.notes:
         out.append(f"note: {n}")
     return "\n".join(out)
@@ -207,6 +231,18 @@ def collect_dump_doctor(path: Path, *, vmlinux: Path | None = None, tree: Path |
                                           + ("" if search.urls else "; no DEBUGINFOD_URLS")))
         notes += search.failures
     return DumpDoctor(Path(path), info.release, info.build_id, vm, modules, search, notes)
+
+
+def dump_doctor_dict(d: DumpDoctor) -> dict:
+    """The record as JSON-ready data (``kdebug doctor DUMP --json``)."""
+    def piece(p: Piece) -> dict:
+        return {"what": p.what, "build_id": p.build_id, "path": str(p.path) if p.path else None,
+                "source": p.source, "where": p.where, "note": p.note}
+
+    return {"dump": str(d.dump), "release": d.release, "build_id": d.build_id, "ok": d.ok,
+            "vmlinux": piece(d.vmlinux), "modules": [piece(m) for m in d.modules], "notes": d.notes,
+            "searched": {"debug_dirs": [str(x) for x in d.search.dirs], "cache": str(d.search.cache),
+                         "debuginfod": list(d.search.urls)}}
 
 
 def format_dump_doctor(d: DumpDoctor) -> str:

@@ -61,7 +61,10 @@ def _cache_key(path: Path) -> str:
 
 
 def _cached(path: Path, kind: str, compute) -> str | None:
-    cache = cache_dir() / "build-ids.json"
+    try:
+        cache = cache_dir() / "build-ids.json"
+    except OSError:  # no cache can be made (read-only, full): compute each time
+        return compute()
     try:
         table = json.loads(cache.read_text())
     except (OSError, ValueError):
@@ -72,8 +75,11 @@ def _cached(path: Path, kind: str, compute) -> str | None:
     value = compute()
     table[key] = value
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(table))
-    tmp.replace(cache)
+    try:
+        tmp.write_text(json.dumps(table))
+        tmp.replace(cache)
+    except OSError:  # a full or read-only cache only costs the next lookup
+        tmp.unlink(missing_ok=True)
     return value
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kdebug.cli.fetch import fetch_progress
 from kdebug.cli.options import capture_options, launch_options, pass_kw, to_capture_options, to_launch_options
 from kdebug.errors import UsageError
 from kdebug.report.render import FORMATS
@@ -66,7 +67,8 @@ def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_cras
             click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
 
     report = run(vmcore, vmlinux=vmlinux, tree=tree, crash=not no_crash, crash_timeout=crash_timeout,
-                 progress=progress, module_dirs=module_dirs, debuginfo=not no_debuginfo)
+                 progress=progress, module_dirs=module_dirs, debuginfo=not no_debuginfo,
+                 fetch_progress=fetch_progress(quiet))
     progress(f"done: {report.signature}")
     _write(render(report, "json" if as_json else fmt), output)
 

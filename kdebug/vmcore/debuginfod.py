@@ -295,15 +295,17 @@ def _get(url: str, offset: int, connect_timeout: float, stall: float, head: int 
         headers = {"User-Agent": "kdebug", "Accept-Encoding": "identity"}
         if offset or head:
             headers["Range"] = f"bytes={offset}-{offset + head - 1 if head else ''}"
+        wait = connect_timeout
         try:
             conn.connect()
+            wait = stall
             conn.sock.settimeout(stall)  # from here on: the stall timeout, per read
             conn.request("GET", target, headers=headers)
             resp = conn.getresponse()
         except TimeoutError:
             conn.close()
-            raise _ServerSaid(f"no answer within {connect_timeout if conn.sock is None else stall:g} s "
-                              "(down or slow)") from None
+            raise _ServerSaid(f"no answer within {wait:g} s (down or slow; DEBUGINFOD_TIMEOUT sets the "
+                              "wait)") from None
         except (OSError, http.client.HTTPException) as e:
             conn.close()
             raise _ServerSaid(f"cannot connect ({_why(e)})") from None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kdebug import kernel
 from kdebug.errors import KdebugError, KernelError
-from kdebug.paths import cache_dir, debug_dirs, debuginfo_cache
+from kdebug.paths import debug_dirs, debuginfo_cache
 from kdebug.vmcore.debuginfod import (
     DebuginfodError,
     Progress,
@@ -192,25 +192,25 @@ class DebugSearch:
 
     def local_module(self, name: str, build_id: str | None, release: str | None,
                      extra: tuple[Path, ...] = ()) -> Piece | None:
-        """A module's debug file on this machine: by build-id in the debug
-        directories and the cache, by name in the module debug trees, or
-        among ``extra`` files (out-of-tree modules), each checked by build-id."""
-        if build_id:
-            for d in self.dirs:
-                p = d / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
-                if p.is_file() and _id(p) == build_id:
-                    return Piece(name, build_id, p, DEBUG_DIR, str(d))
-            p = cache_path(self.cache, build_id)
-            if p.is_file():
-                return Piece(name, build_id, p, CACHE, str(self.cache))
+        """A module's debug file on this machine, each checked by build-id:
+        among ``extra`` files (out-of-tree modules), in the debug
+        directories' .build-id trees, by name in the module debug trees,
+        then in kdebug's cache."""
         key = _module_key(name)
+        for p in extra:  # paired by build-id (a capture names its copies name-release-hash.ko)
+            if _id(p) == build_id if build_id else _module_key(p.name) == key:
+                return Piece(name, build_id, p, GIVEN, str(p.parent))
+        for d in self.dirs if build_id else ():
+            p = d / ".build-id" / build_id[:2] / f"{build_id[2:]}.debug"
+            if p.is_file() and _id(p) == build_id:
+                return Piece(name, build_id, p, DEBUG_DIR, str(d))
         for root in self.module_dirs(release):
             for p in self._module_index(root).get(key, ()):
                 if build_id is None or _id(p) == build_id:
                     return Piece(name, build_id, p, DEBUG_DIR, str(root))
-        for p in extra:  # paired by build-id (a capture names its copies name-release-hash.ko)
-            if _id(p) == build_id if build_id else _module_key(p.name) == key:
-                return Piece(name, build_id, p, GIVEN, str(p.parent))
+        p = cache_path(self.cache, build_id) if build_id else None
+        if p is not None and p.is_file():
+            return Piece(name, build_id, p, CACHE, str(self.cache))
         return None
 
     def _module_index(self, root: Path) -> dict[str, list[Path]]:
@@ -248,8 +248,9 @@ class DebugSearch:
 
 def _kdebug_vmlinuxes() -> tuple[Path, ...]:
     """vmlinux files kdebug made: its kernel build trees, its indexed copies for crash."""
-    built = [d / "vmlinux" for d in sorted(cache_dir("kernels").glob("*")) if (d / ".kdebug-built").exists()]
-    return (*built, *sorted(cache_dir("crash-vmlinux").glob("*.vmlinux")))
+    base = debuginfo_cache().parent  # kdebug's cache, not created here (it may be read-only)
+    built = [d / "vmlinux" for d in sorted((base / "kernels").glob("*")) if (d / ".kdebug-built").exists()]
+    return (*built, *sorted((base / "crash-vmlinux").glob("*.vmlinux")))
 
 
 def _id(path: Path) -> str | None:
