@@ -14,6 +14,12 @@ minute and each broker run's time as a ratio of the local run with as many
 jobs: the queue's overhead per dump.
 
     .venv/bin/python bench/postmortem.py [VMCORE] [-n 3] [-m 4] [--no-fleet] [--release 6.12]
+    .venv/bin/python bench/postmortem.py --tier0 KDUMP [-n 5]     # the tier-0 row only
+
+Tier 0 (the report from the dump alone, no debug info; goal <= 1 s on a 40 MB
+kdump dump): --tier0 KDUMP times it in-process (kdebug.postmortem.tier0, what
+triage and the fleet call) and as the whole command `kdebug postmortem
+--no-debuginfo` (Python start and imports included), interleaved, medians.
 
 Without VMCORE it makes a 512 MiB QEMU dump of a sysrq-c crash first (of
 --release's kernel). "crash alone" is the crash kdebug runs on that dump's
@@ -74,7 +80,11 @@ def main() -> None:
     ap.add_argument("-m", type=int, default=4, help="dumps for the triage throughput")
     ap.add_argument("--no-fleet", action="store_true", help="skip the broker runs")
     ap.add_argument("--release", help="kernel of the dump made when no VMCORE is given (e.g. 6.12)")
+    ap.add_argument("--tier0", metavar="KDUMP", help="only the tier-0 row, on this (kdump-compressed) dump")
     args = ap.parse_args()
+    if args.tier0:
+        tier0(Path(args.tier0), args.n)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="kdebug-bench-"))
     if args.vmcore:
         vmcore = Path(args.vmcore)
@@ -143,6 +153,26 @@ def main() -> None:
               + ("   (goal >= 1.8 with 2 jobs, full)" if jobs == 2 and label == "full" else ""))
     if not args.no_fleet:
         fleet(kd, tdir, tmp, args.m, args.n)
+
+
+def tier0(vmcore: Path, rounds: int) -> None:
+    from kdebug.postmortem.tier0 import postmortem_nodebug
+    from kdebug.vmcore.info import identify
+
+    info = identify(vmcore)
+    argv = [sys.executable, "-m", "kdebug.cli.main", "postmortem", str(vmcore), "--no-debuginfo", "--json", "-q"]
+    inproc: list[float] = []
+    command: list[float] = []
+    sig = ""
+    for _ in range(rounds):
+        t0 = time.monotonic()
+        sig = postmortem_nodebug(vmcore).signature
+        inproc.append(time.monotonic() - t0)
+        command.append(timed(argv))
+    print(f"tier 0 of {vmcore} ({info.format}, {info.size / 1e6:.1f} MB, {info.release}), medians of {rounds} "
+          f"interleaved rounds, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; signature: {sig}")
+    print(f"  tier-0 report, in process                {statistics.median(inproc):6.2f} s   (goal <= 1 s)")
+    print(f"  kdebug postmortem --no-debuginfo         {statistics.median(command):6.2f} s   (whole command)")
 
 
 def _free_port() -> int:

@@ -27,8 +27,9 @@ from kdebug.analysis.nodebug import DRGN_VERSION, NoDebugProgram
 from kdebug.errors import VmcoreError
 from kdebug.model import FrameRecord, PrintkRecord
 from kdebug.report.classify import SNAPSHOT, classify, panic_message, signature
+from kdebug.report.logtext import parse_stack, text
 from kdebug.report.model import EngineRun, NoDebugInfo, PanicInfo, Report, SnapshotInfo, SystemInfo
-from kdebug.report.taxonomy import culprit_report, parse_stack, text
+from kdebug.report.taxonomy import culprit_report
 from kdebug.vmcore.info import VmcoreInfo, identify
 from kdebug.vmcore.layouts import DumpSite, locate, read_saved_dmesg
 from kdebug.vmcore.locate import reassemble

@@ -12,7 +12,8 @@ from kdebug.errors import KdebugError
 from kdebug.report.model import Report
 from kdebug.vmcore.layouts import DumpSite
 
-SCHEMA_VERSION = "1.2"  # 1.1: layout and dmesg per dump, error_stage and hint; 1.2: known (per dump, total)
+SCHEMA_VERSION = "1.3"  # 1.1: layout and dmesg per dump, error_stage and hint; 1.2: known (per dump, total);
+# 1.3: tier per dump (0: the report was made without debug info)
 
 
 @dataclass
@@ -69,7 +70,8 @@ class TriageEntry:
                 "reason": self.reason, "release": self.report.system.release if self.report else "",
                 "panic_task": self.panic_task, "log_source": self.report.log_source if self.report else None,
                 "error": str(self.error) if self.error else "",
-                "error_stage": self.error.stage if self.error else None, "known": self.known}
+                "error_stage": self.error.stage if self.error else None, "known": self.known,
+                "tier": self.report.tier if self.report else None}
 
 
 def group(entries: list[TriageEntry]) -> list[dict]:
@@ -97,7 +99,7 @@ def triage_text(entries: list[TriageEntry]) -> str:
 
     groups = group(entries)
     rows = [(g["count"], g["reason"], g["signature"]) for g in groups]
-    per = [(_short(e), e.site.layout, ("known" if e.known else "ok") if e.ok else "FAILED", f"{e.seconds:.1f}",
+    per = [(_short(e), e.site.layout, _status(e), f"{e.seconds:.1f}",
             e.signature if e.ok else str(e.error)) for e in entries]
     ok = sum(e.ok for e in entries)
     known = sum(e.known for e in entries)
@@ -107,6 +109,12 @@ def triage_text(entries: list[TriageEntry]) -> str:
             + tabulate(per, headers=["dump", "layout", "status", "seconds", "signature / error"],
                        disable_numparse=True)
             + "\n")
+
+
+def _status(e: TriageEntry) -> str:
+    if not e.ok:
+        return "FAILED"
+    return ("known" if e.known else "ok") + (" (tier 0: no debug info)" if e.report.tier == 0 else "")
 
 
 def _short(e: TriageEntry) -> str:
