@@ -26,7 +26,19 @@ from kdebug.bisect.dump import dump_first_bad
 from kdebug.bisect.git import BisectError
 from kdebug.bisect.record import ENDS, FOUND, Result, Row
 from kdebug.bisect.runs import Reproducer, excerpt, run_once
-from kdebug.bisect.verdict import BAD, GOOD, SKIP, Run, Target, Verdict, build_failed, decide, first_title, shows
+from kdebug.bisect.verdict import (
+    BAD,
+    GOOD,
+    SKIP,
+    Run,
+    Target,
+    Verdict,
+    build_failed,
+    decide,
+    first_title,
+    runs_wanted,
+    shows,
+)
 from kdebug.errors import UsageError
 from kdebug.kernel import Kernel
 from kdebug.paths import cache_dir
@@ -256,8 +268,11 @@ def _test(plan: Plan, st: _State, commit: str, label: str, target: Target | None
         logs = st.dir / "runs"
         logs.mkdir(exist_ok=True)
         probe = target or Target("", exact=False)  # "" is in every title: any crash
-        for n in range(1, plan.runs + 1):
-            r = run_once(plan.reproducer, plan.kernel, built.files, logs / f"{commit[:12]}-{label[:4]}-{n}.log")
+        n = 0
+        while runs_wanted(runs, plan.runs):
+            n += 1
+            log = logs / f"{commit[:12]}-{label.replace(' ', '')}-{n}.log"
+            r = run_once(plan.reproducer, plan.kernel, built.files, log)
             runs.append(r)
             shown = "; ".join(r.titles) or r.error or ("clean" if r.status in (None, 0) else f"exit {r.status}")
             say(f"  run {n}/{plan.runs}: {r.seconds:.1f} s, {r.outcome}: {shown}")

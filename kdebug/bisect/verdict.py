@@ -94,7 +94,8 @@ def shows(run: Run, target: Target) -> bool:
 
 def decide(runs: Sequence[Run], target: Target, wanted: int) -> Verdict:
     """The verdict of a step whose runs so far are ``runs`` (``wanted``:
-    ``--runs``). Callers stop running at the first run that shows the target."""
+    ``--runs``). Callers stop running at the first run that shows the
+    target; runs that could not run (ERROR) do not count."""
     n = len(runs)
     hit = next((i for i, r in enumerate(runs, 1) if shows(r, target)), None)
     if hit is not None:
@@ -103,12 +104,22 @@ def decide(runs: Sequence[Run], target: Target, wanted: int) -> Verdict:
     if other:
         return Verdict(SKIP, "only another crash: " + "; ".join(other))
     hung = sum(r.outcome == HUNG for r in runs)
+    if hung:
+        return Verdict(SKIP, f"{hung} run(s) hung")
     errors = [r.error for r in runs if r.outcome == ERROR]
-    if hung or errors:
-        why = [f"{hung} run(s) hung"] if hung else []
-        why += [f"run failed: {errors[0]}"] if errors else []
-        return Verdict(SKIP, "; ".join(why))
-    return Verdict(GOOD, f"{n} clean run{'s' if n != 1 else ''}")
+    n -= len(errors)
+    if n < wanted:
+        return Verdict(SKIP, f"only {n} of {wanted} runs ran; run failed: {errors[0] if errors else '?'}")
+    retried = f" ({len(errors)} more could not run: {errors[0]})" if errors else ""
+    return Verdict(GOOD, f"{n} clean run{'s' if n != 1 else ''}{retried}")
+
+
+def runs_wanted(runs: Sequence[Run], wanted: int) -> bool:
+    """Whether another run is needed: fewer than ``wanted`` runs ran (a run
+    kdebug could not run, a boot or shell timeout on a loaded host, is no
+    evidence and is tried again, up to ``wanted`` times)."""
+    errors = sum(r.outcome == ERROR for r in runs)
+    return len(runs) - errors < wanted and errors < wanted
 
 
 def build_failed(tail: str) -> Verdict:

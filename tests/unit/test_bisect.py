@@ -24,6 +24,7 @@ from kdebug.bisect.verdict import (
     console_titles,
     decide,
     first_title,
+    runs_wanted,
 )
 from tests.conftest import FIXTURES, need_tool
 
@@ -69,7 +70,13 @@ def test_verdicts():
     # another crash then the target (a flaky bug): the target decides
     assert decide([_run("kernel BUG in m_init"), _run(NULL)], target, 3).word == BAD
     assert decide([_run(), _run(outcome=HUNG)], target, 2).word == SKIP
-    assert decide([Run(ERROR, error="boot timed out")], target, 1).reason == "run failed: boot timed out"
+    # a run kdebug could not run is no evidence: tried again, not counted
+    err = Run(ERROR, error="guest shell did not answer within 30 s")
+    assert decide([err], target, 1).word == SKIP
+    assert decide([_run(), err, _run()], target, 2).reason == \
+        "2 clean runs (1 more could not run: guest shell did not answer within 30 s)"
+    assert runs_wanted([_run(), err], 2) and not runs_wanted([_run(), err, _run()], 2)
+    assert not runs_wanted([err, err], 2)  # at most --runs failures
 
 
 def test_target_exact_or_a_piece():
