@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from kdebug.analysis.panic import snapshot_evidence
 from kdebug.crash.crosscheck import cross_check
 from kdebug.crash.runner import CrashProcess, CrashRun, run_crash
-from kdebug.errors import KernelError
 from kdebug.postmortem.collect import DrgnRead, collect
 from kdebug.postmortem.tier0 import postmortem_nodebug
 from kdebug.report.classify import oops_block, signature, snapshot_signature
 from kdebug.report.model import CrossCheck, DumpCheck, DumpGap, EngineRun, PanicInfo, Report, SnapshotInfo
 from kdebug.vmcore.filter import explain_missing
 from kdebug.vmcore.locate import Dump, open_dump
+from kdebug.vmcore.search import DebugInfoMissing
 
 LOG_TAIL = 60
 
@@ -128,9 +128,7 @@ def postmortem(path, *, vmlinux=None, tree=None, crash: bool = True, crash_timeo
     try:
         dump = open_dump(path, vmlinux=vmlinux, tree=tree, module_dirs=tuple(module_dirs),
                          fetch_progress=fetch_progress)  # debuginfod downloads, drawn by the CLI
-    except KernelError as e:  # no debug vmlinux (kdebug.vmcore.search.DebugInfoMissing)
-        if vmlinux is not None or tree is not None:
-            raise  # the one the user named does not fit: their error to fix
+    except DebugInfoMissing as e:  # nowhere to be had: the report from the dump alone
         return postmortem_nodebug(path, missing=e, progress=progress)
     return build_report(dump, crash=crash, crash_timeout=crash_timeout, progress=progress,
                         on_partial=on_partial, crash_started=crash_started)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdebug.analysis.nodebug import DRGN_VERSION, NoDebugProgram
+from kdebug.decode.rsp import Cpu, parse_prstatus
 from kdebug.errors import VmcoreError
 from kdebug.model import FrameRecord, PrintkRecord
 from kdebug.report.classify import SNAPSHOT, classify, panic_message, signature
@@ -33,7 +34,8 @@ from kdebug.report.taxonomy import culprit_report
 from kdebug.vmcore.info import VmcoreInfo, identify
 from kdebug.vmcore.layouts import DumpSite, locate, read_saved_dmesg
 from kdebug.vmcore.locate import reassemble
-from kdebug.vmcore.prstatus import CpuRegisters, dump_registers
+from kdebug.vmcore.notes import prstatus_descs
+from kdebug.vmcore.search import debug_package
 
 LOG_TAIL = 60
 #: dump_stack_print_info (lib/dump_stack.c); "UID: %u" since v6.11.
@@ -96,11 +98,6 @@ def _stack(t: list[str], ctx: int | None, trace: int, rip: int | None) -> LogSta
     return out
 
 
-def debug_package(release: str | None) -> str:
-    """The Debian/Ubuntu package holding ``release``'s debug vmlinux."""
-    return f"linux-image-{release}-dbg" if release else "the kernel's -dbg package"
-
-
 def fix_line(info: VmcoreInfo, package: str, urls: str | None = None) -> str:
     """How to get the full report: the package, or a debuginfod that has the build-id."""
     bid = info.build_id
@@ -147,7 +144,9 @@ def tier0_report(site: DumpSite, info: VmcoreInfo, original: Path, *, reason: st
     cpu = facts.panic_cpu if facts.panic_cpu is not None and facts.panic_cpu >= 0 else stack.cpu
     crashed = (facts.panic_cpu is None or facts.panic_cpu >= 0 or "CRASHTIME" in info.vmcoreinfo)
     regs = _registers(info, cpu, stack.pid, warnings)
-    pc = prog.frame(0, regs.pc) if regs is not None and regs.kernel_mode and prog.kallsyms else None
+    # CS with RPL 0: the CPU was in the kernel, where kallsyms can name its RIP.
+    kernel_mode = regs is not None and regs.regs.get("cs", 3) & 3 == 0
+    pc = prog.frame(0, regs.regs["rip"]) if kernel_mode and prog.kallsyms else None
     system = _system(info, original, facts, lines, log)
     splat = None
     if crashed:
@@ -179,12 +178,12 @@ def tier0_report(site: DumpSite, info: VmcoreInfo, original: Path, *, reason: st
                   nodebug=nodebug)
 
 
-def _registers(info: VmcoreInfo, cpu: int | None, pid: int | None, warnings: list[str]) -> CpuRegisters | None:
+def _registers(info: VmcoreInfo, cpu: int | None, pid: int | None, warnings: list[str]) -> Cpu | None:
     """The crashing CPU's saved registers: the note of that CPU (notes are in
     CPU order), or the one whose pr_pid is the crashing task (kdump)."""
     try:
-        notes = dump_registers(info.path, info.format)
-    except (OSError, ValueError) as e:
+        notes = [parse_prstatus(d) for d in prstatus_descs(info.path, info.format)]
+    except (OSError, ValueError, VmcoreError) as e:
         warnings.append(f"registers: {e}")
         return None
     if cpu is not None and cpu < len(notes):

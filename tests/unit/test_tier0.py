@@ -15,7 +15,6 @@ import struct
 
 import pytest
 
-from kdebug import elf
 from kdebug.decode.printk import prb_layout, read_ring
 from kdebug.decode.structs import Field
 from kdebug.decode.vmcoreinfo import VmcoreinfoDebuginfo, taint_letters
@@ -23,7 +22,7 @@ from kdebug.fleet.db import SCHEMA_VERSION, open_db
 from kdebug.fleet.records import row_of
 from kdebug.fleet.summary import summarize
 from kdebug.model import FrameRecord
-from kdebug.postmortem.tier0 import debug_package, fix_line, log_stack
+from kdebug.postmortem.tier0 import fix_line, log_stack
 from kdebug.report.classify import classify, panic_message, signature
 from kdebug.report.load import report_from_dict
 from kdebug.report.model import SCHEMA_VERSION as REPORT_SCHEMA
@@ -32,7 +31,7 @@ from kdebug.report.render import render
 from kdebug.report.triage import TriageEntry
 from kdebug.vmcore.info import VmcoreInfo, parse_vmcoreinfo
 from kdebug.vmcore.layouts import DumpSite
-from kdebug.vmcore.prstatus import X86_64_REGS, parse_prstatus
+from kdebug.vmcore.search import debug_package
 from tests.conftest import FIXTURES, ROOT
 
 SCHEMA = ROOT / "kdebug" / "report" / "schema" / "report-v1.json"
@@ -99,17 +98,6 @@ def test_taint_letters_as_print_tainted_shows_them():
     assert taint_letters((1 << 12) | (1 << 13)) == "GOE"  # TAINT_OOT_MODULE, TAINT_UNSIGNED_MODULE
     assert taint_letters(1 | (1 << 9)) == "PW"
     assert taint_letters(1 << 40) == "G?"
-
-
-def test_registers_from_prstatus_notes():
-    regs = list(range(100, 100 + len(X86_64_REGS)))
-    regs[X86_64_REGS.index("cs")] = 0x10
-    desc = bytearray(112) + struct.pack(f"<{len(regs)}Q", *regs) + bytes(8)
-    struct.pack_into("<i", desc, 32, 93)
-    notes = [elf.Note("CORE", 1, bytes(desc)), elf.Note("VMCOREINFO", 0, b"x"), elf.Note("CORE", 1, bytes(desc))]
-    cpus = parse_prstatus(notes)
-    assert [c.index for c in cpus] == [0, 1] and cpus[0].pid == 93 and cpus[0].kernel_mode
-    assert cpus[0].pc == regs[X86_64_REGS.index("rip")] and cpus[0].regs["rsp"] == regs[X86_64_REGS.index("rsp")]
 
 
 def _recorded(name: str) -> tuple[list[str], list[FrameRecord]]:
