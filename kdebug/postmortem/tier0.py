@@ -26,7 +26,7 @@ from pathlib import Path
 from kdebug.analysis.nodebug import DRGN_VERSION, NoDebugProgram
 from kdebug.decode.rsp import Cpu, parse_prstatus
 from kdebug.errors import VmcoreError
-from kdebug.model import FrameRecord, PrintkRecord
+from kdebug.model import PANIC_PREFIX, FrameRecord, PrintkRecord
 from kdebug.report.classify import SNAPSHOT, classify, panic_message, signature
 from kdebug.report.logtext import parse_stack, text
 from kdebug.report.model import EngineRun, NoDebugInfo, PanicInfo, Report, SnapshotInfo, SystemInfo
@@ -42,7 +42,6 @@ LOG_TAIL = 60
 _CONTEXT = re.compile(r"\bCPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (\S+)")
 _CALL_TRACE = re.compile(r"^Call Trace:")
 _KERNEL_RIP = re.compile(r"^RIP: 0010:([A-Za-z_.$][\w.$]*)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[([\w-]+))?")
-_PANIC = "Kernel panic - not syncing"
 _TAINTED = re.compile(r"\bTainted: ([A-Z ]+?)\s+\d|\bNot tainted\b")
 _CMDLINE = re.compile(r"^Command line: (.*)$")
 NO_DEBUG_SECTIONS = "tasks, modules, memory, the other CPUs' stacks, file:line, and crash's cross-check"
@@ -68,7 +67,7 @@ def log_stack(lines: Sequence[str]) -> LogStack:
     panicked or went straight to kdump), with the oops' RIP as frame 0."""
     t = [text(x) for x in lines]
     end = len(t)
-    panic_at = next((i for i in range(len(t) - 1, -1, -1) if _PANIC in t[i]), None)
+    panic_at = next((i for i in range(len(t) - 1, -1, -1) if PANIC_PREFIX in t[i]), None)
     if panic_at is not None:
         for j in range(panic_at + 1, min(panic_at + 4, len(t))):
             if _CONTEXT.search(t[j]):
