@@ -15,6 +15,8 @@ SHT_SYMTAB = 2
 SHF_ALLOC = 0x2
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 _SYM = struct.Struct("<IBBHQQ")
+#: Up to this many names are searched for; more are found in one walk of the symbols.
+SEARCH_NAMES = 8
 
 
 class ElfSymsError(ValueError):
@@ -56,7 +58,33 @@ def parse_sections(head: bytes, read_at) -> list[Section]:
 
 
 def lookup(sections: list[Section], read_at, names) -> dict[str, int]:
-    """Values of the named symbols (the first definition of each)."""
+    """Values of the named symbols (the first definition of each).
+
+    A few names are found without walking every symbol: each place the name
+    sits in the string table (the linker shares suffixes, so inside longer
+    names too), then the symbol entries whose name field holds that offset
+    (a byte search, kept at entry boundaries only): 20-40 ms a name where a
+    walk of a distro vmlinux's symbols takes 0.4-1 s whatever it looks for."""
+    want = list(dict.fromkeys(names))
+    if len(want) > SEARCH_NAMES:
+        return _walk(sections, read_at, want)
+    found: dict[str, int] = {}
+    for sec in sections:
+        if sec.type != SHT_SYMTAB:
+            continue
+        data = read_at(sec.offset, sec.size)
+        strs = read_at(sections[sec.link].offset, sections[sec.link].size)
+        for name in want:
+            if name not in found and name:
+                hit = _first_definition(data, strs, name.encode())
+                if hit is not None:
+                    found[name] = hit
+        if len(found) == len(want):
+            break
+    return found
+
+
+def _walk(sections: list[Section], read_at, names) -> dict[str, int]:
     want = {n.encode() for n in names}
     found: dict[str, int] = {}
     for sec in sections:
@@ -75,6 +103,24 @@ def lookup(sections: list[Section], read_at, names) -> dict[str, int]:
                 if len(found) == len(want):
                     return found
     return found
+
+
+def _first_definition(data: bytes, strs: bytes, name: bytes) -> int | None:
+    best: tuple[int, int] | None = None  # (entry offset, value)
+    needle = name + b"\0"
+    at = strs.find(needle, 1)
+    while at >= 0:
+        key = struct.pack("<I", at)
+        pos = data.find(key)
+        while pos >= 0 and (best is None or pos < best[0]):
+            if pos % _SYM.size == 0:
+                _name, _info, _other, shndx, value, _size = _SYM.unpack_from(data, pos)
+                if shndx:
+                    best = (pos, value)
+                    break
+            pos = data.find(key, pos + 1)
+        at = strs.find(needle, at + 1)
+    return best[1] if best else None
 
 
 def read_vmlinux(path: Path, names) -> tuple[list[Section], dict[str, int]]:

@@ -68,3 +68,28 @@ def test_the_stub_command_quotes_paths_and_finds_this_kdebug(tmp_path):
     words = shlex.split(stub_command(dump, python="/venv/bin/python"))
     assert words[0].startswith("PYTHONPATH=") and Path(words[0].partition("=")[2], "kdebug", "analysis").is_dir()
     assert words[1:] == ["exec", "/venv/bin/python", "-m", STUB_MODULE, str(odd), "--vmlinux", "/v/vm linux"]
+
+
+def test_symbol_search_finds_shared_suffixes_and_the_first_definition():
+    from kdebug.decode.elfsyms import SEARCH_NAMES, SHT_SYMTAB, Section, lookup
+
+    strs = b"\0xpanic_cpu\0init_task\0"
+    sym = struct.Struct("<IBBHQQ")
+    entries = [sym.pack(0, 0, 0, 0, 0, 0),
+               sym.pack(2, 0, 0, 0, 0x99, 0),  # "panic_cpu" (a suffix of "xpanic_cpu"), undefined
+               sym.pack(1, 0, 0, 1, 0x10, 4),  # "xpanic_cpu"
+               sym.pack(2, 0, 0, 3, 0x20, 4),  # "panic_cpu": the first definition
+               sym.pack(12, 0, 0, 3, 0x30, 4),  # "init_task"
+               sym.pack(2, 0, 0, 3, 0x40, 4)]  # "panic_cpu" again
+    data = b"".join(entries)
+    blob = data + strs
+    secs = [Section(".symtab", SHT_SYMTAB, 0, 0, 0, len(data), link=1, entsize=24),
+            Section(".strtab", 3, 0, 0, len(data), len(strs))]
+
+    def read_at(off, n):
+        return blob[off:off + n]
+
+    want = {"panic_cpu": 0x20, "xpanic_cpu": 0x10, "init_task": 0x30}
+    assert lookup(secs, read_at, ["panic_cpu", "xpanic_cpu", "init_task", "absent"]) == want
+    many = [*want, *(f"absent{i}" for i in range(SEARCH_NAMES))]  # the walk gives the same
+    assert lookup(secs, read_at, many) == want
