@@ -67,17 +67,42 @@ class ModuleRecord:
 
 @dataclass(frozen=True)
 class FrameRecord:
-    """One frame of a backtrace."""
+    """One frame of a backtrace, filled alike by gdb (kd-bt) and drgn (the
+    report) through kdebug.decode.frames. The walk begins where the CPU was
+    (frame 0, whatever its pc) and stops at the first user-space pc after it:
+    the user side of a syscall or interrupt is never a frame.
+
+    A frame's symbol is the ELF symbol (vmlinux's, or the module's .ko) that
+    holds its lookup address: its pc for frame 0 of a running CPU, pc - 1 (the
+    call) for a return address. Among symbols holding it, the one starting
+    closest, then the smaller, then global over weak over local (drgn's rule).
+
+    - ``index``: 0 for the innermost frame, counting inline frames.
+    - ``pc``: the frame's program counter (a return address beyond frame 0).
+    - ``function``: the ELF symbol's name ("func+off/size" as the kernel
+      prints it: a compiler clone is "foo.isra.0"); for an inline frame, or
+      where no ELF symbol holds the pc, the DWARF function's name; "" when
+      neither knows it.
+    - ``offset``: pc - the ELF symbol's start; 0 for inline frames and
+      frames without an ELF symbol.
+    - ``size``: the ELF symbol's st_size (what the kernel prints after "/");
+      0 for inline frames and frames without an ELF symbol.
+    - ``module``: the name of the loaded module whose memory holds pc; ""
+      for vmlinux (and for an address in no module).
+    - ``file``, ``line``: DWARF's source line of the lookup address; in the
+      frame that an inlined call sits in, the call's line. "" and 0 unknown.
+    - ``inline``: this frame is a function inlined into the next one (same pc).
+    """
 
     index: int
     pc: int
-    function: str  # "" when unknown
-    offset: int = 0  # pc - function start
-    size: int = 0  # function size, when known (func+off/size as the kernel prints)
-    module: str = ""  # "" for vmlinux
+    function: str
+    offset: int = 0
+    size: int = 0
+    module: str = ""
     file: str = ""
     line: int = 0
-    inline: bool = False  # a function inlined into the next frame (same pc)
+    inline: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

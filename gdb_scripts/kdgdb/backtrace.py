@@ -2,68 +2,114 @@
 
 A task that is not running was switched out in __switch_to_asm, which pushed
 its callee-saved registers as a ``struct inactive_task_frame`` at
-``task->thread.sp``. We load those registers into the selected vCPU for the
-length of one walk with gdb's own unwinder (DWARF CFI, inline frames), and
-put the vCPU's registers back afterwards, whatever happens.
+``task->thread.sp``. An unwinder makes those registers the caller of frame 0
+for the length of one walk with gdb's own unwinder (DWARF CFI, inline frames).
+
+Each frame is a FrameRecord filled as kdebug.analysis.stack fills drgn's
+(kdebug.decode.frames): function, offset and size from the ELF symbol table
+of the vmlinux or the module's debug file, module by address, inline from
+gdb's frame type, and the walk ends where user space begins.
 """
 
 from __future__ import annotations
 
-import re
-
 import gdb
 import gdb.unwinder
 
+from kdebug.decode.elfsyms import ElfSymsError, read_vmlinux
+from kdebug.decode.frames import SymbolTable, ends_walk, lookup_pc, read_symbol_table
+from kdebug.decode.modules import RawModule, module_sections
 from kdebug.format import format_backtrace
 from kdebug.model import FrameRecord
 
+from .cache import cached, per_stop
 from .command import Command, register
 from .cpus import cpu_thread, current_task_addr
-from .debuginfo import lookup_type, offsetof, sizeof
+from .debuginfo import lookup_type, offsetof, sizeof, symbol_address
 from .memory import read, u64
+from .modsyms import debug_file
+from .modules import for_each_module, layout
 from .tasks import find_task
 
 FRAME = "struct inactive_task_frame"
-KERNEL_START = 0xFFFF800000000000  # x86-64: kernel addresses are in the upper half
 #: inactive_task_frame member -> register it restores (x86-64).
 SAVED = (("r15", "r15"), ("r14", "r14"), ("r13", "r13"), ("r12", "r12"), ("bx", "rbx"), ("bp", "rbp"))
 
 
-def walk(limit: int = 64, start=None) -> list[FrameRecord]:
-    out = []
+def _vmlinux_symbols() -> SymbolTable | None:
+    """The vmlinux's ELF symbols at their KASLR-moved addresses."""
+    def build():
+        sym = gdb.lookup_global_symbol("start_kernel")
+        path = sym.symtab.objfile.filename if sym is not None and sym.symtab is not None else None
+        if path is None:
+            return None
+        try:
+            link = read_vmlinux(path, ["_text"])[1]["_text"]
+            return read_symbol_table(path, bias=symbol_address("_text") - link)
+        except (OSError, KeyError, ElfSymsError):
+            return None
+    return cached("frames-vmlinux", build)
+
+
+def _module_at(pc: int) -> RawModule | None:
+    """The loaded module whose memory holds ``pc`` (its text starts nearest below it)."""
+    mods = per_stop("frames-modules", lambda: sorted(for_each_module(), key=lambda m: m.text_base))
+    best = None
+    for m in mods:
+        if m.text_base <= pc < m.text_base + m.size:
+            best = m
+    return best
+
+
+def _module_symbols(raw: RawModule) -> SymbolTable | None:
+    """A module's ELF symbols (its debug file from `kd-symbols --dir`) where its sections are."""
+    def build():
+        path = debug_file(raw.name)
+        if path is None:
+            return None
+        try:
+            return read_symbol_table(path, section_addresses=module_sections(raw, layout(), read, u64))
+        except (OSError, ElfSymsError):
+            return None  # compressed or not ELF: frames keep DWARF's names
+    return cached(("frames-module", raw.name, raw.text_base), build)
+
+
+def _symbols_at(pc: int) -> tuple[str, SymbolTable | None]:
+    """(module name, "" for vmlinux; its symbol table) of ``pc``."""
+    if symbol_address("_text") <= pc < symbol_address("_end"):
+        return "", _vmlinux_symbols()
+    raw = _module_at(pc)
+    return ("", None) if raw is None else (raw.name, _module_symbols(raw))
+
+
+def walk(limit: int = 64, start=None, interrupted: bool = True) -> list[FrameRecord]:
+    """Frames from ``start`` (default: the selected thread's newest frame) on.
+    ``interrupted``: the first frame is where its CPU stopped, not a return address."""
+    out: list[FrameRecord] = []
     f = start if start is not None else gdb.newest_frame()
     while f is not None and len(out) < limit:
         pc = f.pc()
-        if pc < KERNEL_START:  # the user-space side of a syscall: not ours to unwind
+        if ends_walk(len(out), pc):
             break
-        name = f.name() or ""
-        off = size = 0
-        fn = f.function()
-        if fn is not None:
-            start = int(fn.value().address.cast(lookup_type("unsigned long")))
-            off = pc - start
-            block = f.block() if f.is_valid() else None
-            while block is not None and block.function is None:
-                block = block.superblock
-            if block is not None and block.function is not None and block.function.name == fn.name:
-                size = block.end - block.start
+        inline = f.type() == gdb.INLINE_FRAME
+        module, table = _symbols_at(pc)
+        sym = None if inline or table is None else table.lookup(lookup_pc(pc, interrupted))
+        if sym is not None:
+            function, offset, size = sym.name, pc - sym.address, sym.size
         else:
-            # Assembly (entry code) has no DWARF function: ask the ELF symbols.
-            name, off = _minsym(pc, name)
+            fn = f.function()
+            function, offset, size = (fn.name if fn is not None else ""), 0, 0
         sal = f.find_sal()
-        out.append(FrameRecord(index=len(out), pc=pc, function=name, offset=off, size=size,
-                               file=sal.symtab.filename if sal.symtab else "", line=sal.line or 0))
+        out.append(FrameRecord(index=len(out), pc=pc, function=function, offset=offset, size=size,
+                               module=module, file=sal.symtab.filename if sal.symtab else "",
+                               line=sal.line or 0, inline=inline))
+        if not inline:
+            interrupted = False  # the frames beyond are return addresses
         try:
             f = f.older()
         except gdb.error:
             break
     return out
-
-
-def _minsym(pc: int, default: str) -> tuple[str, int]:
-    """(symbol, offset) from the ELF symbol table: "0x... <sym+off>"."""
-    m = re.search(r"<([^+>]+)(?:\+(\d+))?>", gdb.format_address(pc))
-    return (m.group(1), int(m.group(2) or 0)) if m else (default, 0)
 
 
 class _SwitchedOut(gdb.unwinder.Unwinder):
@@ -122,7 +168,7 @@ def sleeping_backtrace(task_addr: int, limit: int = 64) -> list[FrameRecord]:
         f = gdb.newest_frame()
         while f is not None and f.type() == gdb.INLINE_FRAME:
             f = f.older()
-        return walk(limit, start=f.older() if f is not None else None)
+        return walk(limit, start=f.older() if f is not None else None, interrupted=False)
     finally:
         _UNWINDER.registers = _UNWINDER.claimed = None
         gdb.invalidate_cached_frames()

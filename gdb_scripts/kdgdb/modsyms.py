@@ -35,6 +35,11 @@ def _index() -> dict[str, Path]:
     return _state["index"]
 
 
+def debug_file(name: str) -> Path | None:
+    """The debug file of module ``name`` in the `kd-symbols --dir` directories."""
+    return _index().get(module_key(name))
+
+
 def placeable(path: Path) -> tuple[Path, str | None]:
     """The file gdb can place section by section (kdebug.decode.modsyms): the
     debug file itself, or a cached copy with its section addresses zeroed;

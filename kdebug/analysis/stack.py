@@ -1,5 +1,8 @@
 """Stack traces as FrameRecords: function+offset/size (as the kernel prints
-them), the module, and file:line from DWARF."""
+them), the module, and file:line from DWARF. The fields mean what
+kdebug.model.FrameRecord says, as kd-bt fills them in gdb
+(kdebug.decode.frames): drgn's StackFrame.symbol() is the ELF symbol lookup
+that kdebug.decode.frames.SymbolTable does for gdb."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import dataclasses
 
 import drgn
 
+from kdebug.decode.frames import ends_walk
 from kdebug.model import FrameRecord
 
 
@@ -21,8 +25,8 @@ def _module_name(prog: drgn.Program, pc: int) -> str:
 def frame_records(prog: drgn.Program, trace: drgn.StackTrace) -> list[FrameRecord]:
     out = []
     for i, f in enumerate(trace):
-        if f.pc == 0 and i > 0:
-            break  # unwound past the user-space entry into zeroes
+        if ends_walk(i, f.pc):
+            break  # the user side of a syscall or interrupt
         name = f.function_name or ""  # None where drgn knows no function (user space)
         try:
             sym = f.symbol()
