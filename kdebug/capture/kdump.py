@@ -195,7 +195,7 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
     with clock.stage("panic") as st:
         offset = fire(guest, trigger)
         guest.trigger_offset = offset
-        w = watch(guest, offset, panic_timeout, crash=PANIC_OR_CAPTURE)
+        w = watch(guest, offset, panic_timeout, crash=PANIC_OR_CAPTURE, armed=cap.panic_on["words"])
         if not w.crashed:
             err = note_no_crash(cap, w, guest, offset, opts, kernel)
             if err is not None and w.splat is not None and opts.method == "auto":

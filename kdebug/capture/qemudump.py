@@ -81,7 +81,8 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
         # Connected before the trigger: QMP events go only to connected clients.
         with clock.stage("panic"), Qmp(session.qmp_socket, timeout=10) as q:
             offset = fire(guest, trigger, q)
-            w = watch(guest, offset, opts.timeouts.panic or trigger.seconds, panicked=guest_panicked(q))
+            w = watch(guest, offset, opts.timeouts.panic or trigger.seconds, panicked=guest_panicked(q),
+                      armed=cap.panic_on["words"])
             if not w.crashed:
                 err = note_no_crash(cap, w, guest, offset, opts, kernel)
                 if err is not None:

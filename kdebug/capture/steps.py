@@ -8,7 +8,7 @@ import dataclasses
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,11 +204,14 @@ def fire(guest: Guest, trigger: Trigger, qmp: Qmp | None = None) -> int:
     return offset
 
 
-#: After a splat, the console quiet this long (the report printed whole) with
-#: no panic: the kernel is going on. A panic follows an Oops at once when
-#: panic_on_oops is set, within a second even under TCG.
+#: After a splat that no armed ``--panic-on`` word covers, the console quiet
+#: this long (the report printed whole) with no panic: the kernel is going on.
 SPLAT_QUIET = 3.0
 #: ... but no longer than this after the splat (a printk flood never quiets).
+#: A splat an armed word covers panics for certain, but kdump starts from the
+#: Oops without a line (panic_on_oops: no "Kernel panic"), and the capture
+#: kernel's first line can come 3-4 s later under TCG on a busy host: such a
+#: splat waits this long for the crash, not SPLAT_QUIET.
 SPLAT_MAX = 20.0
 #: After a --run command exits 0, how long a crash it left behind (a work
 #: item, a timer) may take to come.
@@ -230,14 +233,16 @@ class Watched:
 
 
 def watch(guest: Guest, offset: int, timeout: float, *, crash: re.Pattern | None = None,
-          panicked: Callable[[], bool] | None = None) -> Watched:
+          panicked: Callable[[], bool] | None = None, armed: Collection[str] = ()) -> Watched:
     """Wait for the crash the trigger should cause: ``crash`` on the console
     (kdump: the panic, or the capture kernel starting) or ``panicked()``
     (QEMU's GUEST_PANICKED). Stop early when the answer is already known: a
-    splat the kernel went on from, or a --run command that ended."""
+    splat the kernel went on from (one whose ``--panic-on`` word is not in
+    ``armed``, the words :func:`arm` set), or a --run command that ended."""
     patterns = [panicon.ANY_SPLAT, RUN_DONE] + ([crash] if crash is not None else [])
     start = time.monotonic()
     splat_at = returned_at = None
+    quiet = SPLAT_QUIET
     status = None
     seen = len(guest.transcript)
     changed = start
@@ -250,14 +255,18 @@ def watch(guest: Guest, offset: int, timeout: float, *, crash: re.Pattern | None
             return Watched(crashed=panicked is not None and panicked(), exited=True, status=status)
         if i == 2:
             return Watched(crashed=True)
-        if i == 0 and splat_at is None:
-            splat_at = now
+        if i == 0:
+            splat_at = now if splat_at is None else splat_at
+            # Any header an armed word covers (an Oops after a WARNING too).
+            this = panicon.find_splat(m.group(0)) if m is not None else None
+            if this is not None and this.word in armed:
+                quiet = SPLAT_MAX
         if i == 1 and status is None and m is not None:
             status, returned_at = int(m.group(1)), now
         if len(guest.transcript) != seen:
             seen, changed = len(guest.transcript), now
         if splat_at is not None:
-            if now - changed >= SPLAT_QUIET or now - splat_at >= SPLAT_MAX:
+            if now - changed >= quiet or now - splat_at >= SPLAT_MAX:
                 return Watched(splat=panicon.find_splat(guest.transcript[offset:]), status=status,
                                waited=now - splat_at)
         elif returned_at is not None and now - returned_at >= (RUN_GRACE if status == 0 else RUN_DRAIN):
