@@ -9,13 +9,14 @@ import time
 
 import click
 
-from kdebug.cli.options import launch_options, pass_kw, to_launch_options
+from kdebug.cli.options import launch_options, pass_kw, to_launch_options, warm_options
 from kdebug.errors import UsageError
-from kdebug.guest.qemu import _die_with_parent, boot
+from kdebug.guest.qemu import _die_with_parent
 from kdebug.plan.argv import build_argv
 from kdebug.plan.diagnose import diagnose
 from kdebug.plan.prepare import Prepared, prepare
 from kdebug.session import list_sessions, new_session
+from kdebug.warm.start import WarmStart, add_files, late_files, start_guest
 
 
 def _announce(p: Prepared, session_name: str | None) -> None:
@@ -46,6 +47,7 @@ def _dry_run(kw: dict, **extra) -> bool:
 @click.option("--cmd-timeout", default=60.0, show_default=True, help="Seconds the command may run.")
 @click.option("--keep", is_flag=True, help="Keep the session directory (console log) afterwards.")
 @click.option("--dry-run", is_flag=True, help="Print the QEMU command line and exit.")
+@warm_options
 @click.argument("command", nargs=-1, required=True)
 @pass_kw
 def run(kw):
@@ -58,17 +60,28 @@ def run(kw):
     """
     command = " ".join(kw.pop("command"))
     timeout, cmd_timeout, keep = kw.pop("timeout"), kw.pop("cmd_timeout"), kw.pop("keep")
+    cold, reseed = kw.pop("cold"), kw.pop("reseed")
     if _dry_run(kw):
         return
     session = new_session()
     ok = False
     try:
-        prep = prepare(to_launch_options(kw), session)
+        lopts = to_launch_options(kw)
+        late, why = late_files(lopts, cold)
+        prep = prepare(lopts, session)
         _announce(prep, None)
-        with boot(prep.plan, session, timeout=timeout) as guest:
-            click.echo(f"kdebug: guest ready in {guest.boot_seconds:.1f} s", err=True)
+        warm = WarmStart(prep.plan, release=prep.kernel.release, vmlinux=prep.kernel.vmlinux,
+                         enabled=not cold and why is None, reseed=reseed)
+        if why:
+            warm.notes.append(why)
+        with start_guest(warm, session, timeout) as guest:
+            for n in warm.notes:
+                click.echo(f"kdebug: {n}", err=True)
+            click.echo(f"kdebug: guest ready in {guest.boot_seconds:.1f} s ({warm.line})", err=True)
             for w in guest.warnings:
                 click.echo(f"kdebug: warning: {w.cause} (fix: {w.fix})", err=True)
+            if late:
+                add_files(guest, late)
             res = guest.run(command, timeout=cmd_timeout)
             sys.stdout.write(res.output)
             sys.stdout.flush()

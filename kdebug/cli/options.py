@@ -48,6 +48,16 @@ def launch_options(f):
     return kernel_options(f)
 
 
+def warm_options(f):
+    """--cold / --reseed: how a guest starts (kdebug.warm)."""
+    f = click.option("--reseed", is_flag=True,
+                     help="After a warm start, mix fresh host randomness into the guest's RNG "
+                          "(every warm start of one saved state otherwise shares its random state).")(f)
+    f = click.option("--cold", is_flag=True,
+                     help="Boot the kernel instead of restoring a saved guest (and save none).")(f)
+    return f
+
+
 def parse_adds(adds: tuple[str, ...]) -> dict[str, Path]:
     out = {}
     for a in adds:

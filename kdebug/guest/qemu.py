@@ -185,6 +185,15 @@ class Guest:
                          if d.code in ("crashkernel-not-reserved", "initramfs-unpack")]
         return self.role
 
+    def mark_restored(self, boot_log: str) -> None:
+        """A guest restored from a state saved at its shell (kdebug.warm): the
+        shell is set up (no echo, no prompt) and waits for a line; its boot
+        log, shared by every start of that state, heads the transcript."""
+        self.child.logfile_read.write(boot_log)
+        self.boot_seconds = time.monotonic() - self.started
+        self.role = "main"
+        self._shell_ready = True
+
     # --- shell ------------------------------------------------------------------
 
     def _setup_shell(self) -> None:

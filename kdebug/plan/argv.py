@@ -49,6 +49,10 @@ def _control(p: LaunchPlan) -> list[str]:
         args += ["-qmp", f"unix:{p.qmp_socket},server=on,wait=off"]
     if p.freeze:
         args.append("-S")
+    if p.incoming:
+        # A warm start (kdebug.warm): the guest's state comes over QMP from
+        # a saved file; nothing runs until then.
+        args += ["-incoming", "defer"]
     return args
 
 

@@ -44,4 +44,6 @@ class LaunchPlan:
     drives: tuple[Drive, ...] = ()
     serial_ports: tuple[SerialPort, ...] = ()
     pvpanic: bool = False  # panic -> QMP GUEST_PANICKED and pause, for QEMU dumps
+    #: -incoming defer: wait for a saved state (QMP migrate-incoming) instead of booting
+    incoming: bool = False
     extra_args: tuple[str, ...] = field(default_factory=tuple)

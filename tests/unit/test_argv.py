@@ -25,6 +25,12 @@ PLANS = {
         drives=(Drive(Path("/d/root.img"), "root"),),
         serial_ports=(SerialPort("org.kdebug.dump", Path("/run/s/dump.bin")),
                       SerialPort("org.kdebug.ctl", Path("/run/s/ctl.sock"), "socket"))),
+    # A warm start (kdebug.warm): the default guest, waiting for its saved state.
+    "warm-incoming": LaunchPlan(
+        name="kdebug-w", image=Path("/boot/vmlinuz"), initrd=Path("/c/initrd.img"),
+        cmdline="console=ttyS0,115200 panic=-1", gdb_port=1234,
+        firmware=Path("/usr/share/qemu/qboot.rom"), incoming=True,
+        qmp_socket=Path("/run/s/qmp.sock"), console_log=Path("/run/s/console.log")),
 }
 
 

@@ -1,0 +1,1 @@
+"""Warm starts: a guest saved at its ready line, restored instead of booted."""
