@@ -47,6 +47,11 @@ class EarlyGdb:
     def start(self) -> None:
         self._thread.start()
 
+    def start_at(self, offset: int) -> None:
+        """Start gdb at once with a known offset (a restored guest's, from
+        its saved state: checked against the IDT before :meth:`go`)."""
+        self._start_gdb(offset)
+
     def _watch(self) -> None:
         try:
             link = kaslr_link_addresses(self._plan.vmlinux)

@@ -22,6 +22,7 @@ from kdebug.guest.qmp import Qmp
 from kdebug.plan.ports import free_port
 from kdebug.plan.prepare import prepare
 from kdebug.session import find_session, new_session
+from kdebug.warm.start import WarmStart, add_files, late_files
 
 
 def attach_session(name: str | None, a: AttachOptions, echo=print) -> int:
@@ -115,12 +116,23 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
         launch.gdb_port = None
     session = new_session()
     ram = ram_file_path(session)
+    late, why = late_files(launch, a.cold or launch.freeze)
     try:
         prep = prepare(launch, session)
         k = KernelFiles.from_kernel(prep.kernel)
         echo(f"kdebug: kernel {prep.kernel.release}, accel {prep.accel.name}, "
              f"gdb 127.0.0.1:{prep.plan.gdb_port}")
         plan = share_ram(prep.plan, ram)
+        warm = WarmStart(plan, release=prep.kernel.release, vmlinux=k.vmlinux,
+                         enabled=not a.cold and why is None, reseed=a.reseed)
+        if why:
+            warm.notes.append(why)
+        if warm.find() is not None:
+            rc = _attach_warm(warm, session, k, prep.plan.gdb_port, ram, late, a, echo)
+            if rc is not None:
+                return rc
+        for n in warm.notes:
+            echo(f"kdebug: {n}")
         with boot(plan, session, ready=None, timeout=a.boot_timeout) as guest:
             gplan = plan_for(k, prep.plan.gdb_port, None, a, ram_file=hold_ram_file(ram, guest.pid))
             if launch.freeze:
@@ -133,12 +145,13 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
                 if early.ready():
                     # gdb connects at once: let the shell get to its read first,
                     # so the guest stops the way it always does (init and sh asleep).
-                    guest.wait_shell(a.boot_timeout)
+                    _save(warm, guest, late, a, echo)
                     echo(f"kdebug: guest at its shell in {guest.boot_seconds:.1f} s; KASLR offset "
                          f"{early.offset:#x} (read while it booted: gdb has the symbols already)")
                     with guest.draining():
                         return early.go(timeout=a.gdb_timeout)
                 early.close()
+                _save(warm, guest, late, a, echo)
                 echo(f"kdebug: guest at its shell in {guest.boot_seconds:.1f} s; stopping it")
                 with Qmp(session.qmp_socket) as q:
                     q.cmd("stop")
@@ -150,6 +163,59 @@ def attach_new(launch, a: AttachOptions, echo=print) -> int:
     finally:
         ram.unlink(missing_ok=True)
         session.remove()
+
+
+def _save(warm: WarmStart, guest, late: dict, a: AttachOptions, echo) -> None:
+    """A cold boot at its shell: saved for the next attach (the shell set up
+    as a restore finds it), then the run's --add files."""
+    if warm.enabled:
+        guest.run("true", timeout=a.boot_timeout)
+        warm.save(guest)
+        for n in warm.notes:
+            echo(f"kdebug: {n}")
+        if warm.saved:
+            echo(f"kdebug: {warm.line}")
+    else:
+        guest.wait_shell(a.boot_timeout)
+    if late:
+        add_files(guest, late)
+
+
+def _attach_warm(warm: WarmStart, session, k: KernelFiles, port: int, ram: Path, late: dict,
+                 a: AttachOptions, echo) -> int | None:
+    """gdb on a guest restored from its saved state: gdb loads the symbols at
+    the state's KASLR offset while QEMU restores; the IDT must agree before
+    gdb connects. None: the restore failed (said), boot cold instead."""
+    rec = warm.find().record
+    # gdb starts before QEMU: the RAM file (made by share_ram) is held open
+    # here already; hold_ram_file unlinks it once QEMU has mapped it.
+    fd = os.open(ram, os.O_RDONLY)
+    gplan = plan_for(k, port, None, a, ram_file=Path(f"/proc/{os.getpid()}/fd/{fd}"))
+    early = EarlyGdb(session.qmp_socket, gplan)
+    if rec.kaslr_offset is not None:
+        early.start_at(rec.kaslr_offset)
+    try:
+        guest = warm.restore(session, a.boot_timeout)
+        if guest is None:
+            return None
+        with guest:
+            hold_ram_file(ram, guest.pid)
+            if late:
+                add_files(guest, late)
+            with Qmp(session.qmp_socket) as q:
+                q.cmd("stop")
+                offset = kaslr_offset_from_qmp(q, k.vmlinux)
+            echo(f"kdebug: guest restored in {guest.boot_seconds:.1f} s ({warm.line}); KASLR offset {offset:#x}")
+            if early.ready() and early.offset == offset:
+                with guest.draining():
+                    return early.go(timeout=a.gdb_timeout)
+            if rec.kaslr_offset is not None and rec.kaslr_offset != offset:
+                echo(f"kdebug: the saved state says KASLR offset {rec.kaslr_offset:#x}, the IDT {offset:#x}: "
+                     "gdb uses the IDT's")
+            early.close()
+            return _gdb_on(guest, dataclasses.replace(gplan, kaslr_offset=offset), a)
+    finally:
+        early.close()
 
 
 def _gdb_on(guest, gplan, a: AttachOptions) -> int:

@@ -152,6 +152,8 @@ class AttachOptions:
     boot_timeout: float = 120.0
     gdb_timeout: float | None = None  # batch runs only
     kgdb: bool = False  # through the kernel's own KGDB on a second serial port, no gdbstub
+    cold: bool = False  # boot; no saved guest restored or saved (kdebug.warm)
+    reseed: bool = False  # fresh host randomness into a restored guest's RNG
 
 
 def plan_for(kernel: KernelFiles, port: int, offset: int | None, a: AttachOptions, **extra) -> GdbPlan:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from kdebug.cli.options import launch_options, pass_kw, session_options, to_launch_options
+from kdebug.cli.options import launch_options, pass_kw, session_options, to_launch_options, warm_options
 
 _path = click.Path(path_type=Path)
 
@@ -23,6 +23,7 @@ _path = click.Path(path_type=Path)
 @click.option("--kgdb", is_flag=True, help="Through the kernel's KGDB on a second serial port (no gdbstub).")
 @click.option("--batch", is_flag=True, help="Run the commands and exit (no prompt); the guest stops too.")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the guest's shell.")
+@warm_options
 @pass_kw
 def attach(kw):
     """Boot a guest and debug its kernel in gdb, symbols loaded (KASLR too).
@@ -40,7 +41,8 @@ def attach(kw):
     a = AttachOptions(session=s.name if s else None, batch=kw.pop("batch"),
                       commands=list(kw.pop("commands")), files=list(kw.pop("files")),
                       breaks=list(kw.pop("breaks")), source_dirs=list(kw.pop("source_dirs")),
-                      boot_timeout=kw.pop("timeout"), kgdb=kw.pop("kgdb"))
+                      boot_timeout=kw.pop("timeout"), kgdb=kw.pop("kgdb"), cold=kw.pop("cold"),
+                      reseed=kw.pop("reseed"))
     freeze = kw.pop("freeze")
 
     def echo(msg):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -54,8 +55,12 @@ def devices(plan: LaunchPlan) -> tuple[str, ...]:
     out += [f"port:{s.name}:{s.kind}" for s in plan.serial_ports]
     out += ["pvpanic"] * plan.pvpanic + ["gdbstub"] * (plan.gdb_port is not None)
     out += ["interactive"] * plan.interactive + ["freeze"] * plan.freeze
-    out += [f"arg:{a}" for a in plan.extra_args]
+    out += ["arg:" + _HOST_PATH.sub(r"\1=", a) for a in plan.extra_args]
     return tuple(out)
+
+
+#: Host paths inside extra arguments (the shared RAM file of attach): the run's own.
+_HOST_PATH = re.compile(r"\b((?:mem-)?path)=[^,]*")
 
 
 def fingerprint(plan: LaunchPlan, digests: dict[str, str], qemu: str, stage: str) -> Fingerprint:

@@ -55,6 +55,8 @@ class WarmStart:
     kind: str = "cold"  # cold | warm
     saved: bool = False
     _fp: Fingerprint | None = None
+    _entry: store.Entry | None = None
+    _looked: bool = False
     _qemu_version: str = ""
 
     def __post_init__(self) -> None:
@@ -78,9 +80,11 @@ class WarmStart:
 
     # --- restore -------------------------------------------------------------
 
-    def restore(self, session: Session, timeout: float = 60.0) -> Guest | None:
-        """The guest restored from its saved state, at its shell; None when
-        there is none (or it cannot be used: said in :attr:`notes`)."""
+    def find(self) -> store.Entry | None:
+        """The saved state this guest may restore (checked), or None. Once."""
+        if self._looked:
+            return self._entry
+        self._looked = True
         if not self.enabled:
             return None
         try:
@@ -100,6 +104,15 @@ class WarmStart:
         if why is not None:
             self.notes.append(f"saved state {entry.record.key} not used: {why}; booting cold")
             store.remove(entry.record.key)
+            return None
+        self._entry = entry
+        return entry
+
+    def restore(self, session: Session, timeout: float = 60.0) -> Guest | None:
+        """The guest restored from its saved state, at its shell; None when
+        there is none (or it cannot be used: said in :attr:`notes`)."""
+        entry = self.find()
+        if entry is None:
             return None
         try:
             guest = self._restore(entry, session, timeout)
