@@ -4,13 +4,25 @@ Every failure a user can cause or meet is a :class:`KdebugError` whose message
 is one line that says what went wrong and, where we know it, what to do. Each
 boundary translates it once: the CLI into a click error, gdb into
 ``gdb.GdbError``. Subclasses name the stage that failed.
+
+Exit statuses (README "Exit statuses and faults"): ``EXIT_ERROR`` for a
+kdebug error, ``EXIT_OUTPUT`` when kdebug could not write its own output
+(disk full, read-only, removed), 130 when interrupted (SIGINT, SIGTERM,
+SIGHUP); ``kdebug run`` and ``kdebug shell`` say 125 for any error of their
+own, since the guest command's status is theirs to pass on.
 """
+
+#: A kdebug error (bad input, a failed stage).
+EXIT_ERROR = 1
+#: kdebug's own output could not be written (sysexits.h EX_IOERR).
+EXIT_OUTPUT = 74
 
 
 class KdebugError(Exception):
     """Base of every error kdebug reports to a user."""
 
     stage = "kdebug"
+    exit_status = EXIT_ERROR
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -102,6 +114,17 @@ class VmcoreError(KdebugError):
     stage = "vmcore"
 
 
+class OutputError(KdebugError):
+    """kdebug could not write its own output: the disk is full, the file
+    system read-only, the directory removed, or an I/O error
+    (kdebug.output words each)."""
+
+    stage = "output"
+    exit_status = EXIT_OUTPUT
+    errno: int | None = None
+    where = None  # the directory that refused the write
+
+
 class PostmortemError(KdebugError):
     """Analysing a vmcore failed (debug info, drgn or crash)."""
 
@@ -114,8 +137,10 @@ class CaptureError(KdebugError):
     stage = "capture"
 
     def __init__(self, message: str, *, hint: str | None = None, stage: str = "capture",
-                 diagnoses=(), directory=None):
+                 diagnoses=(), directory=None, exit_status: int | None = None):
         super().__init__(message, hint=hint)
+        if exit_status is not None:
+            self.exit_status = exit_status
         self.failed_stage = stage
         self.diagnoses = list(diagnoses)
         self.directory = directory  # the capture directory (capture.json, logs), if any

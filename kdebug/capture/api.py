@@ -10,12 +10,14 @@ from pathlib import Path
 
 from kdebug.capture.kdump import PARTIAL, STREAM, run_kdump
 from kdebug.capture.module import TAINT
+from kdebug.capture.outfaults import capture_error, claim_dir
 from kdebug.capture.plan import CaptureOptions, StageClock, make_out_dir
 from kdebug.capture.qemudump import run_qemu, snapshot_fresh, snapshot_session
 from kdebug.capture.record import Capture, write_capture_json
 from kdebug.capture.triggers import get_trigger
-from kdebug.errors import CaptureError
+from kdebug.errors import CaptureError, OutputError
 from kdebug.kernel import Kernel, find_kernel
+from kdebug.output import is_fault, output_error
 from kdebug.plan.prepare import LaunchOptions
 from kdebug.session import find_session
 
@@ -29,38 +31,80 @@ def _new(out: Path, kernel: Kernel, **kw) -> Capture:
 
 @contextmanager
 def _finishing(cap: Capture) -> Iterator[None]:
-    """Whatever ends a capture or snapshot, capture.json is written and nothing
-    half-written is named vmcore; a CaptureError names the directory."""
+    """Whatever ends a capture or snapshot, capture.json is written where it
+    fits and nothing half-written is named vmcore; a CaptureError names the
+    directory, and says so when capture.json could not be written. A write
+    fault in any stage (disk full, read-only, removed) is one such error."""
     try:
         yield
     except CaptureError as e:
         _tidy_failed(cap)
         e.directory = cap.directory
+        _record_failure(cap, e)
         raise
-    except BaseException:  # Ctrl-C, SIGTERM, a bug
+    except BaseException as exc:
+        if (e := _output_fault(exc, cap)) is None:  # Ctrl-C, SIGTERM, a bug
+            _tidy_failed(cap)
+            cap.failed_stage = cap.failed_stage or "interrupted"
+            try:
+                write_capture_json(cap)
+            except OutputError:
+                pass  # the interruption is what the user hears of
+            raise
+        err = capture_error(e)
+        err.failed_stage = cap.failed_stage = cap.failed_stage or "output"
+        err.directory = cap.directory
+        cap.error = cap.error or {"message": e.message, "hint": e.hint,
+                                  "diagnoses": [d.__dict__ for d in err.diagnoses]}
         _tidy_failed(cap)
-        cap.failed_stage = cap.failed_stage or "interrupted"
-        raise
-    finally:
+        _record_failure(cap, err)
+        raise err from None
+    try:
         write_capture_json(cap)
+    except OutputError as e:
+        where = f"{cap.directory}/{cap.vmcore}" if cap.vmcore else str(cap.directory)
+        raise CaptureError(f"{e.message}; the dump is whole in {where} but has no record beside it",
+                           hint=e.hint, stage="record", directory=cap.directory,
+                           exit_status=e.exit_status) from None
+
+
+def _output_fault(exc: BaseException, cap: Capture) -> OutputError | None:
+    """A write fault outside any stage (disk full, read-only, removed), as its one line."""
+    if isinstance(exc, OutputError):
+        return exc
+    if isinstance(exc, OSError) and is_fault(exc):
+        return output_error(exc, cap.directory, what=Path(exc.filename).name if exc.filename else "the capture")
+    return None
+
+
+def _record_failure(cap: Capture, e: CaptureError) -> None:
+    """capture.json for a failed capture; when it does not fit, the error says so."""
+    try:
+        write_capture_json(cap)
+    except OutputError as fault:
+        e.hint = "; ".join(filter(None, [e.hint, f"capture.json not written: {fault.message}"]))
 
 
 def _tidy_failed(cap: Capture) -> None:
     """After a failure nothing may look complete: an unconverted stream or
-    a partial dump is kept only as vmcore.partial (say so), an empty one is removed."""
+    a partial dump is kept only as vmcore.partial (say so), an empty one is
+    removed. On a read-only or removed directory what is left stays as it is."""
     out = cap.directory
     stream, partial = out / STREAM, out / PARTIAL
-    if stream.exists():
+    try:
+        if stream.exists():
+            if partial.exists():
+                partial.unlink()
+            stream.replace(partial)
         if partial.exists():
-            partial.unlink()
-        stream.replace(partial)
-    if partial.exists():
-        if partial.stat().st_size == 0:
-            partial.unlink()
-            cap.partial = None
-        else:
-            cap.partial = PARTIAL
-            cap.sizes.setdefault("transferred", partial.stat().st_size)
+            if partial.stat().st_size == 0:
+                partial.unlink()
+                cap.partial = None
+            else:
+                cap.partial = PARTIAL
+                cap.sizes.setdefault("transferred", partial.stat().st_size)
+    except OSError:
+        cap.partial = STREAM if stream.exists() else (PARTIAL if partial.exists() else None)
 
 
 def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) -> Capture:
@@ -78,7 +122,7 @@ def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) 
     if trigger.module:
         cap.tainted = TAINT
     clock = StageClock(cap)
-    with _finishing(cap):
+    with claim_dir(out), _finishing(cap):
         if method == "kdump":
             try:
                 run_kdump(base, opts, trigger, kernel, cap, clock)
@@ -131,7 +175,7 @@ def snapshot(base: LaunchOptions, *, session_name: str | None = None, use_sessio
     out_dir = make_out_dir(out, "snapshot")
     cap = _new(out_dir, kernel, method="qemu", requested_method="qemu", trigger="snapshot", command=run)
     clock = StageClock(cap)
-    with _finishing(cap):
+    with claim_dir(out_dir), _finishing(cap):
         if session is not None:
             cap.kernel["cmdline"] = session.cmdline
             snapshot_session(session, cap, clock, kernel, resume=resume)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
 from kdebug.capture.capture_kernel import choose_capture_kernel
+from kdebug.capture.outfaults import GrowthWatch, allocated, dump_fault, remove_quietly
 from kdebug.capture.plan import (
     CaptureOptions,
     StageClock,
@@ -47,17 +48,19 @@ from kdebug.capture.steps import (
     note_no_crash,
     record_modules,
     run_setup,
+    save_log,
     watch,
-    write_private,
 )
 from kdebug.capture.triggers import Trigger
 from kdebug.capture.verify import PARTIAL, verify
+from kdebug.capture.warm import may_start_warm, start_armed
 from kdebug.errors import CaptureError
 from kdebug.guest.qemu import EOF, TIMEOUT, Guest
 from kdebug.guest.qmp import Qmp
 from kdebug.initramfs.build import which
 from kdebug.kernel import Kernel
 from kdebug.model import PANIC_PREFIX
+from kdebug.output import stalled_fault
 from kdebug.plan.cmdline import CRASHKERNEL_DEFAULT
 from kdebug.plan.prepare import LaunchOptions
 from kdebug.session import new_session
@@ -218,7 +221,7 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
                                 ready=i == 2)
         cap.sizes["guest_vmcore"] = int(m.group(1))
     with clock.stage("dump") as st:
-        i, m = guest.expect([DONE], opts.timeouts.dump)
+        i, m = _await_done(guest, disk or stream, cap, opts.timeouts.dump)
         got = stream.stat().st_size if disk is None else 0
         if i != 0:
             d = cdiag.transfer_cut(got, "no 'done' from the capture kernel", qemu_exited=i == EOF)
@@ -235,6 +238,27 @@ def _crash_and_dump(guest: Guest, trigger: Trigger, opts: CaptureOptions, cap: C
         cap.sizes["transferred"] = stream.stat().st_size
         st.detail = f"{cap.sizes['transferred']} bytes over virtio-serial"
     return True
+
+
+def _await_done(guest: Guest, target: Path, cap: Capture, timeout: float) -> tuple[int | str, re.Match | None]:
+    """Wait for the capture hook's ``done``, watching the file the dump goes
+    to: an output fault (disk full, read-only, removed) stops QEMU at once,
+    removes the cut dump and fails the stage in one line (outfaults.py)."""
+    watch_out = GrowthWatch(target, cap.directory)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        i, m = guest.expect([DONE], max(0.0, min(0.5, left)))
+        if i != TIMEOUT or left <= 0:
+            return i, m
+        if (code := watch_out.fault()) is not None:
+            guest.close()
+            written = max(watch_out.size, 0)
+            cap.sizes["transferred"] = written
+            raw = cap.dump_level is None and cap.compression is None
+            raise dump_fault(code, cap.directory, written=written,
+                             need=cap.sizes.get("guest_vmcore") if raw else None,
+                             removed=remove_quietly(target))
 
 
 def _dump_live(guest: Guest, cap: Capture, clock: StageClock, kernel: Kernel, stream: Path) -> None:
@@ -332,6 +356,10 @@ def _finish(cap: Capture, clock: StageClock, stream: Path | None, opts: CaptureO
                 r = subprocess.run([mdf, "-R", str(partial)], stdin=src, capture_output=True, text=True,
                                    timeout=300, preexec_fn=lambda: os.umask(0o077))
             if r.returncode != 0:
+                if (code := stalled_fault(out, partial, None)) is not None:
+                    # The stream stays (it is whole); the cut conversion goes.
+                    raise dump_fault(code, out, written=allocated(partial), need=stream.stat().st_size,
+                                     what="the converted dump", removed=remove_quietly(partial))
                 raise CaptureError(f"makedumpfile -R failed: {r.stderr.strip()[-300:]}")
             stream.unlink()
             st.detail = "flattened stream -> kdump-compressed"
@@ -345,8 +373,6 @@ def _save_logs(cap: Capture, guest: Guest) -> None:
     offset = getattr(guest, "trigger_offset", None)
     main, capture = cdiag.split_logs(text, offset if offset is not None else len(text))
     main, capture = main.replace("\r\n", "\n"), capture.replace("\r\n", "\n")
-    write_private(cap.directory / "console-main.log", main)
-    cap.logs["main"] = "console-main.log"
+    save_log(cap, "main", "console-main.log", main)
     if capture:
-        write_private(cap.directory / "console-capture.log", capture)
-        cap.logs["capture"] = "console-capture.log"
+        save_log(cap, "capture", "console-capture.log", capture)

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kdebug.capture import panicon
+from kdebug.capture.outfaults import capture_error
 from kdebug.capture.record import Capture, Stage
-from kdebug.errors import CaptureError, KdebugError, UsageError
+from kdebug.errors import CaptureError, KdebugError, OutputError, UsageError
+from kdebug.output import check_writable, is_fault, output_error
 from kdebug.vmcore.filter import LevelChoice, choose_level, kernel_exports_file, tool_reads
 
 METHODS = ("kdump", "qemu", "auto")
@@ -78,6 +80,10 @@ class CaptureOptions:
     panic_on: tuple[str, ...] = panicon.DEFAULT
     #: kdump's capture kernel: "auto", "crashed" or a build tree (kdebug.capture.capture_kernel).
     capture_kernel: str = "auto"
+    #: Restore a guest saved armed (kdebug.warm) when one matches, else save one
+    #: (the CLI's default; library callers ask for it).
+    warm: bool = False
+    reseed: bool = False  # fresh host randomness into a restored guest's RNG
     #: Called with (vmcore, vmlinux) once the dump is whole and named vmcore, before
     #: drgn's check of it: crash-loop starts crash there, beside the rest of the capture.
     on_vmcore: Callable[[Path, Path | None], None] | None = None
@@ -111,7 +117,14 @@ def make_out_dir(out: Path | None, prefix: str = "capture") -> Path:
             raise UsageError(f"--out {out} already holds {', '.join(clash)}",
                              hint="pick a new directory")
     else:
-        out.mkdir(mode=0o700, parents=True)
+        try:
+            # exist_ok: two commands given the same new --out; claim_dir lets one in.
+            out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as e:
+            if not is_fault(e):
+                raise
+            raise output_error(e, Path(e.filename or out).parent, what=f"the directory {out.name}") from None
+    check_writable(out, what="the capture")
     return out
 
 
@@ -178,7 +191,12 @@ class StageClock:
         t = time.monotonic()
         try:
             yield st
-        except KdebugError as e:
+        except (KdebugError, OSError) as e:
+            if isinstance(e, OSError):
+                if not is_fault(e):
+                    raise
+                # A write fault in the stage (disk full, read-only, removed): one line.
+                e = output_error(e, self.cap.directory, what=Path(e.filename).name if e.filename else name)
             st.seconds = time.monotonic() - t
             st.ok = False
             st.detail = e.message
@@ -187,10 +205,13 @@ class StageClock:
             diags = getattr(e, "diagnoses", [])
             self.cap.error = {"message": e.message, "hint": e.hint,
                               "diagnoses": [d.__dict__ for d in diags]}
+            if isinstance(e, OutputError):
+                e = capture_error(e)
+                self.cap.error["diagnoses"] = [d.__dict__ for d in e.diagnoses]
             if isinstance(e, CaptureError):
                 e.failed_stage = name
                 e.directory = self.cap.directory
-                raise
+                raise e from None
             raise CaptureError(f"{name}: {e.message}", hint=e.hint, stage=name,
                                diagnoses=diags, directory=self.cap.directory) from e
         st.seconds = time.monotonic() - t

@@ -26,8 +26,8 @@ from kdebug.capture.steps import (
     note_no_crash,
     record_modules,
     run_setup,
+    save_log,
     watch,
-    write_private,
 )
 from kdebug.capture.triggers import Trigger
 from kdebug.capture.verify import PARTIAL, verify
@@ -104,8 +104,7 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
     finally:
         if guest is not None:
             guest.close()
-            write_private(out / "console-main.log", guest.transcript.replace("\r\n", "\n"))
-            cap.logs["main"] = "console-main.log"
+            save_log(cap, "main", "console-main.log", guest.transcript.replace("\r\n", "\n"))
         else:
             keep_boot_log(cap, session)
         session.remove()
@@ -149,6 +148,5 @@ def snapshot_fresh(base: LaunchOptions, cap: Capture, clock: StageClock, kernel:
     finally:
         if guest is not None:
             guest.close()
-            write_private(cap.directory / "console-main.log", guest.transcript.replace("\r\n", "\n"))
-            cap.logs["main"] = "console-main.log"
+            save_log(cap, "main", "console-main.log", guest.transcript.replace("\r\n", "\n"))
         session.remove()

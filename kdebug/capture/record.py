@@ -55,6 +55,14 @@ run_status         the --run command's exit status when it returned, or null
 capture_kernel     the kernel kdump booted to save the dump: {source ("crashed" or
                    "tree"), release, image, size, tree, compression (of the bzImage,
                    trees only), reason}; null for qemu
+unwritten          {file name: why} of the logs that could not be written (a full or
+                   read-only output directory); {} when all were
+start              "cold", or "warm (state KEY, saved TIME)": the guest was restored
+                   from a state saved with its capture kernel loaded (kdebug.warm);
+                   every warm start of one state shares its KASLR offset, boot log
+                   and (without --reseed) random state
+warm               {state, saved (epoch), kaslr_offset, reseed, notes} of that state,
+                   {notes} when none was used and why, or null
 created            UTC time, ISO 8601
 seconds            start to vmcore on disk, in seconds
 =================  ==========================================================
@@ -63,10 +71,11 @@ seconds            start to vmcore on disk, in seconds
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from kdebug.output import write_file
 
 SCHEMA = 1
 
@@ -113,6 +122,7 @@ class Capture:
     splat: dict | None = None
     run_status: int | None = None
     capture_kernel: dict | None = None
+    unwritten: dict = field(default_factory=dict)
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     seconds: float | None = None
 
@@ -142,15 +152,10 @@ class Capture:
 
 
 def write_capture_json(cap: Capture) -> Path:
-    """Write capture.json atomically (a reader never sees half of it)."""
-    path = cap.directory / "capture.json"
-    tmp = path.with_name(".capture.json.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(cap.to_dict(), f, indent=2)
-        f.write("\n")
-    tmp.replace(path)
-    return path
+    """Write capture.json whole or not at all (a reader never sees half of
+    it); an output fault is an OutputError and leaves no temporary file."""
+    return write_file(cap.directory / "capture.json", json.dumps(cap.to_dict(), indent=2) + "\n",
+                      mode=0o600, what="capture.json")
 
 
 def load_capture(directory: Path) -> Capture:

@@ -26,10 +26,11 @@ from kdebug.capture.plan import (
 )
 from kdebug.capture.record import Capture
 from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
-from kdebug.errors import CaptureError
+from kdebug.errors import CaptureError, OutputError
 from kdebug.guest.qemu import EOF, Guest, boot
 from kdebug.guest.qmp import Qmp
 from kdebug.kernel import Kernel
+from kdebug.output import write_file
 from kdebug.plan.cmdline import cmdline_value
 from kdebug.plan.plan import SerialPort
 from kdebug.plan.prepare import LaunchOptions, prepare
@@ -302,11 +303,21 @@ def keep_boot_log(cap, session) -> None:
     """A boot that failed leaves its console only in the session: keep it."""
     log = session.console_log
     if log.is_file() and log.stat().st_size:
-        write_private(cap.directory / "console-main.log", log.read_text(errors="replace"))
-        cap.logs["main"] = "console-main.log"
+        save_log(cap, "main", "console-main.log", log.read_text(errors="replace"))
+
+
+def save_log(cap: Capture, kind: str, name: str, text: str) -> None:
+    """Keep a console log beside the dump, whole or not at all: one that
+    does not fit (a full or read-only output directory) is said in
+    capture.json's ``unwritten``, and never raises past the capture's own error."""
+    try:
+        write_private(cap.directory / name, text)
+    except OutputError as e:
+        cap.unwritten[name] = e.message
+        return
+    cap.logs[kind] = name
 
 
 def write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", errors="replace") as f:
-        f.write(text)
+    """Write a 0600 file whole or not at all (kdebug.output.write_file)."""
+    write_file(path, text, mode=0o600)

@@ -38,7 +38,7 @@ def _summary(cap: Capture) -> str:
 
 
 def _explain(e: CaptureError) -> None:
-    """The error, its diagnoses and where the evidence is; then exit 1."""
+    """The error, its diagnoses and where the evidence is; then exit 1 (74: an output fault)."""
     click.echo(f"kdebug: error: stage {e.failed_stage}: {e}", err=True)
     for d in e.diagnoses[1:]:
         click.echo(f"kdebug:   also: {d.cause} (fix: {d.fix})", err=True)
@@ -48,11 +48,11 @@ def _explain(e: CaptureError) -> None:
         if (e.directory / "vmcore").exists():  # whole, but it lacks kernel data (the verify stage)
             click.echo(f"kdebug:   the dump is kept as {e.directory}/vmcore; a report on it says what it lacks",
                        err=True)
-        else:
+        elif (e.directory / "capture.json").exists():
             partial = (e.directory / "vmcore.partial").exists()
             kept = "; the incomplete dump is kept as vmcore.partial" if partial else ""
             click.echo(f"kdebug:   logs and capture.json in {e.directory} (no vmcore there{kept})", err=True)
-    raise click.exceptions.Exit(1)
+    raise click.exceptions.Exit(e.exit_status)  # 74 for an output fault (kdebug.errors)
 
 
 @click.command()

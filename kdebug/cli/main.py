@@ -55,7 +55,7 @@ class KdebugGroup(click.Group):
             return super().invoke(ctx)
         except KdebugError as e:
             _report(e, ctx)
-            ctx.exit(EXIT_KDEBUG if ctx.invoked_subcommand in ("run", "shell") else 1)
+            ctx.exit(EXIT_KDEBUG if ctx.invoked_subcommand in ("run", "shell") else e.exit_status)
         except KeyboardInterrupt:
             click.echo("kdebug: interrupted; guest stopped", err=True)
             ctx.exit(130)
