@@ -13,19 +13,16 @@ medians in MB/s and kdebug's time as a ratio of curl's.
 
 from __future__ import annotations
 
+import argparse
+import json
+import shutil
+import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# bench/ itself off the path: its bisect.py would shadow the standard library's (random imports it).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
 
 from kdebug.kernel import find_kernel, vmlinux_build_id  # noqa: E402
 from tests.vmcore.debuginfod_server import Debuginfod, PrivateNet  # noqa: E402

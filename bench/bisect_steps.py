@@ -12,7 +12,7 @@ each bad step; a clean step ends when insmod returns).
 kdebug's own overhead: the command's wall time less the builds and runs it
 reports, per step, as a share of the mean step.
 
-    .venv/bin/python bench/bisect.py [--release 6.1] [--commits 5]
+    .venv/bin/python bench/bisect_steps.py [--release 6.1] [--commits 5]
 """
 
 from __future__ import annotations
