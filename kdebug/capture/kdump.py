@@ -100,15 +100,18 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
     session = new_session()
     guest: Guest | None = None
     try:
-        guest = boot_recorded(lopts, session, kernel, cap, clock, opts.timeouts.boot)
-        with clock.stage("reserve"):
-            _check_reserved(guest, cap.guest["crashkernel"])
-        if opts.setup:
-            with clock.stage("setup"):
-                run_setup(guest, opts.setup)
-        if not opts.skip_kexec:
-            with clock.stage("load") as st:
-                st.detail = _load_capture_kernel(guest, guest.plan.cmdline, opts, route.disk_dev, route.level)
+        if may_start_warm(opts, unsafe_crashkernel()):
+            # Restored armed, or booted, loaded and saved so (kdebug/capture/warm.py);
+            # --setup is the run's own: after the load.
+            guest = start_armed(lopts, session, kernel, cap, clock, opts, route.level, warm_ok=True,
+                                user_files=set(base.extra_files),
+                                reserve=lambda g: _check_reserved(g, cap.guest["crashkernel"]),
+                                load=lambda g: _load_capture_kernel(g, g.plan.cmdline, opts, None, route.level))
+            if opts.setup:
+                with clock.stage("setup"):
+                    run_setup(guest, opts.setup)
+        else:
+            guest = _boot_and_load(lopts, session, kernel, cap, clock, opts, route)
         with clock.stage("arm"):
             cap.panic_on = arm(guest, trigger, opts.panic_on)
         if not _crash_and_dump(guest, trigger, opts, cap, clock, stream, disk, kernel):
@@ -130,6 +133,25 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
         else:
             keep_boot_log(cap, session)
         session.remove()
+
+
+def _boot_and_load(lopts: LaunchOptions, session, kernel: Kernel, cap: Capture, clock: StageClock,
+                   opts: CaptureOptions, route: _Route) -> Guest:
+    """The cold start: boot, check crashkernel=, --setup, kexec -p."""
+    guest = boot_recorded(lopts, session, kernel, cap, clock, opts.timeouts.boot)
+    try:
+        with clock.stage("reserve"):
+            _check_reserved(guest, cap.guest["crashkernel"])
+        if opts.setup:
+            with clock.stage("setup"):
+                run_setup(guest, opts.setup)
+        if not opts.skip_kexec:
+            with clock.stage("load") as st:
+                st.detail = _load_capture_kernel(guest, guest.plan.cmdline, opts, route.disk_dev, route.level)
+    except BaseException:
+        guest.close()
+        raise
+    return guest
 
 
 def _preflight(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel: Kernel, cap: Capture,

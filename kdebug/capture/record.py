@@ -123,6 +123,9 @@ class Capture:
     run_status: int | None = None
     capture_kernel: dict | None = None
     unwritten: dict = field(default_factory=dict)
+    #: "cold", or "warm (state KEY, saved TIME)": a guest restored armed (kdebug.warm)
+    start: str = "cold"
+    warm: dict | None = None  # the saved state's key, time, KASLR offset; why one was not used
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     seconds: float | None = None
 

@@ -130,7 +130,8 @@ def capture_options(default_method: str):
     def deco(f):
         for o in reversed(opts):
             f = o(f)
-        return f
+        # kdump over the serial route starts armed from a saved guest (kdebug.warm)
+        return warm_options(f)
 
     return deco
 
@@ -146,6 +147,7 @@ def to_capture_options(kw: dict, out: Path | None):
         method=kw.pop("method"), trigger=kw.pop("trigger"), run=kw.pop("run_cmd"),
         dump_level=kw.pop("dump_level"), compression=kw.pop("compress"), raw=kw.pop("raw"),
         via=kw.pop("via"), out=out, setup=tuple(kw.pop("setup")), capture_kernel=kw.pop("capture_kernel"),
+        warm=not kw.pop("cold", False), reseed=kw.pop("reseed", False),
         panic_on=DEFAULT if panic_on is None else panic_on,
         timeouts=Timeouts(boot=kw.pop("timeout"), panic=kw.pop("panic_timeout"),
                           capture_boot=kw.pop("capture_timeout"), dump=kw.pop("dump_timeout")))

@@ -62,6 +62,13 @@ class WarmStart:
     def __post_init__(self) -> None:
         if self.plan.interactive or self.plan.freeze or self.plan.incoming:
             self.enabled = False
+        if os.environ.get("KDEBUG_WARM", "1") == "0":
+            self.enabled = False
+        if self.enabled and self.plan.drives:
+            # A restored guest's page cache and file systems expect the disk as
+            # it was at the save; a disk written since would be corrupted.
+            self.enabled = False
+            self.notes.append("no warm start for a guest with disk images (--rootfs, --drive): booting cold")
 
     @property
     def line(self) -> str:
@@ -275,11 +282,12 @@ def add_files(guest: Guest, files: dict[str, Path], timeout: float = 120.0) -> f
 MAX_LATE_BYTES = 4 << 20
 
 
-def late_files(lopts, cold: bool) -> tuple[dict[str, Path], str | None]:
-    """Split ``lopts``' --add files off for a warm start (they are copied in
-    after the restore, so they are not part of the saved guest): (the files,
-    None), or ({}, why not) when they stay in the initramfs of a cold boot."""
-    files = dict(lopts.extra_files)
+def late_files(lopts, cold: bool, only: set[str] | None = None) -> tuple[dict[str, Path], str | None]:
+    """Split ``lopts``' --add files (``only``: those of these guest paths)
+    off for a warm start (they are copied in after the restore, so they are
+    not part of the saved guest): (the files, None), or ({}, why not) when
+    they stay in the initramfs of a cold boot."""
+    files = {g: h for g, h in lopts.extra_files.items() if only is None or g in only}
     if cold or not files:
         return {}, None
     try:
@@ -289,5 +297,5 @@ def late_files(lopts, cold: bool) -> tuple[dict[str, Path], str | None]:
     if size > MAX_LATE_BYTES:
         return {}, (f"--add files are {size >> 20} MB, over the {MAX_LATE_BYTES >> 20} MB sent after "
                     "a warm start: booting cold")
-    lopts.extra_files = {}
+    lopts.extra_files = {g: h for g, h in lopts.extra_files.items() if g not in files}
     return files, None
