@@ -7,7 +7,6 @@ guest runs; the report adopts that crash (or ends it)."""
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from kdebug.capture.api import capture
 from kdebug.capture.plan import CaptureOptions
 from kdebug.capture.record import Capture
 from kdebug.crash.index import index_ahead
-from kdebug.crash.runner import CrashProcess
+from kdebug.crash.runner import CrashProcess, have_crash
 from kdebug.errors import CaptureError
 from kdebug.kernel import find_kernel
 from kdebug.plan.prepare import LaunchOptions
@@ -50,7 +49,7 @@ class CrashAhead:
             # Measured: the copy takes ~6 s once; crash on it starts 3-5 s sooner, every run.
             self.say("crash: waiting for the indexed vmlinux copy")
             self.indexing.join(60)
-        if vmlinux is not None and shutil.which("crash"):
+        if vmlinux is not None and have_crash():
             self.proc = CrashProcess(vmlinux, vmcore, "report")
             self.say("crash: started on the dump")
 

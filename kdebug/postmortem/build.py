@@ -4,13 +4,12 @@ beside it, crash (its run and the cross-check against drgn), assemble."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from kdebug.analysis.panic import snapshot_evidence
 from kdebug.crash.crosscheck import cross_check
-from kdebug.crash.runner import CrashProcess, CrashRun, run_crash
+from kdebug.crash.runner import CrashProcess, CrashRun, have_crash, run_crash
 from kdebug.postmortem.collect import DrgnRead, collect
 from kdebug.postmortem.tier0 import postmortem_nodebug
 from kdebug.report.classify import oops_block, signature, snapshot_signature
@@ -59,7 +58,7 @@ def _crash_process(dump: Dump, crash: bool, timeout: float, started: CrashProces
         if crash and started.serves(dump.vmlinux, dump.path):
             return started
         started.cancel()
-    if crash and shutil.which("crash"):
+    if crash and have_crash():  # any crash on the host: CrashProcess picks the one for this kernel
         return CrashProcess(dump.vmlinux, dump.path, "report", timeout)
     return None
 
