@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from kdebug.model import PANIC_PREFIX, FrameRecord
-from kdebug.report.guilt import MACHINERY, OOM_PATH, SCHEDULER
+from kdebug.report.guilt import MACHINERY, SCHEDULER, allocating
 from kdebug.report.logtext import FRAME, RIP, plain, text
 from kdebug.report.model import Splat
 from kdebug.report.taxonomy import culprit_report, find_reports, reason, reason_of_message
@@ -94,7 +94,7 @@ def culprit(reason: str, lines: Sequence[str], frames: Sequence[FrameRecord]) ->
                 return plain(m.group("func"))
     for f in frames:
         name = plain(f.function)
-        if reason == "oom" and OOM_PATH.match(f.file):
+        if reason == "oom" and allocating(name):
             continue  # the allocator and the fault path: blame who asked for memory
         if name and name not in MACHINERY:
             return name

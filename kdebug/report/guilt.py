@@ -11,7 +11,6 @@ learned from syzkaller's, written for the kernels kdebug runs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from kdebug.model import FrameRecord
@@ -147,6 +146,42 @@ def rip_then_trace(lines: Sequence[str], start: int, end: int,
     return guilty([*names, *trace], extra), trace
 
 
-#: Source files of the allocator, the page-fault path and user-copy helpers:
-#: an out-of-memory panic blames who asked for memory, not who looked for it.
-OOM_PATH = re.compile(r"(?:.*/)?(?:mm/|arch/[^/]+/mm/|arch/[^/]+/lib/|include/|arch/[^/]+/include/)")
+#: The allocation path of an out-of-memory panic, by name, so that a report
+#: with debug info (drgn's frames) and one without (the log's Call Trace)
+#: skip the same frames: the OOM killer and its panic check, the page and
+#: slab allocators and their reclaim, the page-fault path that allocated for
+#: a user access, and the user-copy and iov_iter helpers that faulted. An
+#: out-of-memory panic blames who asked for memory (read_zero, a driver's
+#: probe), not who looked for it. Compared without leading underscores and
+#: by prefix, so compiler suffixes (.cold, .constprop.0) and the "_noprof"
+#: names of v6.10's memory allocation profiling (__alloc_pages_noprof,
+#: kmalloc_noprof, as the 6.12 kernel prints them) are covered too.
+OOM_PATH = (
+    # mm/oom_kill.c
+    "out_of_memory", "pagefault_out_of_memory", "oom_", "check_panic_on_oom", "dump_header",
+    # mm/page_alloc.c, mm/mempolicy.c, mm/vmscan.c
+    "alloc_page", "alloc_frozen_pages", "folio_alloc", "vma_alloc_folio", "get_free_page", "get_zeroed_page",
+    "get_page_from_freelist", "rmqueue", "warn_alloc", "try_to_free_pages", "do_try_to_free_pages",
+    "perform_reclaim", "shrink_", "alloc_contig_", "alloc_huge_page", "alloc_hugetlb_folio", "alloc_buddy_",
+    # mm/slub.c, mm/slab_common.c, mm/vmalloc.c
+    "kmalloc", "kzalloc", "kcalloc", "krealloc", "kvmalloc", "kvzalloc", "kmem_cache_alloc", "slab_alloc",
+    "allocate_slab", "new_slab", "alloc_slab_page", "cache_alloc", "vmalloc", "vzalloc", "vmap_",
+    "alloc_vmap_area",
+    # mm/filemap.c, mm/readahead.c: the page cache allocating for a read or a fault
+    "filemap_alloc_folio", "filemap_get_folio", "filemap_get_pages", "filemap_fault", "pagecache_get_page",
+    "page_cache_ra_", "page_cache_sync_ra", "page_cache_async_ra", "ondemand_readahead", "do_page_cache_ra",
+    "read_pages",
+    # mm/memory.c, mm/huge_memory.c, arch/x86/mm/fault.c: the page-fault path
+    "handle_mm_fault", "handle_pte_fault", "do_anonymous_page", "do_fault", "do_read_fault", "do_cow_fault",
+    "do_shared_fault", "do_wp_page", "wp_page_copy", "do_swap_page", "do_huge_pmd_", "do_user_addr_fault",
+    "handle_page_fault", "exc_page_fault", "asm_exc_page_fault", "fault_in_",
+    # arch/x86/lib, lib/iov_iter.c, lib/usercopy.c: the user access that faulted
+    "copy_to_user", "copy_from_user", "copy_user_", "copy_mc_", "clear_user", "rep_movs_alternative",
+    "rep_stos_alternative", "copy_page_to_iter", "copy_page_from_iter", "copy_to_iter", "copy_from_iter",
+    "iov_iter_", "strncpy_from_user", "get_user_pages", "gup_",
+)
+
+
+def allocating(function: str) -> bool:
+    """Whether ``function`` is on :data:`OOM_PATH`, never an OOM panic's culprit."""
+    return plain(function).lstrip("_").startswith(OOM_PATH)
