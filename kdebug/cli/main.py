@@ -33,6 +33,7 @@ COMMAND_MODULES = {
     "postmortem": "postmortem_cmd", "triage": "postmortem_cmd", "crash-loop": "postmortem_cmd",
     "shell": "shell_cmd", "worker": "fleet_cmd",
     "doctor": "doctor_cmd", "initramfs": "initramfs_cmd", "bisect": "bisect_cmd",
+    "cache": "cache_cmd",
 }
 
 
