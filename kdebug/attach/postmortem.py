@@ -18,8 +18,10 @@ from pathlib import Path
 from kdebug.attach.plan import AttachOptions, KernelFiles, gdb_argv, plan_for
 from kdebug.attach.runner import check_gdb, run_gdb
 from kdebug.elf import FormatError, file_module
+from kdebug.errors import VmcoreError
 from kdebug.paths import cache_dir
 from kdebug.vmcore.locate import Dump
+from kdebug.vmcore.notes import prstatus_descs
 
 STUB_MODULE = "kdebug.analysis.dumpstub"
 
@@ -69,6 +71,12 @@ def module_links(files: tuple[Path, ...]) -> Path | None:
 def attach_dump(dump: Dump, a: AttachOptions, echo=print) -> int:
     """gdb on ``dump`` with the kd- commands."""
     check_gdb()
+    # What the stub would stop on, said here in one line rather than by gdb as a closed connection.
+    if dump.info.format not in ("elf", "kdump"):
+        raise VmcoreError(f"gdb cannot read {dump.original}: a {dump.info.format} dump")
+    if not prstatus_descs(dump.path, dump.info.format):
+        raise VmcoreError(f"{dump.original} holds no CPU registers (no NT_PRSTATUS note): gdb would have no thread",
+                          hint="open it with drgn (the default) or --crash")
     echo(describe(dump))
     k = KernelFiles(vmlinux=dump.vmlinux, release=dump.info.release or "", source="dump",
                     module_debug_dir=dump.module_debug_dir)

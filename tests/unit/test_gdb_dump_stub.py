@@ -93,3 +93,15 @@ def test_symbol_search_finds_shared_suffixes_and_the_first_definition():
     assert lookup(secs, read_at, ["panic_cpu", "xpanic_cpu", "init_task", "absent"]) == want
     many = [*want, *(f"absent{i}" for i in range(SEARCH_NAMES))]  # the walk gives the same
     assert lookup(secs, read_at, many) == want
+
+
+def test_a_dump_without_cpu_registers_is_one_line_before_gdb_starts(tmp_path):
+    from kdebug.attach.plan import AttachOptions
+    from kdebug.attach.postmortem import attach_dump
+    from tests.conftest import need_tool
+
+    need_tool("gdb")
+    path = kdump_file(tmp_path, note(b"VMCOREINFO", 0, b"OSRELEASE=6.12\n"))
+    dump = Dump(VmcoreInfo(path, "kdump", 0), vmlinux=Path("/v"), module_debug_dir=None, original=path)
+    with pytest.raises(VmcoreError, match="no CPU registers"):
+        attach_dump(dump, AttachOptions(batch=True), echo=lambda m: None)
