@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kdebug.capture import diagnose as cdiag
+from kdebug.capture.outfaults import remove_quietly
 from kdebug.capture.plan import CaptureOptions, StageClock
 from kdebug.capture.record import Capture
 from kdebug.capture.steps import (
@@ -31,21 +32,33 @@ from kdebug.capture.steps import (
 )
 from kdebug.capture.triggers import Trigger
 from kdebug.capture.verify import PARTIAL, verify
-from kdebug.errors import CaptureError, KdebugError
+from kdebug.errors import CaptureError, GuestError, KdebugError
 from kdebug.guest.qemu import Guest
 from kdebug.guest.qmp import Qmp
 from kdebug.kernel import Kernel
+from kdebug.output import check_writable, output_error, stalled_fault
 from kdebug.plan.prepare import LaunchOptions
 from kdebug.session import Session, new_session
 
 DUMP_TIMEOUT = 300.0
 
 
-def dump_memory(qmp_socket: Path, path: Path, timeout: float = DUMP_TIMEOUT) -> None:
-    """Write the (stopped) guest's RAM to ``path`` as ELF, created 0600 first."""
+def dump_memory(qmp_socket: Path, path: Path, timeout: float = DUMP_TIMEOUT, *, ram: int | None = None) -> None:
+    """Write the (stopped) guest's RAM to ``path`` as ELF, created 0600 first.
+    ``ram``: the guest's RAM in bytes, which the ELF needs on disk: refused
+    at once where it does not fit; a write fault during the dump is said
+    as one (kdebug.output)."""
+    if ram is not None:
+        check_writable(path.parent, what="the dump", need=ram)
     create_private(path)
-    with Qmp(qmp_socket, timeout=timeout) as q:
-        q.cmd("dump-guest-memory", paging=False, protocol=f"file:{path}", format="elf")
+    try:
+        with Qmp(qmp_socket, timeout=timeout) as q:
+            q.cmd("dump-guest-memory", paging=False, protocol=f"file:{path}", format="elf")
+    except GuestError:
+        if (code := stalled_fault(path.parent, path, None)) is not None:
+            remove_quietly(path)  # a cut ELF, and the space it took
+            raise output_error(code, path.parent, what="the dump", need=ram) from None
+        raise
 
 
 def guest_panicked(q: Qmp) -> Callable[[], bool]:
@@ -93,7 +106,7 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
                 raise CaptureError(d.cause if d else "no GUEST_PANICKED from QEMU",
                                    hint=d.fix if d else None, diagnoses=diags)
         with clock.stage("dump") as st:
-            dump_memory(session.qmp_socket, partial)
+            dump_memory(session.qmp_socket, partial, ram=cap.guest["memory_mb"] << 20)
             cap.sizes["transferred"] = partial.stat().st_size
             st.detail = "QMP dump-guest-memory, ELF"
         with clock.stage("stop"):

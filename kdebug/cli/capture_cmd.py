@@ -39,7 +39,9 @@ def _summary(cap: Capture) -> str:
 
 def _explain(e: CaptureError) -> None:
     """The error, its diagnoses and where the evidence is; then exit 1 (74: an output fault)."""
-    click.echo(f"kdebug: error: stage {e.failed_stage}: {e}", err=True)
+    said = str(e)  # a stage's wrapped error already starts with its name
+    said = said if said.startswith(f"{e.failed_stage}: ") else f"{e.failed_stage}: {said}"
+    click.echo(f"kdebug: error: stage {said}", err=True)
     for d in e.diagnoses[1:]:
         click.echo(f"kdebug:   also: {d.cause} (fix: {d.fix})", err=True)
     if e.diagnoses and e.diagnoses[0].evidence:

@@ -10,6 +10,7 @@ import click
 from kdebug.cli.fetch import fetch_progress
 from kdebug.cli.options import capture_options, launch_options, pass_kw, to_capture_options, to_launch_options
 from kdebug.errors import UsageError
+from kdebug.output import write_file
 from kdebug.report.render import FORMATS
 
 
@@ -17,10 +18,9 @@ def _write(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        try:
-            output.write_text(text)
-        except OSError as e:
-            raise UsageError(f"cannot write {output}: {e.strerror}") from None
+        # Whole or not at all: a full or read-only disk is one line (exit 74)
+        # and a report that was there before is kept.
+        write_file(output, text, mode=0o644, what=f"the report {output.name}")
         click.echo(f"kdebug: wrote {output}", err=True)
 
 

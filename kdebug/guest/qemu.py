@@ -159,6 +159,13 @@ class Guest:
 
     def _fail(self, *, timed_out: bool, exited: bool, timeout: float) -> None:
         text = self.transcript
+        if exited and not self.child.isalive() and self.child.signalstatus is not None:
+            # Killed from outside (the OOM killer, a user): the console's last
+            # lines say nothing about why, so no diagnosis of them.
+            name = signal.Signals(self.child.signalstatus).name
+            d = Diagnosis("qemu-killed", f"QEMU was killed by {name} before the guest was ready",
+                          "something outside kdebug stopped it (the OOM killer? see dmesg); run again")
+            raise BootError(d.cause, hint=d.fix, diagnoses=[d], log_path=self.session.console_log)
         qemu_msgs = "\n".join(QEMU_ERROR.findall(text))
         diags = diagnose(text, qemu_stderr=qemu_msgs, timed_out=timed_out,
                          expect_crashkernel="crashkernel=" in self.plan.cmdline)

@@ -160,3 +160,16 @@ def test_success_without_a_record_is_an_output_error(tmp_path, monkeypatch):
             _finishing(cap):
         pass
     assert ei.value.exit_status == 74 and time.monotonic() - t < 1
+
+
+def test_report_on_a_full_disk_keeps_the_previous_report(tmp_path, monkeypatch):
+    from kdebug.cli.postmortem_cmd import _write
+
+    report = tmp_path / "report.html"
+    report.write_text("yesterday's report")
+    monkeypatch.setattr(os, "write", _failing_write(errno.ENOSPC, after=1))
+    with pytest.raises(OutputError) as ei:
+        _write("<html>" + "x" * 20_000, report)
+    assert str(ei.value).startswith(f"no space left on {tmp_path} while writing the report report.html")
+    assert ei.value.exit_status == 74
+    assert report.read_text() == "yesterday's report" and [p.name for p in tmp_path.iterdir()] == ["report.html"]

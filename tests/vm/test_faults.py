@@ -1,0 +1,176 @@
+"""The fault matrix, provoked for real through the CLI as a user meets it:
+the output directory full, read-only or removed; QEMU killed at boot; a
+second command in the same --out; SIGINT/SIGHUP at boot and at the trigger.
+Each ends in one line naming the fault, its exit status (kdebug.errors: 1,
+74 for an output fault, 130 when interrupted), no QEMU left, no vmcore
+called good, capture.json telling what happened where it fits, 0600/0700.
+
+tests/vm/test_capture_faults.py has the others (QEMU killed and SIGTERM
+mid-dump, boot and capture-kernel failures). Every test here boots and the
+faults do not depend on the kernel, so they run on the default kernel only
+(``one_kernel``); the read-only refusal boots nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import need, need_tool, qemu_pids_for
+
+pytestmark = pytest.mark.one_kernel
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    need_tool("qemu-system-x86_64", "makedumpfile", "mount")
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """An 8 MB tmpfs: room for the logs and capture.json, not for a dump."""
+    need(os.geteuid() == 0, "mounting a small tmpfs needs root")
+    d = tmp_path / "small"
+    d.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(d)], check=True)
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def _kdebug(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "kdebug.cli.main", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+
+
+def _finish(p: subprocess.Popen, timeout: float = 600) -> tuple[int, str]:
+    try:
+        _, err = p.communicate(timeout=timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return p.returncode, err
+
+
+def _record(out: Path) -> dict:
+    data = json.loads((out / "capture.json").read_text())
+    assert data["ok"] is False and data["vmcore"] is None
+    assert not (out / "vmcore").exists()
+    assert not qemu_pids_for(str(out))
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    for f in out.iterdir():
+        assert not f.name.endswith(".tmp"), f  # nothing half-written left
+        if f.is_file():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    return data
+
+
+def _wait_for(cond, p: subprocess.Popen, timeout: float = 300, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert p.poll() is None, (what, p.communicate())
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_full_disk_during_the_dump(small_fs):
+    """The headline: was a 300 s hang, then `internal error: OSError`."""
+    out = small_fs / "c"
+    t = time.monotonic()
+    rc, err = _finish(_kdebug("capture", "--out", str(out)))
+    took = time.monotonic() - t
+    assert rc == 74, err
+    first = err.splitlines()[0]
+    assert first.startswith(f"kdebug: error: stage dump: no space left on {out} while writing the dump: "
+                            "it needs more than the "), err
+    assert "free space or choose --out elsewhere" in first and "internal error" not in err
+    data = _record(out)
+    assert data["failed_stage"] == "dump" and data["error"]["diagnoses"][0]["code"] == "output-full"
+    assert data["partial"] is None and not (out / "vmcore.partial").exists()
+    assert not (out / ".vmcore.stream").exists()  # the cut stream was removed: it freed the space
+    assert (out / "console-main.log").stat().st_size > 0 and data["unwritten"] == {}
+    dump = next(s for s in data["stages"] if s["name"] == "dump")
+    assert dump["seconds"] < 30 and took < 400, (dump, took)  # no dump-timeout wait
+
+
+def test_read_only_output_is_refused_before_booting(small_fs):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    t = time.monotonic()
+    rc, err = _finish(_kdebug("capture", "--out", str(small_fs / "c")), timeout=120)
+    assert rc == 74, err
+    assert err.splitlines() == [f"kdebug: error: {small_fs} is on a read-only file system while writing "
+                                "the directory c (choose --out elsewhere)"]
+    assert time.monotonic() - t < 60 and not qemu_pids_for(str(small_fs))
+
+
+def test_output_removed_during_the_dump(tmp_path):
+    out = tmp_path / "c"
+    p = _kdebug("capture", "--raw", "--out", str(out))
+    stream = out / "vmcore.partial"
+    _wait_for(lambda: stream.exists() and stream.stat().st_size > 20 << 20, p, what="the dump streaming")
+    shutil.rmtree(out)
+    rc, err = _finish(p)
+    assert rc == 74, err
+    first = err.splitlines()[0]
+    assert first.startswith(f"kdebug: error: stage dump: {out} was removed while kdebug wrote to it"), err
+    assert "capture.json not written" in first and "leave the output directory in place" in first
+    assert not out.exists() and not qemu_pids_for(str(out))
+
+
+def test_qemu_killed_at_boot(tmp_path):
+    out = tmp_path / "c"
+    p = _kdebug("capture", "--cold", "--out", str(out))  # a warm start restores in ~0.2 s: no boot to cut
+    _wait_for(lambda: qemu_pids_for(str(out)), p, what="QEMU")
+    time.sleep(1)  # booting
+    for pid in qemu_pids_for(str(out)):
+        os.kill(pid, signal.SIGKILL)
+    rc, err = _finish(p)
+    assert rc == 1 and err.startswith("kdebug: error: stage boot: QEMU was killed by SIGKILL before the guest "
+                                      "was ready (something outside kdebug stopped it"), err
+    data = _record(out)
+    assert data["failed_stage"] == "boot"
+
+
+def test_second_command_in_the_same_out_then_sighup_at_boot(tmp_path):
+    out = tmp_path / "c"
+    first = _kdebug("capture", "--out", str(out))
+    _wait_for(lambda: qemu_pids_for(str(out)), first, what="the first capture's QEMU")
+    rc, err = _finish(_kdebug("capture", "--out", str(out)), timeout=120)
+    assert rc == 1, err
+    assert err.splitlines() == [f"kdebug: error: --out {out} is in use by another kdebug command "
+                                "(wait for it to finish, or choose another --out)"]
+    assert (out / ".vmcore.stream").exists()  # the first one's files untouched
+    first.send_signal(signal.SIGHUP)
+    rc, err = _finish(first, timeout=120)
+    assert rc == 130 and "interrupted" in err, err
+    data = _record(out)
+    assert data["failed_stage"] == "interrupted"
+    assert not (out / ".vmcore.stream").exists() and not (out / "vmcore.partial").exists()
+
+
+def test_sigint_at_the_trigger(tmp_path):
+    out, rt = tmp_path / "c", tmp_path / "rt"
+    rt.mkdir(mode=0o700)
+    p = _kdebug("capture", "--out", str(out), "--run", "sleep 60", env={"KDEBUG_RUNTIME_DIR": str(rt)})
+
+    def running() -> bool:
+        return any("kdebug-run: start" in f.read_text(errors="replace")
+                   for f in rt.glob("sessions/*/console.log"))
+
+    _wait_for(running, p, what="the --run command to start")
+    p.send_signal(signal.SIGINT)
+    t = time.monotonic()
+    rc, err = _finish(p, timeout=60)
+    assert rc == 130 and err.strip().endswith("kdebug: interrupted; guest stopped"), err
+    assert time.monotonic() - t < 15
+    data = _record(out)
+    assert data["failed_stage"] == "interrupted"
+    assert [s["name"] for s in data["stages"]][-1] in ("arm", "load")  # the panic stage never ended
