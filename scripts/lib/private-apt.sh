@@ -31,8 +31,12 @@ papt_lists() {
         rm -f "$PAPT_DIR/sources.list.new"
     fi
     if [ -z "$(find "$PAPT_DIR/lists" -maxdepth 1 -name '*_dists_*' -mtime -7 -print -quit)" ]; then
-        apt-get "${PAPT_OPTS[@]}" update -qq >/dev/null 2>"$PAPT_DIR/update.err" || {
-            echo "cannot fetch the sid/trixie package lists: $(tail -1 "$PAPT_DIR/update.err")"; return 1; }
+        apt-get "${PAPT_OPTS[@]}" update -qq >/dev/null 2>"$PAPT_DIR/update.err"
+    fi
+    # apt-get update says 0 after a failed fetch too: the lists themselves tell.
+    if [ -z "$(find "$PAPT_DIR/lists" -maxdepth 1 -name '*_source_Sources*' -print -quit)" ]; then
+        echo "cannot fetch the sid/trixie package lists from $PAPT_MIRROR: $(grep -m1 -E '^(E|W):' "$PAPT_DIR/update.err" 2>/dev/null)"
+        return 1
     fi
 }
 

@@ -20,14 +20,11 @@ step() {  # step NAME CMD...: run, print its time
 }
 
 [ "${KDEBUG_SKIP_CRASH_BUILD:-}" = 1 ] && { say "skipped (KDEBUG_SKIP_CRASH_BUILD=1)"; exit 0; }
-for tool in gcc g++ make bison flex gawk makeinfo patch dpkg-source; do
-    command -v "$tool" >/dev/null || warn "cannot build: $tool is missing (scripts/packages.d/crash-build.txt)"
-done
-for hdr in lzo/lzo1x.h snappy-c.h zstd.h gmp.h mpfr.h bfd.h ncurses.h zlib.h; do
-    echo "#include <$hdr>" | gcc -E -x c - >/dev/null 2>&1 \
-        || warn "cannot build: the header $hdr is missing (scripts/packages.d/crash-build.txt)"
-done
-why=$(papt_lists) || warn "$why"
+if ! why=$(papt_lists); then
+    built=$(ls -d "$KDEBUG_TOOLS"/crash-*/bin/crash 2>/dev/null | tail -1)
+    [ -n "$built" ] && { say "$why; keeping $built"; exit 0; }
+    warn "$why"
+fi
 version=$(papt_version src crash)
 [ -n "$version" ] || warn "sid has no crash source package in $PAPT_DIR/lists"
 prefix=$KDEBUG_TOOLS/crash-$version
@@ -35,6 +32,13 @@ if [ -x "$prefix/bin/crash" ] && [ -e "$prefix/include/crash/defs.h" ]; then
     say "crash $version already built: $prefix/bin/crash"
     exit 0
 fi
+for tool in gcc g++ make bison flex gawk makeinfo patch dpkg-source strip; do
+    command -v "$tool" >/dev/null || warn "cannot build crash $version: $tool is missing (scripts/packages.d/crash-build.txt)"
+done
+for hdr in lzo/lzo1x.h snappy-c.h zstd.h gmp.h mpfr.h bfd.h ncurses.h zlib.h; do
+    echo "#include <$hdr>" | gcc -E -x c - >/dev/null 2>&1 \
+        || warn "cannot build crash $version: the header $hdr is missing (scripts/packages.d/crash-build.txt)"
+done
 
 say "building crash $version (sid's source package) into $prefix"
 work=$KDEBUG_TOOLS/.build-crash-$version

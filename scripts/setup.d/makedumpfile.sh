@@ -17,7 +17,11 @@ say() { echo "setup: makedumpfile: $*"; }
 warn() { echo "setup: WARNING: makedumpfile: $* (kdebug goes on with the makedumpfile it has)"; exit 0; }
 
 t0=$SECONDS
-why=$(papt_lists) || warn "$why"
+if ! why=$(papt_lists); then
+    have=$(ls -d "$KDEBUG_TOOLS"/makedumpfile-*/bin/makedumpfile 2>/dev/null | tail -1)
+    [ -n "$have" ] && { say "$why; keeping $have"; exit 0; }
+    warn "$why"
+fi
 version=$(papt_version bin makedumpfile)
 [ -n "$version" ] || warn "trixie has no makedumpfile package in $PAPT_DIR/lists"
 prefix=$KDEBUG_TOOLS/makedumpfile-${version#*:}
