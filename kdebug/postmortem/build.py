@@ -77,7 +77,7 @@ def crash_opinion(dump: Dump, read: DrgnRead, proc: CrashProcess | None, timeout
     table = cross_check(read.system, read.panic, read.tasks, [m.name for m in read.modules], run,
                         tasks_complete=read.task_gap is None,
                         log=read.log if read.log_source == "vmcore" else None,
-                        oops_lines=oops_block(read.lines).splitlines(), pid_flexible=read.pid_flexible)
+                        oops_lines=oops_block(read.lines), pid_flexible=read.pid_flexible)
     return CrashOpinion(engine, warnings, table)
 
 

@@ -28,7 +28,7 @@ from kdebug.decode.rsp import Cpu, parse_prstatus
 from kdebug.errors import VmcoreError
 from kdebug.model import PANIC_PREFIX, FrameRecord, PrintkRecord
 from kdebug.report.classify import SNAPSHOT, classify, panic_message, signature
-from kdebug.report.logtext import parse_stack, text
+from kdebug.report.logtext import CONTEXT, RIP, parse_stack, text
 from kdebug.report.model import EngineRun, NoDebugInfo, PanicInfo, Report, SnapshotInfo, SystemInfo
 from kdebug.report.taxonomy import culprit_report
 from kdebug.vmcore.info import VmcoreInfo, identify
@@ -38,10 +38,7 @@ from kdebug.vmcore.notes import prstatus_descs
 from kdebug.vmcore.search import debug_package
 
 LOG_TAIL = 60
-#: dump_stack_print_info (lib/dump_stack.c); "UID: %u" since v6.11.
-_CONTEXT = re.compile(r"\bCPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (\S+)")
 _CALL_TRACE = re.compile(r"^Call Trace:")
-_KERNEL_RIP = re.compile(r"^RIP: 0010:([A-Za-z_.$][\w.$]*)\+0x([0-9a-f]+)/0x([0-9a-f]+)(?: \[([\w-]+))?")
 _TAINTED = re.compile(r"\bTainted: ([A-Z ]+?)\s+\d|\bNot tainted\b")
 _CMDLINE = re.compile(r"^Command line: (.*)$")
 NO_DEBUG_SECTIONS = "tasks, modules, memory, the other CPUs' stacks, file:line, and crash's cross-check"
@@ -70,7 +67,7 @@ def log_stack(lines: Sequence[str]) -> LogStack:
     panic_at = next((i for i in range(len(t) - 1, -1, -1) if PANIC_PREFIX in t[i]), None)
     if panic_at is not None:
         for j in range(panic_at + 1, min(panic_at + 4, len(t))):
-            if _CONTEXT.search(t[j]):
+            if CONTEXT.search(t[j]):
                 trace = next((k for k in range(j, min(j + 8, len(t))) if _CALL_TRACE.match(t[k])), None)
                 if trace is not None:
                     return _stack(t, j, trace, None)
@@ -78,22 +75,23 @@ def log_stack(lines: Sequence[str]) -> LogStack:
     trace = next((k for k in range(end - 1, -1, -1) if _CALL_TRACE.match(t[k])), None)
     if trace is None:
         return LogStack([])
-    ctx = next((k for k in range(trace, max(-1, trace - 60), -1) if _CONTEXT.search(t[k])), None)
-    rip = next((k for k in range(ctx if ctx is not None else trace, trace) if _KERNEL_RIP.match(t[k])), None)
+    ctx = next((k for k in range(trace, max(-1, trace - 60), -1) if CONTEXT.search(t[k])), None)
+    rip = next((k for k in range(ctx if ctx is not None else trace, trace) if RIP.match(t[k])), None)
     return _stack(t, ctx, trace, rip)
 
 
 def _stack(t: list[str], ctx: int | None, trace: int, rip: int | None) -> LogStack:
     frames = []
     if rip is not None:
-        m = _KERNEL_RIP.match(t[rip])
-        frames.append(FrameRecord(0, 0, m.group(1), int(m.group(2), 16), int(m.group(3), 16), m.group(4) or ""))
+        m = RIP.match(t[rip])
+        frames.append(FrameRecord(0, 0, m.group("func"), int(m.group("off"), 16), int(m.group("size"), 16),
+                                  m.group("mod") or ""))
     for f in parse_stack(t, trace + 1, len(t)):
         frames.append(FrameRecord(len(frames), f.pc, f.function, f.offset, f.size, f.module))
     out = LogStack(frames)
-    m = _CONTEXT.search(t[ctx]) if ctx is not None else None
+    m = CONTEXT.search(t[ctx]) if ctx is not None else None
     if m:
-        out.cpu, out.pid, out.comm = int(m.group(1)), int(m.group(2)), m.group(3)
+        out.cpu, out.pid, out.comm = int(m.group("cpu")), int(m.group("pid")), m.group("comm")
     return out
 
 

@@ -63,21 +63,17 @@ def classify(message: str, lines: Sequence[str]) -> str:
     return "other"
 
 
-def _last_oops_block(lines: Sequence[str]) -> list[str]:
-    """The log from the last report's header on (where the failure is told);
-    the whole log when it holds no report."""
+def oops_block(lines: Sequence[str]) -> list[str]:
+    """The log's lines from the last report's header on (where the failure
+    is told); the whole log when it holds no report."""
     reports = find_reports(lines)
     return list(lines[reports[-1].line:]) if reports else list(lines)
-
-
-def oops_block(lines: Sequence[str]) -> str:
-    return "\n".join(_last_oops_block(lines))
 
 
 def culprit(reason: str, lines: Sequence[str], frames: Sequence[FrameRecord]) -> str:
     """The function to blame: the faulting RIP for oops-like failures, else the
     first frame of the panicking backtrace that is not panic machinery."""
-    block = [text(line) for line in _last_oops_block(lines)]
+    block = [text(line) for line in oops_block(lines)]
     if reason in ("null-deref", "bug", "warn", "oops", "soft-lockup", "hard-lockup"):
         for t in block:
             m = RIP.match(t)

@@ -32,7 +32,7 @@ RIP = re.compile(r"^RIP: 0010:(?P<func>[A-Za-z_.$][\w.$]*)\+0x(?P<off>[0-9a-f]+)
 _CALL_TRACE = re.compile(r"^(?:Call Trace|stack backtrace):")
 #: dump_stack_print_info (lib/dump_stack.c). "UID: %u" came with "lib/dump_stack:
 #: report process UID in dump_stack_print_info()" (v6.11): 6.12 prints it, 6.1 not.
-CONTEXT = re.compile(r"\bCPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: (\S+)")
+CONTEXT = re.compile(r"\bCPU: (?P<cpu>\d+) (?:UID: \d+ )?PID: (?P<pid>\d+) Comm: (?P<comm>\S+)")
 
 
 def text(line: str) -> str:
@@ -99,7 +99,7 @@ def rips(lines: Sequence[str], start: int, end: int) -> list[tuple[int, re.Match
 def span_pid(lines: Sequence[str], start: int, end: int) -> int | None:
     """The pid of the span's first "CPU: ... PID: ..." line (dump_stack's)."""
     hit = find(CONTEXT, lines, start, end)
-    return int(hit[1].group(1)) if hit else None
+    return int(hit[1].group("pid")) if hit else None
 
 
 def splat(kind: str, bug_type: str, headline: str, who: str, lines: Sequence[str], i: int, end: int,

@@ -92,7 +92,7 @@ def kfence(m: re.Match, lines: list[str], i: int, end: int) -> Splat:
     op = bug_type.rsplit(" ", 1)[-1]
     op = op if op in ("read", "write") else "Free" if bug_type == "invalid free" else ""
     ctx = find(CONTEXT, lines, i, end)  # the report names its task only in dump_stack's line
-    task = f"{ctx[1].group(2)}/{ctx[1].group(1)}" if ctx else ""
+    task = f"{ctx[1].group('comm')}/{ctx[1].group('pid')}" if ctx else ""
     access = Access(op, task=task) if op else None
     who = guilty([m.group("func"), *stacks["access"]])
     return splat("kfence", bug_type, f"KFENCE: {bug_type}", who, lines, i, end, access=access, stacks=stacks)

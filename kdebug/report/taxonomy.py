@@ -229,7 +229,7 @@ def _panic_pid(lines: Sequence[str]) -> int | None:
             for j in range(i + 1, min(i + 4, len(lines))):
                 m = CONTEXT.search(text(lines[j]))
                 if m:
-                    return int(m.group(1))
+                    return int(m.group("pid"))
             return None
     return None
 
