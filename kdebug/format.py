@@ -76,7 +76,10 @@ def format_frame(f: FrameRecord) -> str:
     if f.module:
         where += f" [{f.module}]"
     src = f" at {f.file}:{f.line}" if f.file else ""
-    return f"#{f.index:<2} {f.pc:#018x} {where}{src}"
+    # pc 0 with a name: a frame read from a printed Call Trace, whose address is
+    # not known (FrameRecord.pc); a frame at address 0 has no name and shows it
+    pc = "" if f.pc == 0 and f.function else f"{f.pc:#018x} "
+    return f"#{f.index:<2} {pc}{where}{src}"
 
 
 def format_backtrace(frames: Iterable[FrameRecord], fmt: str = "text") -> str:

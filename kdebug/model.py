@@ -78,7 +78,10 @@ class FrameRecord:
     closest, then the smaller, then global over weak over local (drgn's rule).
 
     - ``index``: 0 for the innermost frame, counting inline frames.
-    - ``pc``: the frame's program counter (a return address beyond frame 0).
+    - ``pc``: the frame's program counter (a return address beyond frame 0);
+      0 when not known: a frame read from a stack the kernel printed (tier 0's
+      Call Trace, kdebug.report.logtext) has a name and offset but no address.
+      A frame really at address 0 (a call through a NULL pointer) has no name.
     - ``function``: the ELF symbol's name ("func+off/size" as the kernel
       prints it: a compiler clone is "foo.isra.0"); for an inline frame, or
       where no ELF symbol holds the pc, the DWARF function's name; "" when

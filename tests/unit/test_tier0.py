@@ -21,6 +21,7 @@ from kdebug.decode.vmcoreinfo import VmcoreinfoDebuginfo, taint_letters
 from kdebug.fleet.db import SCHEMA_VERSION, open_db
 from kdebug.fleet.records import row_of
 from kdebug.fleet.summary import summarize
+from kdebug.format import format_frame
 from kdebug.model import FrameRecord
 from kdebug.postmortem.tier0 import fix_line, log_stack
 from kdebug.report.classify import classify, culprit, panic_message, signature
@@ -201,6 +202,16 @@ def test_tier0_report_schema_round_trip_and_renderers():
     assert sum("TIER 0" in line for line in text) == 1  # said once, at the top
     assert any("iowrite8+0x10/0x60 (kallsyms)" in line for line in text)
     assert "TIER 0" in render(r, "md") and 'id="tier-notice"' in render(r, "html")
+    # the log's frames have no address: none is printed (not 0x0000000000000000)
+    assert "#0  kdebug_trigger_oops+0x5/0x20 [kdebug_trigger]" in text
+    assert not any("0x0000000000000000" in line for line in text)
+
+
+def test_frame_pc_shown_when_known():
+    assert format_frame(FrameRecord(0, 0, "read_zero", 0x5d, 0x110)) == "#0  read_zero+0x5d/0x110"
+    assert format_frame(FrameRecord(1, 0xffffffff81a0001d, "read_zero", 0x5d, 0x110)) == \
+        "#1  0xffffffff81a0001d read_zero+0x5d/0x110"
+    assert format_frame(FrameRecord(0, 0, "")) == "#0  0x0000000000000000 ??"  # a call through NULL
 
 
 def _row(report: Report, h: str, when: str):
