@@ -13,13 +13,20 @@ inserted only if its content hash is new (``ON CONFLICT DO NOTHING``), so two
 runs that analysed the same dump leave one row.
 
 Schema versions: 1, then 2 (``tier``: 0 for a report made without debug
-info). An older database is migrated forward when opened; a tier-0 row is
-replaced by the full report (``upgrade``) once a run has the debug info,
+info), then 3 (``status``: "ok", or "failed" for a dump whose analysis
+failed, with its cause in ``error``). An older database is migrated forward
+when opened; a tier-0 or failed row is replaced by the full report
+(``upgrade``) once a run has the debug info or the analysis succeeds,
 keeping where and when the dump was first seen.
+
+A database that cannot take a write (its disk full or read-only) or stays
+locked past the busy timeout is one line (an OutputError or a UsageError),
+never a traceback; rows committed before it stay.
 """
 
 from __future__ import annotations
 
+import errno
 import random
 import sqlite3
 import time
@@ -28,10 +35,11 @@ from contextlib import contextmanager
 from dataclasses import astuple, fields
 from pathlib import Path
 
-from kdebug.errors import UsageError
+from kdebug.errors import KdebugError, UsageError
 from kdebug.fleet.records import DumpRow
+from kdebug.output import output_error
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Seconds a writer waits for another to finish before giving up.
 BUSY_TIMEOUT = 120
 COLUMNS = tuple(f.name for f in fields(DumpRow))
@@ -48,14 +56,18 @@ CREATE TABLE dumps (
     analysed_by TEXT NOT NULL,
     seconds DOUBLE PRECISION NOT NULL,
     report_json TEXT NOT NULL,
-    tier INTEGER NOT NULL DEFAULT 1
+    tier INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL DEFAULT 'ok',
+    error TEXT
 );
 CREATE INDEX dumps_signature ON dumps (signature);
 """
 
 
 #: Statements that take a database from version N to N + 1.
-MIGRATIONS = {1: ("ALTER TABLE dumps ADD COLUMN tier INTEGER NOT NULL DEFAULT 1",)}
+MIGRATIONS = {1: ("ALTER TABLE dumps ADD COLUMN tier INTEGER NOT NULL DEFAULT 1",),
+              2: ("ALTER TABLE dumps ADD COLUMN status TEXT NOT NULL DEFAULT 'ok'",
+                  "ALTER TABLE dumps ADD COLUMN error TEXT")}
 
 
 def open_db(where: str | Path) -> CrashDB:
@@ -143,22 +155,30 @@ class CrashDB:
 
     def upgrade(self, rows: Iterable[DumpRow]) -> int:
         """Replace the report of each row's dump where the stored one has a
-        lower tier (a tier-0 report, then the full one); where and when the
-        dump was first seen (path, host, crash time, analysed_at) stay.
+        lower tier (a tier-0 report, then the full one) or failed (then
+        another try's outcome); where and when the dump was first seen
+        (path, analysed_at; host and crash time unless the row failed) stay.
         Returns how many rows were upgraded."""
         sql = self._sql("UPDATE dumps SET signature = ?, reason = ?, report_json = ?, tier = ?, seconds = ?, "
-                        "analysed_by = ? WHERE content_hash = ? AND tier < ?")
+                        "analysed_by = ?, status = ?, error = ?, "
+                        # a failed row knew nothing of the dump: what the report says
+                        "host = CASE WHEN status = 'failed' THEN ? ELSE host END, "
+                        "release = CASE WHEN status = 'failed' THEN ? ELSE release END, "
+                        "crash_time = CASE WHEN status = 'failed' THEN ? ELSE crash_time END "
+                        "WHERE content_hash = ? AND (tier < ? OR status = 'failed')")
         n = 0
         with self.transaction(write=True) as cur:
             for r in rows:
                 cur.execute(sql, (r.signature, r.reason, r.report_json, r.tier, r.seconds, r.analysed_by,
-                                  r.content_hash, r.tier))
+                                  r.status, r.error, r.host, r.release, r.crash_time, r.content_hash, r.tier))
                 n += max(cur.rowcount, 0)
         return n
 
-    def rows(self) -> list[DumpRow]:
+    def rows(self, *, failed: bool = False) -> list[DumpRow]:
+        """The analysed dumps (``failed``: also those whose analysis failed)."""
+        where = "" if failed else "WHERE status = 'ok' "
         with self.transaction(write=False) as cur:
-            cur.execute(f"SELECT {', '.join(COLUMNS)} FROM dumps ORDER BY analysed_at, content_hash")
+            cur.execute(f"SELECT {', '.join(COLUMNS)} FROM dumps {where}ORDER BY analysed_at, content_hash")
             return [DumpRow(*r) for r in cur.fetchall()]
 
 
@@ -181,13 +201,36 @@ class _Sqlite(CrashDB):
     @contextmanager
     def transaction(self, write: bool) -> Iterator[sqlite3.Cursor]:
         cur = self.conn.cursor()
-        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as e:
+            raise self._fault(e) from None
         try:
             yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
+            cur.execute("COMMIT")
+        except BaseException as e:
+            try:
+                cur.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back itself (a full disk does)
+            if isinstance(e, sqlite3.Error):
+                raise self._fault(e) from None
             raise
-        cur.execute("COMMIT")
+
+    def _fault(self, e: sqlite3.Error) -> KdebugError:
+        """An SQLite error as its one line: disk full, read-only, I/O error, locked."""
+        path = Path(self.where)
+        what = f"the crash database {path.name}"
+        code = getattr(e, "sqlite_errorcode", None)
+        for errno_, codes in ((errno.ENOSPC, (sqlite3.SQLITE_FULL,)),
+                              (errno.EROFS, (sqlite3.SQLITE_READONLY,)),
+                              (errno.EIO, (sqlite3.SQLITE_IOERR,))):
+            if code is not None and (code & 0xFF) in codes:
+                return output_error(errno_, path.parent, what=what)
+        if code is not None and (code & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            return UsageError(f"crash database {path} stayed locked by another process for {BUSY_TIMEOUT:g} s",
+                              hint="wait for the other triage run, or give another --db")
+        return UsageError(f"crash database {path}: {e}")
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

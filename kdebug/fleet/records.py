@@ -30,6 +30,10 @@ class DumpRow:
     #: The report's tier: 1 with debug info, 0 from the dump alone (upgraded
     #: in place when a later run has the debug info).
     tier: int = 1
+    #: "ok", or "failed": the analysis failed and ``error`` says why
+    #: ("stage: message"); such a row has no report and is tried again.
+    status: str = "ok"
+    error: str | None = None
 
     @property
     def seen(self) -> str:
@@ -48,3 +52,14 @@ def row_of(entry: TriageEntry, content_hash: str, analysed_by: str, now: datetim
     return DumpRow(content_hash, entry.path, r.system.hostname, r.system.release, r.signature, r.panic.reason,
                    r.system.crash_time, when, analysed_by, round(entry.seconds, 3),
                    json.dumps(r.to_dict(), sort_keys=True), r.tier)
+
+
+def failed_row_of(entry: TriageEntry, content_hash: str, analysed_by: str, *, host: str = "",
+                  release: str = "", now: datetime | None = None) -> DumpRow:
+    """The row for an entry whose analysis failed: its cause, no report.
+    ``host``/``release``: what the dump's VMCOREINFO says, when it could be read."""
+    e = entry.error
+    assert e is not None, "only failed dumps are recorded as failed"
+    when = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    return DumpRow(content_hash, entry.path, host, release, "", e.message, None, when, analysed_by,
+                   round(entry.seconds, 3), "null", 0, "failed", f"{e.stage}: {e}")

@@ -10,9 +10,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from kdebug.errors import KdebugError
 from kdebug.fleet.db import CrashDB, open_db
 from kdebug.fleet.fingerprint import fingerprint
-from kdebug.fleet.records import DumpRow, row_of
+from kdebug.fleet.records import DumpRow, failed_row_of, row_of
 from kdebug.fleet.summary import SignatureSummary, report_file, summarize
 from kdebug.fleet.work import NO_WORKER
 from kdebug.postmortem.triage import TriageOptions, triage
@@ -61,7 +62,8 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
         rows = crash_db.known(hashes.values())
         for i, h in hashes.items():
             # A tier-0 row is analysed again: the debug info may have arrived since.
-            if h in rows and (rows[h].tier >= 1 or not options.debuginfo):
+            # So is a failed one: the cause may be gone (a timeout, a missing vmlinux).
+            if h in rows and rows[h].status == "ok" and (rows[h].tier >= 1 or not options.debuginfo):
                 entries[i] = _known(sites[i], rows[h])
             elif h in rows:
                 stored[i] = rows[h]
@@ -87,13 +89,20 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
         if entry.error is not None and entry.error.stage == NO_WORKER:
             local.append(i)
             return
-        if i in stored and entry.ok and entry.report.tier <= stored[i].tier:
+        if i in stored and entry.ok and stored[i].status == "ok" and entry.report.tier <= stored[i].tier:
             entry = _known(sites[i], stored[i])  # still no debug info: the stored report stands
         entries[i] = entry
         if crash_db is not None and entry.ok and i in hashes and not entry.known:
             row = row_of(entry, hashes[i], by)
             if i in stored:
                 upgraded += crash_db.upgrade([row])
+            else:
+                recorded += crash_db.record([row])
+        elif crash_db is not None and entry.error is not None and i in hashes:
+            # A failed analysis is on record too, with its cause (tried again next run).
+            row = failed_row_of(entry, hashes[i], by, release=_release(sites[i]) or "")
+            if i in stored:
+                crash_db.upgrade([row])
             else:
                 recorded += crash_db.record([row])
         if progress:
@@ -128,7 +137,7 @@ def _release(site: DumpSite) -> str | None:
     """The release in the dump's VMCOREINFO, for routing (None when unreadable)."""
     try:
         return read_dump(site.vmcore).release
-    except OSError:
+    except (OSError, KdebugError):
         return None
 
 
