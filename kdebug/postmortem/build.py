@@ -14,6 +14,7 @@ from kdebug.postmortem.collect import DrgnRead, collect
 from kdebug.postmortem.tier0 import postmortem_nodebug
 from kdebug.report.classify import oops_block, signature, snapshot_signature
 from kdebug.report.model import CrossCheck, DumpCheck, DumpGap, EngineRun, PanicInfo, Report, SnapshotInfo
+from kdebug.vmcore.debuginfod import CacheError
 from kdebug.vmcore.filter import explain_missing
 from kdebug.vmcore.locate import Dump, open_dump
 from kdebug.vmcore.search import DebugInfoMissing
@@ -127,7 +128,7 @@ def postmortem(path, *, vmlinux=None, tree=None, crash: bool = True, crash_timeo
     try:
         dump = open_dump(path, vmlinux=vmlinux, tree=tree, module_dirs=tuple(module_dirs),
                          fetch_progress=fetch_progress)  # debuginfod downloads, drawn by the CLI
-    except DebugInfoMissing as e:  # nowhere to be had: the report from the dump alone
-        return postmortem_nodebug(path, missing=e, progress=progress)
+    except (DebugInfoMissing, CacheError) as e:  # nowhere to be had, or no room to fetch it:
+        return postmortem_nodebug(path, missing=e, progress=progress)  # the report from the dump alone
     return build_report(dump, crash=crash, crash_timeout=crash_timeout, progress=progress,
                         on_partial=on_partial, crash_started=crash_started)

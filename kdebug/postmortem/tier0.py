@@ -31,6 +31,7 @@ from kdebug.report.classify import SNAPSHOT, classify, panic_message, signature
 from kdebug.report.logtext import CONTEXT, RIP, parse_stack, text
 from kdebug.report.model import EngineRun, NoDebugInfo, PanicInfo, Report, SnapshotInfo, SystemInfo
 from kdebug.report.taxonomy import culprit_report
+from kdebug.vmcore.debuginfod import CacheError
 from kdebug.vmcore.info import VmcoreInfo, identify
 from kdebug.vmcore.layouts import DumpSite, locate, read_saved_dmesg
 from kdebug.vmcore.locate import reassemble
@@ -95,8 +96,13 @@ def _stack(t: list[str], ctx: int | None, trace: int, rip: int | None) -> LogSta
     return out
 
 
-def fix_line(info: VmcoreInfo, package: str, urls: str | None = None) -> str:
-    """How to get the full report: the package, or a debuginfod that has the build-id."""
+def fix_line(info: VmcoreInfo, package: str, urls: str | None = None, cache: CacheError | None = None) -> str:
+    """How to get the full report: the package, or a debuginfod that has the
+    build-id; first, when kdebug's cache could not take the download
+    (``cache``), what is wrong with it and what to do."""
+    if cache is not None:
+        return (f"the download failed: {cache.message}; {cache.hint or 'fix the cache'} and run again, "
+                f"or install {package} or pass --vmlinux")
     bid = info.build_id
     if not bid:
         return f"install {package} (this dump names no build-id: debuginfod cannot be asked)"
@@ -115,10 +121,12 @@ def lookup_key(info: VmcoreInfo) -> str:
 
 
 def tier0_report(site: DumpSite, info: VmcoreInfo, original: Path, *, reason: str = "",
-                 progress=None, package: str | None = None, urls: str | None = None) -> Report:
+                 progress=None, package: str | None = None, urls: str | None = None,
+                 cache: CacheError | None = None) -> Report:
     """The report of ``info``'s dump with no debug info. ``reason``: why
     (the locator's one line), or "" for --no-debuginfo; ``package`` and
-    ``urls`` (DEBUGINFOD_URLS) as the locator tried them, when it said."""
+    ``urls`` (DEBUGINFOD_URLS) as the locator tried them, when it said;
+    ``cache``: kdebug's cache could not take the download."""
     say = progress or (lambda _m: None)
     t0 = time.monotonic()
     say("tier 0: reading the dump without debug info (VMCOREINFO, kallsyms, log)")
@@ -163,7 +171,7 @@ def tier0_report(site: DumpSite, info: VmcoreInfo, original: Path, *, reason: st
     nodebug = NoDebugInfo(
         lacks=f"TIER 0, no debug info for {info.release or 'this kernel'} ({lookup_key(info)}): "
               f"no {NO_DEBUG_SECTIONS}",
-        fix=fix_line(info, package, urls), package=package, key=lookup_key(info),
+        fix=fix_line(info, package, urls, cache), package=package, key=lookup_key(info),
         symbols="kallsyms" if prog.kallsyms else "none",
         stack="the Call Trace the kernel printed in its log" if stack.frames else "none (no Call Trace in the log)",
         task=f"{stack.pid} {stack.comm}" if stack.pid is not None else "", pc=pc)
@@ -214,8 +222,9 @@ def postmortem_nodebug(path, *, missing: Exception | None = None, progress=None,
     """vmcore path (file or directory, as ``kdebug postmortem`` takes it) ->
     tier-0 Report. ``missing``: the locator's error that no debug vmlinux
     could be had (None: --no-debuginfo); its package and debuginfod URLs,
-    where it names them (kdebug.vmcore.search.DebugInfoMissing), go into the
-    report's one line on how to get the full report."""
+    where it names them (kdebug.vmcore.search.DebugInfoMissing), or the
+    cache's trouble (kdebug.vmcore.debuginfod.CacheError: full, read-only),
+    go into the report's one line on how to get the full report."""
     reason = ""
     if missing is not None:
         reason = f"debug info: {getattr(missing, 'message', missing)}"
@@ -227,4 +236,5 @@ def postmortem_nodebug(path, *, missing: Exception | None = None, progress=None,
     if info.format == "flattened":
         info = identify(reassemble(info.path, timeout=timeout))
     return tier0_report(site, info, original, reason=reason, progress=progress, package=package,
-                        urls=" ".join(urls) if urls is not None else None)
+                        urls=" ".join(urls) if urls is not None else None,
+                        cache=missing if isinstance(missing, CacheError) else None)

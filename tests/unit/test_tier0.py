@@ -30,6 +30,7 @@ from kdebug.report.model import SCHEMA_VERSION as REPORT_SCHEMA
 from kdebug.report.model import NoDebugInfo, PanicInfo, Report, SystemInfo
 from kdebug.report.render import render
 from kdebug.report.triage import TriageEntry
+from kdebug.vmcore.debuginfod import CacheError
 from kdebug.vmcore.info import VmcoreInfo, parse_vmcoreinfo
 from kdebug.vmcore.layouts import DumpSite
 from kdebug.vmcore.search import debug_package
@@ -173,6 +174,12 @@ def test_fix_line_names_package_and_debuginfod():
     assert "http://d:8002/buildid/ab12/debuginfo" in fix_line(info, "p", "http://d:8002/")
     old = VmcoreInfo(None, "kdump", 0, {"OSRELEASE": "5.4.0"})
     assert "names no build-id" in fix_line(old, "linux-image-5.4.0-dbg", "")
+    full = CacheError("kdebug's cache /c/debuginfo is full (No space left on device)",
+                      hint="free space there, or point KDEBUG_CACHE at a larger disk")
+    line = fix_line(info, "linux-image-6.1.0-57-cloud-amd64-dbg", "http://d:8002", full)
+    assert line.startswith("the download failed: kdebug's cache /c/debuginfo is full (No space left on device); "
+                           "free space there, or point KDEBUG_CACHE at a larger disk and run again")
+    assert line.endswith("or install linux-image-6.1.0-57-cloud-amd64-dbg or pass --vmlinux")
 
 
 def _tier0_report(sig="BUG: kernel NULL pointer dereference in kdebug_trigger_oops") -> Report:
