@@ -25,6 +25,7 @@ class Built:
     seconds: float | None  # None: taken from the cache
     files: dict[str, Path] = field(default_factory=dict)  # guest path -> host file
     tail: str = ""  # the build's last words, when it failed
+    tree: Path | None = None  # a kernel history's step: the built tree to boot (kdebug.kernel.tree_kernel)
 
 
 def module_command(headers: Path, worktree: Path) -> list[str]:

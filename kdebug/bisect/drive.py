@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kdebug.bisect import git, gitargv
-from kdebug.bisect.build import build
+from kdebug.bisect import git, gitargv, ktree
+from kdebug.bisect.build import Built, build
 from kdebug.bisect.dump import dump_first_bad
 from kdebug.bisect.git import BisectError
 from kdebug.bisect.record import ENDS, FOUND, Result, Row
@@ -40,7 +40,7 @@ from kdebug.bisect.verdict import (
     shows,
 )
 from kdebug.errors import UsageError
-from kdebug.kernel import Kernel
+from kdebug.kernel import Kernel, tree_kernel
 from kdebug.paths import cache_dir
 
 
@@ -50,7 +50,7 @@ class Plan:
     good: list[str]
     bad: str
     reproducer: Reproducer
-    kernel: Kernel
+    kernel: Kernel | None  # None: a kernel history, each commit's own build is booted
     outputs: dict[str, Path]  # guest path -> a file the build makes, relative to the tree
     headers: Path | None  # the kernel build dir for M= builds
     build_command: str | None = None
@@ -58,6 +58,8 @@ class Plan:
     signature: str | None = None
     dump: bool = False  # capture one bad run of the first bad commit, with its report
     options: dict = field(default_factory=dict)  # the command's own options, kept for --resume
+    kernel_config: ktree.KernelConfig | None = None  # set: the tree is a kernel's source (--src)
+    jobs: int | None = None  # make -j for a kernel history
 
 
 def state_dir(top: Path) -> Path:
@@ -124,9 +126,15 @@ def start(plan: Plan, say: Say) -> _State:
                     "options": plan.options, "rows": [], "started": time.time(),
                     "commits": git.count_between(top, good, bad)})
     git.run(gitargv.worktree_prune(top))
-    git.run(gitargv.worktree_add(top, st.worktree, bad))
+    git.run(gitargv.worktree_add(top, st.worktree, bad), timeout=1800)
     st.save()
     say(f"bisecting in a worktree of its own, {st.worktree}: your work tree and branch stay as they are")
+    if plan.kernel_config is not None:
+        config = d / "bisect.config"
+        ktree.make_config(st.worktree, plan.kernel_config, config, d / "config.log")
+        st.data["config"] = str(config)
+        st.data["seed"] = ktree.seed(top, st.worktree, bad, config, say)
+        st.save()
     return st
 
 
@@ -151,7 +159,7 @@ def reset(source: Path) -> str:
     wt = d / "worktree"
     if wt.is_dir():
         git.run(gitargv.bisect_reset(wt), check=False)
-        git.run(gitargv.worktree_remove(top, wt), check=False)
+        git.run(gitargv.worktree_remove(top, wt), check=False, timeout=1800)
     git.run(gitargv.worktree_prune(top), check=False)
     shutil.rmtree(d, ignore_errors=True)
     return f"bisection of {top} dropped ({d} removed); your work tree was never touched"
@@ -162,8 +170,9 @@ def run(plan: Plan, st: _State, say: Say) -> Result:
     t0 = time.monotonic()
     wt = st.worktree
     data = st.data
-    res = Result("found", "", None, source=data["source"], worktree=str(wt),
-                 kernel=f"{plan.kernel.release} ({plan.kernel.image})")
+    kernel = f"{plan.kernel.release} ({plan.kernel.image})" if plan.kernel is not None else \
+        f"each commit's own build ({plan.kernel_config.describe() if plan.kernel_config else '?'})"
+    res = Result("found", "", None, source=data["source"], worktree=str(wt), kernel=kernel)
     if data.get("target"):
         res.target = Target(**data["target"])
     tested = {r.commit.hash: r for r in st.rows}
@@ -217,9 +226,8 @@ def run(plan: Plan, st: _State, say: Say) -> Result:
         if log is not None and log.is_file():
             res.excerpt = excerpt(log.read_text(errors="replace"), res.target.text)
     if plan.dump:
-        built = build(wt, st.dir / "builds" / answer.first_bad, plan.outputs, headers=plan.headers,
-                      command=plan.build_command)
-        res.dump = dump_first_bad(plan.reproducer, built.files, say)
+        built = _build(plan, st, answer.first_bad)
+        res.dump = dump_first_bad(plan.reproducer, built.files, say, tree=built.tree)
     return _end(res, st, FOUND, f"first bad commit {res.first_bad.short} {res.first_bad.subject}", t0)
 
 
@@ -253,15 +261,15 @@ def _test(plan: Plan, st: _State, commit: str, label: str, target: Target | None
     with any crash decides."""
     wt = st.worktree
     if git.head(wt) != commit:
-        git.run(gitargv.git(wt, "checkout", "--detach", "--force", commit))
+        git.run(gitargv.git(wt, "checkout", "--detach", "--force", commit), timeout=1800)
     info = git.describe(wt, commit)
     where = f"{label} of ~{of}" if of else label
     say(f"{where}: {info.short} {info.subject}")
-    built = build(wt, st.dir / "builds" / commit, plan.outputs, headers=plan.headers,
-                  command=plan.build_command)
+    built = _build(plan, st, commit)
     say("  build: " + ("cached" if built.seconds is None else f"{built.seconds:.1f} s")
         + ("" if built.ok else f", FAILED: {built.tail}"))
     runs: list[Run] = []
+    kernel = tree_kernel(built.tree) if built.tree is not None else plan.kernel
     if not built.ok:
         verdict = build_failed(built.tail)
     else:
@@ -272,7 +280,7 @@ def _test(plan: Plan, st: _State, commit: str, label: str, target: Target | None
         while runs_wanted(runs, plan.runs):
             n += 1
             log = logs / f"{commit[:12]}-{label.replace(' ', '')}-{n}.log"
-            r = run_once(plan.reproducer, plan.kernel, built.files, log)
+            r = run_once(plan.reproducer, kernel, built.files, log)
             runs.append(r)
             shown = "; ".join(r.titles) or r.error or ("clean" if r.status in (None, 0) else f"exit {r.status}")
             say(f"  run {n}/{plan.runs}: {r.seconds:.1f} s, {r.outcome}: {shown}")
@@ -283,6 +291,15 @@ def _test(plan: Plan, st: _State, commit: str, label: str, target: Target | None
     row = Row(label, info, built.seconds, runs, verdict.word, verdict.reason)
     st.add(row)
     return row
+
+
+def _build(plan: Plan, st: _State, commit: str) -> Built:
+    """The commit checked out in the worktree, built (or found built)."""
+    if plan.kernel_config is not None:
+        config = Path(st.data["config"])
+        return ktree.build_commit(st.worktree, ktree.store_for(commit, config), config, jobs=plan.jobs)
+    return build(st.worktree, st.dir / "builds" / commit, plan.outputs, headers=plan.headers,
+                 command=plan.build_command)
 
 
 def _any_crash(runs: list[Run], wanted: int) -> Verdict:

@@ -13,11 +13,13 @@ from kdebug.crashloop import crash_loop
 from kdebug.errors import KdebugError
 
 
-def dump_first_bad(rep: Reproducer, files: dict[str, Path], say) -> dict:
-    """Capture one run of the first bad commit (its built ``files``): the
-    directory and the report's signature, or why there is none (a flaky bug
-    may not crash this time)."""
+def dump_first_bad(rep: Reproducer, files: dict[str, Path], say, tree: Path | None = None) -> dict:
+    """Capture one run of the first bad commit (its built ``files``, or for
+    a kernel history its built ``tree``): the directory and the report's
+    signature, or why there is none (a flaky bug may not crash this time)."""
     base = dataclasses.replace(rep.base, extra_files={**rep.base.extra_files, **files})
+    if tree is not None:
+        base = dataclasses.replace(base, tree=tree, kernel=None, vmlinux=None, release=None)
     run = rep.trigger.console if rep.trigger.returns else None
     opts = CaptureOptions(method="qemu", trigger=rep.trigger.name if run is None else "sysrq", run=run,
                           setup=rep.setup, panic_on=rep.panic_on,

@@ -32,7 +32,7 @@ def run(argv: list[str], *, check: bool = True, timeout: float = 120) -> subproc
 
 def toplevel(src: Path) -> Path:
     if not src.is_dir():
-        raise UsageError(f"--module-src {src} is not a directory")
+        raise UsageError(f"{src} is not a directory")
     r = run(gitargv.toplevel(src), check=False)
     if r.returncode != 0:
         raise UsageError(f"{src} is not a git work tree (git rev-parse: "
