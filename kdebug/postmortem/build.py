@@ -93,7 +93,8 @@ def assemble(dump: Dump, read: DrgnRead, opinion: CrashOpinion | None = None) ->
         snap = SnapshotInfo(taken=read.system.crash_time, uptime_s=read.system.uptime_s,
                             evidence=snapshot_evidence())
         sig = snapshot_signature([b.backtrace for b in read.summary.blocked] if read.summary else [])
-    engines, warnings = [read.engine], list(read.warnings)
+    # how the vmlinux was paired, when it is not by build-id (a dump with no BUILD-ID)
+    engines, warnings = [read.engine], [*(f"vmlinux: {n}" for n in dump.notes), *read.warnings]
     if opinion is not None:
         engines.append(opinion.engine)
         warnings += opinion.warnings
