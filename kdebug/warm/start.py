@@ -26,7 +26,7 @@ from pathlib import Path
 
 from kdebug.errors import GuestError, KdebugError
 from kdebug.guest.introspect import kaslr_offset_from_qmp
-from kdebug.guest.qemu import Guest, boot
+from kdebug.guest.qemu import QEMU_ERROR, Guest, boot
 from kdebug.guest.qmp import Qmp
 from kdebug.plan.plan import LaunchPlan
 from kdebug.session import Session
@@ -141,6 +141,13 @@ class WarmStart:
                     q.cmd("cont")
             guest.mark_restored(entry.boot_log)
             self._after_restore(guest)
+        except GuestError as e:
+            # QEMU says why it refused the state on its stderr (the console's pty).
+            i, m = guest.expect([QEMU_ERROR], 2.0)
+            guest.close()
+            if isinstance(i, int) and m is not None:
+                raise GuestError(f"QEMU: {m.group(1).strip()[:200]}") from None
+            raise e from None
         except BaseException:
             guest.close()
             raise

@@ -30,6 +30,11 @@ BOOT_LOG = "boot.log"
 
 
 def root() -> Path:
+    """``KDEBUG_WARM_DIR``, else ``<cache>/warm``."""
+    if d := os.environ.get("KDEBUG_WARM_DIR"):
+        p = Path(d)
+        p.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return p
     return cache_dir("warm")
 
 
@@ -92,7 +97,7 @@ def lookup(key: str) -> Entry | None:
 def entries() -> list[Entry]:
     out = []
     for d in sorted(root().iterdir()):
-        if d.is_dir() and ".tmp-" not in d.name and (e := lookup(d.name)) is not None:
+        if d.is_dir() and ".tmp-" not in d.name and d.name != "digests" and (e := lookup(d.name)) is not None:
             out.append(e)
     return out
 
@@ -158,7 +163,8 @@ def _stamp(path: Path) -> str:
 
 
 def _cached(kind: str, stamp: str, compute) -> str:
-    d = cache_dir("warm", "digests")
+    d = root() / "digests"
+    d.mkdir(exist_ok=True)
     f = d / hashlib.sha256(f"{kind}:{stamp}".encode()).hexdigest()[:32]
     try:
         return f.read_text()
