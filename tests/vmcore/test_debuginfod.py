@@ -247,3 +247,20 @@ def test_a_cache_that_cannot_take_the_file_is_one_line(served, tmp_path, how):
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
     (line,) = [ln for ln in res.stderr.splitlines() if not ln.startswith("kdebug: debuginfod:")]
     assert ("is full" if how == "full" else "is not writable") in line and "KDEBUG_CACHE" in line
+
+
+@pytest.mark.parametrize("how", ["full", "read-only"])
+def test_postmortem_with_a_cache_that_cannot_take_the_file_is_tier0(served, tmp_path, how):
+    """postmortem, unlike doctor --fetch, still reports: tier 0, its first line naming the cache's trouble."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    served.net.run(["mount", "-t", "tmpfs", "-o", "size=1m" if how == "full" else "ro", "tmpfs", str(mnt)],
+                   check=True)
+    try:
+        res = served.kdebug("postmortem", str(served.dump), "--no-crash", cache=mnt / "kdebug")
+    finally:
+        served.net.run(["umount", str(mnt)], check=True)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    first = next(ln for ln in res.stdout.splitlines() if ln.startswith("TIER 0"))
+    assert ("is full" if how == "full" else "is not writable") in first and "KDEBUG_CACHE" in first, first
+    assert f"linux-image-{served.release}-dbg" in first

@@ -148,11 +148,26 @@ def test_wrong_vmlinux_is_refused_naming_both_ids(qemu_dump):
     assert "does not match" in line and line.count("build-id") == 2
 
 
-def test_missing_debug_info_is_one_line(qemu_dump, tmp_path):
-    res = _kdebug("postmortem", qemu_dump("sysrq").path, "--no-crash", env={"KDEBUG_DEBUG_DIR": str(tmp_path)})
+def test_missing_debug_info_gives_the_tier0_report(qemu_dump, tmp_path):
+    """Every source of debug info hidden (the machine's debug directories,
+    kdebug's cache with its build trees and indexed vmlinux copies, debuginfod,
+    the capture.json beside the dump): the report is tier 0, exit 0, and its
+    first line names the exact -dbg package of the dump's release."""
+    facts = qemu_dump("sysrq")
+    (tmp_path / "dump").mkdir()
+    (tmp_path / "dump" / "vmcore").symlink_to(facts.path)
+    hidden = {"KDEBUG_DEBUG_DIRS": "", "KDEBUG_CACHE": str(tmp_path / "cache"), "DEBUGINFOD_URLS": ""}
+    res = _kdebug("postmortem", str(tmp_path / "dump" / "vmcore"), "--no-crash", "-q", env=hidden)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    title, first = res.stdout.splitlines()[:2]  # the title, then what the report lacks
+    assert title == "kdebug post-mortem: sysrq: crash triggered in sysrq_handle_crash"
+    assert first.startswith(f"TIER 0, no debug info for {facts.release} (build-id "), first
+    assert f"install linux-image-{facts.release}-dbg or pass --vmlinux" in first
+    # a --vmlinux of another kernel is still refused, naming both build-ids
+    res = _kdebug("postmortem", str(tmp_path / "dump" / "vmcore"), "--vmlinux", "/bin/sh", "--no-crash", env=hidden)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     (line,) = res.stderr.strip().splitlines()
-    assert "no debug vmlinux with build-id" in line and "-dbg" in line
+    assert "does not match" in line and line.count("build-id") == 2
 
 
 def _jsonschema():
