@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
@@ -64,9 +65,17 @@ def bytes_reader(data: bytes) -> ReadAt:
 
 
 def file_reader(f) -> ReadAt:
+    """Reads of an open file at any (offset, size) a damaged header may give:
+    outside the file (negative, past its end, past 2**63) is b"", and a read
+    never asks for more than the file holds (a BufferedReader would allocate
+    the whole size first)."""
+    end = os.fstat(f.fileno()).st_size
+
     def read_at(off: int, size: int) -> bytes:
+        if off < 0 or size <= 0 or off >= end:
+            return b""
         f.seek(off)
-        return f.read(size)
+        return f.read(min(size, end - off))
 
     return read_at
 

@@ -72,9 +72,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
+from kdebug.errors import UsageError
 from kdebug.output import write_file
 
 SCHEMA = 1
@@ -162,11 +163,44 @@ def write_capture_json(cap: Capture) -> Path:
 
 
 def load_capture(directory: Path) -> Capture:
-    """Read a capture directory's capture.json back into a :class:`Capture`."""
-    data = json.loads((directory / "capture.json").read_text())
+    """Read a capture directory's capture.json back into a :class:`Capture`;
+    a damaged one is a UsageError naming the place (a line and column, a key)."""
+    path = directory / "capture.json"
+    try:
+        data = json.loads(path.read_bytes())
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{path} is damaged: not UTF-8 at byte {e.start}") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path} is damaged: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} is damaged: not a JSON object")
     if data.get("schema") != SCHEMA:
-        raise ValueError(f"{directory}/capture.json has schema {data.get('schema')}, expected {SCHEMA}")
-    known = set(Capture.__dataclass_fields__) - {"directory", "stages"}
-    cap = Capture(directory=directory, **{k: v for k, v in data.items() if k in known})
-    cap.stages = [Stage(**s) for s in data.get("stages", [])]
+        raise UsageError(f"{path} has schema {data.get('schema')!r}, expected {SCHEMA}")
+    fields = Capture.__dataclass_fields__
+    known = {k: v for k, v in data.items() if k in fields and k not in ("directory", "stages")}
+    for k, v in known.items():
+        want = _shape(fields[k])
+        if v is not None and want is not None and not isinstance(v, want):
+            raise UsageError(f"{path} is damaged: {k} is {type(v).__name__}, not {want.__name__}")
+    stages = data.get("stages") or []
+    if not isinstance(stages, list) or not all(isinstance(s, dict) and set(s) <= set(Stage.__dataclass_fields__)
+                                               and isinstance(s.get("name"), str)
+                                               and isinstance(s.get("seconds"), int | float) for s in stages):
+        raise UsageError(f"{path} is damaged: stages is not a list of {{name, seconds, ok, detail}}")
+    missing = [k for k, f in fields.items() if k != "directory" and f.default is MISSING
+               and f.default_factory is MISSING and not isinstance(known.get(k), str)]
+    if missing:
+        raise UsageError(f"{path} is damaged: no {', '.join(missing)}")
+    cap = Capture(directory=directory, **known)
+    cap.stages = [Stage(**s) for s in stages]
     return cap
+
+
+def _shape(f) -> type | None:
+    """The JSON type a Capture field holds (dict, list, str, int, float), None for any."""
+    if f.default_factory is not MISSING:
+        return type(f.default_factory())
+    return {"str": str, "str | None": str, "int | None": int, "float | None": int | float,
+            "dict | None": dict}.get(str(f.type))

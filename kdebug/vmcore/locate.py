@@ -85,11 +85,16 @@ def recorded_kernel(site: DumpSite | None, build_id: str | None) -> tuple[Path |
         path = (json.loads((site.vmcore.parent / "capture.json").read_text()).get("kernel") or {}).get("vmlinux")
     except (OSError, ValueError, AttributeError):
         return None, None
-    if not isinstance(path, str) or not Path(path).is_file() or kernel.vmlinux_build_id(Path(path)) != build_id:
+    if not _path_text(path) or not Path(path).is_file() or kernel.vmlinux_build_id(Path(path)) != build_id:
         return None, None
     vm = Path(path)
     # A build tree's vmlinux sits beside its .config; the tree holds its modules' debug info too.
     return (None, vm.parent) if (vm.parent / ".config").is_file() else (vm, None)
+
+
+def _path_text(v) -> bool:
+    """Whether a value read from capture.json can name a file (any JSON may be there)."""
+    return isinstance(v, str) and bool(v) and "\0" not in v
 
 
 #: What a module's debug info can be in: the module itself (built with -g, as
@@ -113,8 +118,9 @@ def find_module_files(site: DumpSite | None, module_dirs: tuple[Path, ...] = ())
         for m in mods if isinstance(mods, list) else []:
             if not isinstance(m, dict):
                 continue
-            cands = [site.vmcore.parent / m["file"]] if m.get("file") else []
-            cands += [Path(m["host"])] if m.get("host") else []
+            # A damaged record names no file (its values may be any JSON).
+            cands = [site.vmcore.parent / m["file"]] if _path_text(m.get("file")) else []
+            cands += [Path(m["host"])] if _path_text(m.get("host")) else []
             found += [p for p in cands if p.is_file()]
     for d in module_dirs:
         if not d.is_dir():

@@ -26,22 +26,33 @@ _SUB_NOTE = 48  # kdump_sub_header.offset_note, then size_note
 
 
 def note_bytes(path: Path, fmt: str) -> list[elf.Note]:
-    """Every note of the ``fmt`` ("elf" | "kdump") dump at ``path``."""
+    """Every note of the ``fmt`` ("elf" | "kdump") dump at ``path``; a
+    damaged header is a VmcoreError naming the field."""
     with open(path, "rb") as f:
         read_at = elf.file_reader(f)
         if fmt == "elf":
-            return list(elf.elf_notes(read_at))
+            try:
+                return list(elf.elf_notes(read_at))
+            except (elf.FormatError, struct.error) as e:
+                raise VmcoreError(f"{path}: its ELF headers are damaged ({e})") from None
         if fmt != "kdump":
             raise VmcoreError(f"{path}: a {fmt} dump has no notes to read (reassemble it first)")
         head = read_at(0, 464)
+        if len(head) < 464:
+            raise VmcoreError(f"{path}: its kdump header is cut short ({len(head)} of 464 bytes)")
         (version,) = struct.unpack_from("<i", head, _KDUMP_HEADER_VERSION)
         (block,) = struct.unpack_from("<i", head, _KDUMP_BLOCK_SIZE)
         if version < 4:
             raise VmcoreError(f"{path}: kdump header version {version} keeps no ELF notes (4 or later does)")
-        off, size = struct.unpack_from("<qQ", read_at(block + _SUB_NOTE, 16))
+        sub = read_at(block + _SUB_NOTE, 16)
+        if block <= 0 or len(sub) < 16:
+            raise VmcoreError(f"{path}: its kdump header is damaged (block size {block} puts the sub-header "
+                              "outside the file)")
+        off, size = struct.unpack_from("<qQ", sub)
         data = read_at(off, size)
         if not size or len(data) < size:
-            raise VmcoreError(f"{path}: its ELF notes are missing or cut short")
+            raise VmcoreError(f"{path}: its ELF notes are missing or cut short "
+                              f"(kdump_sub_header.offset_note {off}, size_note {size})")
         return list(elf.iter_notes(data))
 
 
