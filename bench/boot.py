@@ -99,6 +99,8 @@ def main() -> None:
     ap.add_argument("--release")
     ap.add_argument("--before", metavar="REF", help="also time kdebug at this commit")
     args = ap.parse_args()
+    # These rows time the boot: no warm start (kdebug.warm; bench/warm.py times those).
+    os.environ["KDEBUG_WARM"] = "0"
     kernel = find_kernel(release=args.release)
     env_release = ["--release", kernel.release]
     ours = build_initramfs(load_recipe("busybox"), kernel, kdump=False).path

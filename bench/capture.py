@@ -189,6 +189,8 @@ def main() -> None:
                     help="kdebug at this commit too: the live rows, or (without --live) the default "
                          "kdump capture as a whole command, beside the same command now")
     args = ap.parse_args()
+    # These rows time boots: no warm start (kdebug.warm; bench/warm.py times those).
+    os.environ["KDEBUG_WARM"] = "0"
     if args.live:
         with contextlib.ExitStack() as stack:
             if args.before:

@@ -16,6 +16,7 @@ from kdebug.plan.argv import build_argv
 from kdebug.plan.diagnose import diagnose
 from kdebug.plan.prepare import Prepared, prepare
 from kdebug.session import list_sessions, new_session
+from kdebug.warm.interactive import start_interactive
 from kdebug.warm.start import WarmStart, add_files, late_files, start_guest
 
 
@@ -102,15 +103,21 @@ def run(kw):
 @click.option("--freeze", is_flag=True, help="Stop at the first instruction (attach gdb to go on).")
 @click.option("--name", help="Session name (default: generated).")
 @click.option("--dry-run", is_flag=True, help="Print the QEMU command line and exit.")
+@warm_options
 @pass_kw
 def boot_cmd(kw):
     """Boot a guest with its console on this terminal (Ctrl-A x quits).
 
-    The guest is recorded as a session, so `kdebug attach` finds it.
+    The guest is recorded as a session, so `kdebug attach` finds it. The
+    first boot of a guest is saved at its ready line (the console pauses
+    ~1 s); later boots restore it (`--cold` boots).
 
     Example: kdebug boot --crashkernel 128M
     """
-    freeze, name = kw.pop("freeze"), kw.pop("name")
+    freeze, name, cold = kw.pop("freeze"), kw.pop("name"), kw.pop("cold")
+    if kw.pop("reseed"):
+        raise UsageError("--reseed needs a shell kdebug drives; in `kdebug boot` the shell is yours "
+                         "(write fresh bytes to /dev/urandom there, or boot with --cold)")
     if _dry_run(kw, interactive=True, freeze=freeze):
         return
     session = new_session(name)
@@ -120,11 +127,22 @@ def boot_cmd(kw):
         _announce(prep, session.name)
         click.echo("kdebug: console follows; Ctrl-A x quits, Ctrl-A c toggles the QEMU monitor",
                    err=True)
-        argv = build_argv(prep.plan)
-        try:
-            proc = subprocess.Popen(argv, preexec_fn=_die_with_parent)
-        except FileNotFoundError:
-            raise UsageError(f"{argv[0]} not found (run scripts/setup.sh)") from None
+        warm = WarmStart(prep.plan, release=prep.kernel.release, vmlinux=prep.kernel.vmlinux,
+                         enabled=not cold, reseed=False)
+
+        def popen(argv):
+            try:
+                return subprocess.Popen(argv, preexec_fn=_die_with_parent)
+            except FileNotFoundError:
+                raise UsageError(f"{argv[0]} not found (run scripts/setup.sh)") from None
+
+        proc, saver = start_interactive(warm, session, popen)
+        argv = proc.args
+        if warm.kind == "warm":
+            behind = time.time() - warm.record.saved
+            click.echo(f"kdebug: {warm.line}: the shell is at its prompt (press Enter); its wall clock is "
+                       f"the saved one, {behind:.0f} s behind (set it: date -s @EPOCH, EPOCH from the host's date +%s)",
+                       err=True)
         session.qemu_pid = proc.pid
         session.argv = argv
         session.cmdline = prep.plan.cmdline
@@ -132,6 +150,10 @@ def boot_cmd(kw):
         session.accel = prep.plan.accel
         session.save()
         rc = proc.wait()
+        if saver is not None:
+            saver.join(5)
+        for n in warm.notes:
+            click.echo(f"kdebug: {n}", err=True)
         log = session.console_log.read_text(errors="replace") if session.console_log.exists() else ""
         diags = diagnose(log, expect_crashkernel="crashkernel=" in prep.plan.cmdline)
         if diags and "kdebug-init: ready" not in log:

@@ -21,6 +21,7 @@ import dataclasses
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +61,7 @@ class WarmStart:
     _qemu_version: str = ""
 
     def __post_init__(self) -> None:
-        if self.plan.interactive or self.plan.freeze or self.plan.incoming:
+        if self.plan.freeze or self.plan.incoming:
             self.enabled = False
         if os.environ.get("KDEBUG_WARM", "1") == "0":
             self.enabled = False
@@ -135,7 +136,7 @@ class WarmStart:
     def _restore(self, entry: store.Entry, session: Session, timeout: float) -> Guest:
         guest = Guest.start(dataclasses.replace(self.plan, incoming=True), session)
         try:
-            with _connect(session.qmp_socket, guest, timeout) as q:
+            with connect(session.qmp_socket, guest.alive, timeout) as q:
                 q.load_state(entry.state, timeout)
                 if q.cmd("query-status").get("status") != "running":
                     q.cmd("cont")
@@ -171,6 +172,10 @@ class WarmStart:
     def save(self, guest: Guest) -> None:
         """Save ``guest`` (booted cold, now at :attr:`stage` with its shell
         idle) and let it go on. A failure is a note, never the run's end."""
+        self.save_qemu(guest.session.qmp_socket, guest.boot_seconds, guest.transcript)
+
+    def save_qemu(self, qmp_socket: Path, boot_seconds: float | None, boot_log: str) -> None:
+        """:meth:`save` of a QEMU by its monitor (``kdebug boot``'s has no Guest)."""
         if not self.enabled or self.kind == "warm":
             return
         try:
@@ -188,7 +193,7 @@ class WarmStart:
         t0 = time.monotonic()
         offset = None
         try:
-            with Qmp(guest.session.qmp_socket) as q:
+            with Qmp(qmp_socket) as q:
                 q.cmd("stop")
                 try:
                     if self.vmlinux is not None:
@@ -204,9 +209,9 @@ class WarmStart:
         rec = StateRecord(key=key, saved=time.time(), stage=self.stage, qemu=fp.qemu,
                           qemu_version=self._qemu_version, machine=fp.machine, image=str(self.plan.image),
                           image_digest=fp.image, release=self.release, state_bytes=0, kaslr_offset=offset,
-                          boot_seconds=guest.boot_seconds, save_seconds=round(time.monotonic() - t0, 3))
+                          boot_seconds=boot_seconds, save_seconds=round(time.monotonic() - t0, 3))
         try:
-            entry = store.publish(tmp, rec, guest.transcript)
+            entry = store.publish(tmp, rec, boot_log)
         except OSError as e:
             store.remove(tmp.name)
             self.notes.append(f"guest not saved ({e})")
@@ -217,12 +222,12 @@ class WarmStart:
 
 
 @contextlib.contextmanager
-def _connect(path: Path, guest: Guest, timeout: float):
+def connect(path: Path, alive: Callable[[], bool], timeout: float):
     """QMP of a QEMU that has just started (its socket appears within ms)."""
     deadline = time.monotonic() + min(timeout, 30.0)
     while True:
-        if not guest.alive():
-            raise GuestError("QEMU exited before its monitor was up: " + guest.transcript.strip()[-200:])
+        if not alive():
+            raise GuestError("QEMU exited before its monitor was up")
         if path.exists():
             try:
                 q = Qmp(path)
