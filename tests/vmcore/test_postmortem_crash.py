@@ -17,7 +17,10 @@ import sys
 
 import pytest
 
+from kdebug.crash.runner import pick_crash
+from kdebug.crash.support import PID_FLEX_ARRAY
 from kdebug.paths import built_tools
+from kdebug.vmcore.locate import open_dump
 from tests.conftest import ROOT, need
 from tests.vmcore.dumps import drgn_program
 
@@ -173,14 +176,19 @@ def test_crash_shell_bt_ps_mod_log_on_the_default_capture(kdump_oops, report_of,
     m = re.search(r'^PID: (\d+)\s+TASK: [0-9a-f]+\s+CPU: (\d+)\s+COMMAND: "(\S+)"', out, re.M)
     assert m and (int(m.group(1)), m.group(3)) == (r.panic.task.pid, r.panic.task.comm), out[:2000]
     assert "kdebug_trigger_oops" in out
-    # ps: every task drgn's own helper walks (pid, comm), plus the idle tasks
-    ps = {(int(pid), comm.strip().strip("[]")) for pid, _, _, _, comm in _PS.findall(out)}
-    truth = {(t.pid.value_(), t.comm.string_().decode()) for t in _drgn_tasks(kdump_oops.vmcore_path)}
-    assert {t for t in ps if t[0] != 0} == truth, sorted(ps ^ truth)[:20]
-    assert 1 <= sum(1 for t in ps if t[0] == 0) <= r.system.cpus  # idle tasks: one per CPU crash knows
     # mod: the modules the report lists (drgn), the trigger module among them
     assert {name for _, name, _ in _MOD.findall(out)} == {mod.name for mod in r.modules}
     assert "kdebug_trigger" in {mod.name for mod in r.modules}
     # log: the oops the panic came from, as in drgn's log
     assert "BUG: kernel NULL pointer dereference" in out
     assert r.log_tail[-1].text.strip().splitlines()[0] in out  # the newest record, as drgn read it
+    # ps: every task drgn's own helper walks (pid, comm), plus the idle tasks
+    ps = {(int(pid), comm.strip().strip("[]")) for pid, _, _, _, comm in _PS.findall(out)}
+    truth = {(t.pid.value_(), t.comm.string_().decode()) for t in _drgn_tasks(kdump_oops.vmcore_path)}
+    assert 1 <= sum(1 for t in ps if t[0] == 0) <= r.system.cpus  # idle tasks: one per CPU crash knows
+    chosen = pick_crash(open_dump(kdump_oops.directory).vmlinux).binary
+    if not PID_FLEX_ARRAY.fixed_in(chosen.has):
+        # bookworm's 8.0.2 alone: its ps misses tasks, and the banner said so before the prompt
+        assert PID_FLEX_ARRAY.message in res.stderr, res.stderr
+        need(False, f"{chosen.name} misses tasks in ps ({PID_FLEX_ARRAY.change}): scripts/setup.d/crash.sh")
+    assert {t for t in ps if t[0] != 0} == truth, sorted(ps ^ truth)[:20]
