@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import drgn
 from drgn.helpers.linux.kallsyms import load_module_kallsyms
 
 from kdebug.analysis.debugfiles import configure
-from kdebug.errors import KernelError, PostmortemError
+from kdebug.errors import KernelError, PostmortemError, VmcoreError
 from kdebug.vmcore.locate import Dump
 
 #: What a collector raises on a dump or kernel it cannot fully read: its
@@ -20,17 +22,46 @@ DRGN_VERSION = drgn.__version__
 FaultError = drgn.FaultError
 
 
+#: drgn's errors for bytes of the dump that cannot be what they claim: a
+#: damaged header, page bitmap or descriptor, or page table. Translated once,
+#: here, into kdebug's VmcoreError naming what was being read (``reading``).
+DATA_ERRORS = (drgn.FaultError, drgn.BadDataError, drgn.OutOfBoundsError)
+_DAMAGED_HINT = "its headers, page bitmap or page descriptors are corrupt; copy or capture it again"
+
+
+def damaged(path: Path, what: str, e: Exception) -> VmcoreError:
+    """The one line for a dump drgn cannot read ``what`` from."""
+    msg = " ".join(str(getattr(e, "message", None) or e).split())
+    if isinstance(e, drgn.FaultError):
+        msg = f"{msg.removesuffix(f': {e.address:#x}')} at {e.address:#x}"
+    return VmcoreError(f"{path} is damaged: drgn cannot read {what}: {msg}", hint=_DAMAGED_HINT)
+
+
+@contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """A step that reads the dump: drgn's data errors become ``damaged``."""
+    try:
+        yield
+    except DATA_ERRORS as e:
+        raise damaged(path, what, e) from None
+
+
 def open_program(dump: Dump) -> tuple[drgn.Program, list[str]]:
     """A program over ``dump`` with debug info loaded, and warnings to show."""
     prog = drgn.Program()
     try:
         prog.set_core_dump(str(dump.path))
-    except (ValueError, OSError, drgn.FaultError, drgn.ObjectNotFoundError) as e:
+    except DATA_ERRORS as e:
+        raise damaged(dump.path, "its headers and VMCOREINFO", e) from None
+    except (ValueError, OSError, drgn.ObjectNotFoundError) as e:
         raise PostmortemError(f"drgn cannot open {dump.path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 -- libkdumpfile's own errors surface as a bare Exception
+        raise VmcoreError(f"{dump.path} is damaged: drgn cannot open it: {e}", hint=_DAMAGED_HINT) from None
     if dump.search is not None:
         configure(prog, dump.search)  # kdebug's debug directories, cache and debuginfod client
-    return prog, load_kernel_debug_info(prog, dump.vmlinux, dump.module_debug_dir, str(dump.path),
-                                        dump.module_files)
+    with reading(dump.path, "the kernel's page tables and symbols (loading debug info)"):
+        return prog, load_kernel_debug_info(prog, dump.vmlinux, dump.module_debug_dir, str(dump.path),
+                                            dump.module_files)
 
 
 def load_kernel_debug_info(prog: drgn.Program, vmlinux: Path, module_debug_dir: Path | None,

@@ -19,7 +19,7 @@ from kdebug.analysis.panic import (
     crash_evidence,
     no_panic,
 )
-from kdebug.analysis.program import COLLECTOR_ERRORS, DRGN_VERSION, FaultError, open_program
+from kdebug.analysis.program import COLLECTOR_ERRORS, DRGN_VERSION, FaultError, open_program, reading
 from kdebug.analysis.system import collect_memory, collect_system
 from kdebug.analysis.tasks import summarize_tasks, walk_tasks
 from kdebug.errors import VmcoreError
@@ -93,9 +93,14 @@ def collect(dump: Dump, *, say: Callable[[str], None], pid_layout: bool = False)
     say("drgn: collecting")
     log, log_source = _saved_log(dump, guard("log", lambda: collect_log(prog), []), warnings)
     lines = log_lines(log)
-    crashed, panic, splat = _panic(prog, dump, lines, guard)
-    system = collect_system(prog, dump)
-    tasks, task_gap, summary = _tasks(prog, guard)
+    # The sections a report cannot go without: a dump drgn cannot read them
+    # from is damaged, one line (kdebug.analysis.program.reading).
+    with reading(dump.path, "the panic (panic CPU, task and message)"):
+        crashed, panic, splat = _panic(prog, dump, lines, guard)
+    with reading(dump.path, "the system (utsname, CPUs, memory)"):
+        system = collect_system(prog, dump)
+    with reading(dump.path, "the task list"):
+        tasks, task_gap, summary = _tasks(prog, guard)
     other = guard("other CPUs", lambda: collect_other_cpus(prog, panic.cpu), [])
     modules = guard("modules", lambda: collect_modules(prog), [])
     tainting = guard("tainting modules", lambda: collect_tainting_modules(prog, modules), [])

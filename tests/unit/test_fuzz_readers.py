@@ -18,6 +18,7 @@ through `kdebug postmortem`.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import tracemalloc
 from pathlib import Path
@@ -42,8 +43,10 @@ SEEDS = FIXTURES / "fuzz" / "seeds"
 CORPUS = FIXTURES / "fuzz" / "corpus"
 MEMORY = 64 << 20
 
-CI = settings(derandomize=True, max_examples=150, deadline=1000, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+#: bench/fuzz.py sets these for its long run; CI: 150 examples, the same every run.
+EXAMPLES = int(os.environ.get("KDEBUG_FUZZ_EXAMPLES", "150"))
+CI = settings(derandomize="KDEBUG_FUZZ_SEED" not in os.environ, max_examples=EXAMPLES, deadline=1000,
+              database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 def kdump_seeds() -> list[bytes]:
