@@ -30,7 +30,7 @@ COMMAND_MODULES = {
     "run": "launch_cmds", "boot": "launch_cmds", "sessions": "launch_cmds",
     "attach": "attach_cmd", "kernel": "kernel_cmd",
     "capture": "capture_cmd", "snapshot": "capture_cmd",
-    "postmortem": "postmortem_cmd", "triage": "postmortem_cmd", "crash-loop": "postmortem_cmd",
+    "postmortem": "postmortem_cmd", "triage": "postmortem_cmd", "crash-loop": "crashloop_cmd",
     "shell": "shell_cmd", "worker": "fleet_cmd",
     "doctor": "doctor_cmd", "initramfs": "initramfs_cmd", "bisect": "bisect_cmd",
     "cache": "cache_cmd",

@@ -1,14 +1,17 @@
-"""kdebug postmortem (one vmcore -> report) and kdebug triage (a directory)."""
+"""kdebug postmortem (one vmcore -> report) and kdebug triage (a directory).
+
+The post-mortem stacks load only when a command runs, and only the one it
+takes: a tier-0 report (--no-debuginfo) needs neither the drgn collectors,
+crash, nor the debuginfod client's progress drawing."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import click
 
-from kdebug.cli.fetch import fetch_progress
-from kdebug.cli.options import capture_options, launch_options, pass_kw, to_capture_options, to_launch_options
 from kdebug.errors import UsageError
 from kdebug.output import write_file
 from kdebug.report.render import FORMATS
@@ -57,7 +60,6 @@ def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_cras
 
     Example: kdebug postmortem /var/crash/202401011200 --format html -o report.html
     """
-    from kdebug.postmortem.build import postmortem as run
     from kdebug.report.render import render
 
     t0 = time.monotonic()
@@ -66,9 +68,20 @@ def postmortem(vmcore, vmlinux, tree, module_dirs, fmt, as_json, output, no_cras
         if not quiet:
             click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
 
-    report = run(vmcore, vmlinux=vmlinux, tree=tree, crash=not no_crash, crash_timeout=crash_timeout,
-                 progress=progress, module_dirs=module_dirs, debuginfo=not no_debuginfo,
-                 fetch_progress=fetch_progress(quiet))
+    if no_debuginfo:
+        from kdebug.postmortem.tier0 import postmortem_nodebug
+
+        # drgn's plugins (its commands, a user's debug-info finders) serve nothing
+        # a report without debug info reads; finding them costs 0.1-0.3 s
+        # (importlib.metadata's entry points) at the first Program. A user's setting wins.
+        os.environ.setdefault("DRGN_DISABLE_PLUGINS", "*")
+        report = postmortem_nodebug(vmcore, progress=progress)
+    else:
+        from kdebug.cli.fetch import fetch_progress
+        from kdebug.postmortem.build import postmortem as run
+
+        report = run(vmcore, vmlinux=vmlinux, tree=tree, crash=not no_crash, crash_timeout=crash_timeout,
+                     progress=progress, module_dirs=module_dirs, fetch_progress=fetch_progress(quiet))
     progress(f"done: {report.signature}")
     _write(render(report, "json" if as_json else fmt), output)
 
@@ -172,50 +185,4 @@ def _summary(db, fmt, output):
         click.echo(f"kdebug: wrote {len(pages.reports)} reports in {reports}", err=True)
 
 
-@click.command("crash-loop")
-@launch_options
-@capture_options(default_method="qemu")
-@click.option("--out", type=click.Path(path_type=Path), help="Capture directory (default: a new one here).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="Format of the final report (with -o; the terminal gets text).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the final report to FILE.")
-@click.option("--no-crash", is_flag=True, help="drgn only: skip crash and the cross-check.")
-@pass_kw
-def crash_loop(kw):
-    """Boot, crash, capture and report in one command.
-
-    Prints each stage as it ends, the drgn report as soon as it is ready, then
-    crash's cross-check when crash finishes.
-
-    Takes capture's options: --trigger or --run CMD (with --add HOST:GUEST,
-    --module), --setup, --panic-on, the dump settings. Modules given with
-    --add get their files and lines in the report.
-
-    Example: kdebug crash-loop --trigger oops --method kdump
-
-    Example: kdebug crash-loop --add m.ko:/m.ko --run 'insmod /m.ko'
-    """
-    from kdebug.crashloop import crash_loop as run
-    from kdebug.report.render import CRASH_SECTIONS, render, render_text
-
-    opts = to_capture_options(kw, kw.pop("out"))
-    fmt, output, no_crash = kw.pop("fmt"), kw.pop("output"), kw.pop("no_crash")
-    t0 = time.monotonic()
-
-    def say(msg: str) -> None:
-        click.echo(f"kdebug: [{time.monotonic() - t0:5.1f} s] {msg}", err=True)
-
-    def partial(report) -> None:
-        say(f"drgn report ready: {report.signature}" + ("" if no_crash else " (crash still running)"))
-        click.echo(render_text(report))
-
-    loop = run(to_launch_options(kw), opts, crash=not no_crash, say=say, on_partial=partial)
-    if not no_crash:
-        # The drgn report is on screen already: what crash added, from the same record.
-        click.echo(render_text(loop.report, sections=CRASH_SECTIONS), nl=False)
-    say(f"report saved: {loop.capture.directory}/report.json, report.html")
-    if output is not None:
-        _write(render(loop.report, fmt), output)
-
-
-COMMANDS = [postmortem, triage, crash_loop]
+COMMANDS = [postmortem, triage]

@@ -129,7 +129,9 @@ def postmortem(path, *, vmlinux=None, tree=None, crash: bool = True, crash_timeo
     try:
         dump = open_dump(path, vmlinux=vmlinux, tree=tree, module_dirs=tuple(module_dirs),
                          fetch_progress=fetch_progress)  # debuginfod downloads, drawn by the CLI
-    except (DebugInfoMissing, CacheError) as e:  # nowhere to be had, or no room to fetch it:
-        return postmortem_nodebug(path, missing=e, progress=progress)  # the report from the dump alone
+    except DebugInfoMissing as e:  # nowhere to be had: the report from the dump alone
+        return postmortem_nodebug(path, missing=e, progress=progress)
+    except CacheError as e:  # a server has it, but kdebug's cache cannot take it
+        return postmortem_nodebug(path, missing=e, cache=e, progress=progress)
     return build_report(dump, crash=crash, crash_timeout=crash_timeout, progress=progress,
                         on_partial=on_partial, crash_started=crash_started)

@@ -25,18 +25,17 @@ from pathlib import Path
 
 from kdebug.analysis.nodebug import DRGN_VERSION, NoDebugProgram
 from kdebug.decode.rsp import Cpu, parse_prstatus
-from kdebug.errors import VmcoreError
+from kdebug.errors import KdebugError, VmcoreError
 from kdebug.model import PANIC_PREFIX, FrameRecord, PrintkRecord
 from kdebug.report.classify import SNAPSHOT, classify, panic_message, signature
 from kdebug.report.logtext import CONTEXT, RIP, parse_stack, text
 from kdebug.report.model import EngineRun, NoDebugInfo, PanicInfo, Report, SnapshotInfo, SystemInfo
 from kdebug.report.taxonomy import culprit_report
-from kdebug.vmcore.debuginfod import CacheError
+from kdebug.vmcore.flattened import reassemble
 from kdebug.vmcore.info import VmcoreInfo, identify
 from kdebug.vmcore.layouts import DumpSite, locate, read_saved_dmesg
-from kdebug.vmcore.locate import reassemble
 from kdebug.vmcore.notes import prstatus_descs
-from kdebug.vmcore.search import debug_package
+from kdebug.vmcore.package import debug_package
 
 LOG_TAIL = 60
 _CALL_TRACE = re.compile(r"^Call Trace:")
@@ -96,10 +95,11 @@ def _stack(t: list[str], ctx: int | None, trace: int, rip: int | None) -> LogSta
     return out
 
 
-def fix_line(info: VmcoreInfo, package: str, urls: str | None = None, cache: CacheError | None = None) -> str:
+def fix_line(info: VmcoreInfo, package: str, urls: str | None = None, cache: KdebugError | None = None) -> str:
     """How to get the full report: the package, or a debuginfod that has the
     build-id; first, when kdebug's cache could not take the download
-    (``cache``), what is wrong with it and what to do."""
+    (``cache``: kdebug.vmcore.debuginfod.CacheError), what is wrong with it
+    and what to do."""
     if cache is not None:
         return (f"the download failed: {cache.message}; {cache.hint or 'fix the cache'} and run again, "
                 f"or install {package} or pass --vmlinux")
@@ -122,7 +122,7 @@ def lookup_key(info: VmcoreInfo) -> str:
 
 def tier0_report(site: DumpSite, info: VmcoreInfo, original: Path, *, reason: str = "",
                  progress=None, package: str | None = None, urls: str | None = None,
-                 cache: CacheError | None = None) -> Report:
+                 cache: KdebugError | None = None) -> Report:
     """The report of ``info``'s dump with no debug info. ``reason``: why
     (the locator's one line), or "" for --no-debuginfo; ``package`` and
     ``urls`` (DEBUGINFOD_URLS) as the locator tried them, when it said;
@@ -217,14 +217,14 @@ def _system(info: VmcoreInfo, original: Path, facts, lines: list[str], log: list
         vmcore_format=info.format, vmlinux="")
 
 
-def postmortem_nodebug(path, *, missing: Exception | None = None, progress=None,
-                       timeout: float = 300.0) -> Report:
+def postmortem_nodebug(path, *, missing: Exception | None = None, cache: KdebugError | None = None,
+                       progress=None, timeout: float = 300.0) -> Report:
     """vmcore path (file or directory, as ``kdebug postmortem`` takes it) ->
     tier-0 Report. ``missing``: the locator's error that no debug vmlinux
     could be had (None: --no-debuginfo); its package and debuginfod URLs,
-    where it names them (kdebug.vmcore.search.DebugInfoMissing), or the
-    cache's trouble (kdebug.vmcore.debuginfod.CacheError: full, read-only),
-    go into the report's one line on how to get the full report."""
+    where it names them (kdebug.vmcore.search.DebugInfoMissing), go into the
+    report's one line on how to get the full report; so does ``cache``, the
+    error of a cache that could not take the download (full, read-only)."""
     reason = ""
     if missing is not None:
         reason = f"debug info: {getattr(missing, 'message', missing)}"
@@ -237,4 +237,4 @@ def postmortem_nodebug(path, *, missing: Exception | None = None, progress=None,
         info = identify(reassemble(info.path, timeout=timeout))
     return tier0_report(site, info, original, reason=reason, progress=progress, package=package,
                         urls=" ".join(urls) if urls is not None else None,
-                        cache=missing if isinstance(missing, CacheError) else None)
+                        cache=cache)

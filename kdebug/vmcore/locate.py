@@ -4,17 +4,15 @@ VMCOREINFO names."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from kdebug import kernel
-from kdebug.errors import KernelError, ToolMissing, UsageError, VmcoreError
-from kdebug.paths import cache_dir, find_tool
+from kdebug.errors import KernelError, UsageError
 from kdebug.vmcore.debuginfod import Progress
+from kdebug.vmcore.flattened import reassemble
 from kdebug.vmcore.info import VmcoreInfo, identify
 from kdebug.vmcore.layouts import DumpSite, locate
 from kdebug.vmcore.search import GIVEN, NO_BUILD_ID, RECORDED, DebugSearch, Piece
@@ -129,35 +127,6 @@ def find_module_files(site: DumpSite | None, module_dirs: tuple[Path, ...] = ())
             dirnames.sort()
             found += [Path(dirpath) / n for n in sorted(filenames) if n.endswith(MODULE_SUFFIXES)]
     return tuple(dict.fromkeys(found))
-
-
-def reassemble(path: Path, timeout: float = 300.0) -> Path:
-    """``makedumpfile -R`` a flattened stream into the cache (once per file)."""
-    mdf = find_tool("makedumpfile")  # kdebug's own (setup) first
-    if mdf is None:
-        raise ToolMissing("makedumpfile is needed to reassemble a flattened vmcore",
-                          hint="apt-get install makedumpfile")
-    st = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    out = cache_dir() / "vmcores" / f"{key}.kdump"
-    if out.is_file():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".part")
-    tmp.unlink(missing_ok=True)
-    try:
-        with open(path, "rb") as src:
-            res = subprocess.run([str(mdf), "-R", str(tmp)], stdin=src, capture_output=True,
-                                 text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        tmp.unlink(missing_ok=True)
-        raise VmcoreError(f"makedumpfile -R did not finish within {timeout:g} s on {path}") from None
-    if res.returncode != 0 or not tmp.is_file():
-        tmp.unlink(missing_ok=True)
-        last = (res.stderr or res.stdout).strip().splitlines()
-        raise VmcoreError(f"cannot reassemble flattened vmcore {path}: {last[-1] if last else res.returncode}")
-    tmp.replace(out)
-    return out
 
 
 def find_vmlinux(info: VmcoreInfo, vmlinux: Path | None = None,

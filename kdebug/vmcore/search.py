@@ -30,14 +30,13 @@ from kdebug.vmcore.debuginfod import (
     servers,
     stall_timeout,
 )
+from kdebug.vmcore.package import debug_package
 
 #: Where a piece came from (Piece.source).
 GIVEN, RECORDED, DEBUG_DIR, BUILD_TREE, CACHE, DEBUGINFOD, MISSING = (
     "given", "capture.json", "debug-dir", "build-tree", "cache", "debuginfod", "missing")
 NO_BUILD_ID = ("VMCOREINFO has no BUILD-ID (kernels before v5.9, commit 0935288c6e00): "
                "the vmlinux is paired by release only, and debuginfod cannot be asked")
-#: Ubuntu's kernel flavours (its debug packages are -dbgsym, from ddebs.ubuntu.com).
-_UBUNTU_FLAVOURS = ("generic", "lowlatency", "aws", "azure", "gcp", "gke", "oracle", "kvm", "ibm", "raspi")
 
 
 @dataclass(frozen=True)
@@ -67,16 +66,6 @@ class DebugInfoMissing(KernelError):
         self.package = package  # the exact debug package to install
         self.urls = urls  # the debuginfod servers asked (DEBUGINFOD_URLS)
         self.tried = tried  # what each place said
-
-
-def debug_package(release: str | None) -> str:
-    """The distribution package holding the debug vmlinux of ``release``."""
-    rel = release or "RELEASE"
-    if ".el" in rel or ".fc" in rel:
-        return f"kernel-debuginfo-{rel}"
-    if rel.rsplit("-", 1)[-1] in _UBUNTU_FLAVOURS:
-        return f"linux-image-unsigned-{rel}-dbgsym"
-    return f"linux-image-{rel}-dbg"
 
 
 @dataclass

@@ -51,7 +51,7 @@ def test_bad_panic_on_is_one_line(command, word):
 
 def test_capture_and_crash_loop_share_the_capture_options():
     from kdebug.cli.capture_cmd import capture
-    from kdebug.cli.postmortem_cmd import crash_loop
+    from kdebug.cli.crashloop_cmd import crash_loop
 
     def names(cmd):
         return {o for p in cmd.params for o in p.opts}

@@ -27,7 +27,7 @@ from kdebug.report.model import (
     SystemInfo,
     TaskSummary,
 )
-from kdebug.report.render import render
+from kdebug.report.render import engine_rows, render, system_rows
 from tests.conftest import ROOT, need
 
 SCHEMA = ROOT / "kdebug" / "report" / "schema" / "report-v1.json"
@@ -217,3 +217,38 @@ def _jsonschema():
     import jsonschema
 
     return jsonschema
+
+
+def test_report_tables_are_tabulates_without_importing_it():
+    """The report's "plain" and "simple" tables (kdebug.format.ascii_table)
+    equal tabulate's byte for byte, headers or none, empty cells included;
+    anything else is left to tabulate."""
+    import random
+    import string
+
+    from tabulate import tabulate
+
+    from kdebug.format import ascii_table
+
+    rnd = random.Random(11)
+    alphabet = string.ascii_letters + string.digits + " -_:./()[]+"
+    compared = 0
+    for _ in range(3000):
+        ncols = rnd.randint(1, 5)
+        rows = [["".join(rnd.choice(alphabet) for _ in range(rnd.choice([0, 0, 1, 3, 9, 21])))
+                 for _ in range(ncols)] for _ in range(rnd.randint(0, 6))]
+        headers = [rnd.choice(["state", "count", " engine ", "x", "verdict"]) for _ in range(ncols)] \
+            if rnd.random() < 0.5 else []
+        fmt = rnd.choice(["plain", "simple"])
+        fast = ascii_table(rows, headers, fmt)
+        if fast is not None:
+            compared += 1
+            assert fast == tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True), (rows, headers, fmt)
+    assert compared > 2500
+    assert ascii_table([["ünï", "a"]], [], "plain") is None and ascii_table([[1, "a"]], [], "plain") is None
+    assert ascii_table([["a\nb"]], [], "simple") is None and ascii_table([["a"]], [], "github") is None
+    r = sample_report()
+    text = render(r, "text")
+    engines = ["engine", "version", "status", "time", "error"]
+    for rows, headers, fmt in ((system_rows(r), [], "plain"), (engine_rows(r), engines, "simple")):
+        assert tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True) in text

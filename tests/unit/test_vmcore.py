@@ -140,7 +140,7 @@ def make_flattened(data: bytes, chunk: int = 5000) -> bytes:
 
 
 def test_flattened_is_reassembled_by_makedumpfile(tmp_path, monkeypatch):
-    from kdebug.vmcore import locate as dump
+    from kdebug.vmcore import flattened as dump
     from tests.conftest import need_tool
 
     need_tool("makedumpfile")
