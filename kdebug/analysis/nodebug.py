@@ -28,8 +28,9 @@ from kdebug.errors import PostmortemError
 from kdebug.model import FrameRecord, PrintkRecord
 
 #: What a read of a fact can raise on a dump that lacks it: the fact is
-#: missing, not the report.
-READ_ERRORS = (drgn.FaultError, LookupError, ValueError, OverflowError)
+#: missing, not the report. drgn's kallsyms loader raises MissingDebugInfoError
+#: when VMCOREINFO names no kallsyms tables (CONFIG_KALLSYMS=n, or before v6.0).
+READ_ERRORS = (drgn.FaultError, LookupError, ValueError, OverflowError, drgn.MissingDebugInfoError)
 DRGN_VERSION = drgn.__version__
 
 

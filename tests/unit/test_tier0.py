@@ -13,8 +13,10 @@ import json
 import sqlite3
 import struct
 
+import drgn
 import pytest
 
+from kdebug.analysis.nodebug import READ_ERRORS, NoDebugProgram
 from kdebug.decode.printk import prb_layout, read_ring
 from kdebug.decode.structs import Field
 from kdebug.decode.vmcoreinfo import VmcoreinfoDebuginfo, taint_letters
@@ -22,7 +24,8 @@ from kdebug.fleet.db import SCHEMA_VERSION, open_db
 from kdebug.fleet.records import row_of
 from kdebug.fleet.summary import summarize
 from kdebug.format import format_frame
-from kdebug.model import FrameRecord
+from kdebug.model import FrameRecord, PrintkRecord
+from kdebug.postmortem import tier0
 from kdebug.postmortem.tier0 import fix_line, log_stack
 from kdebug.report.classify import classify, culprit, panic_message, signature
 from kdebug.report.load import report_from_dict
@@ -256,3 +259,46 @@ def test_db_migrates_schema_1_and_upgrades_tier0_rows(tmp_path):
         (g,) = [g for g in summarize(db.rows()) if g.signature == full.signature]
         assert g.first_seen == g.last_seen == "2026-12-07T15:03:07+00:00"  # the crash's time, kept
     assert sqlite3.connect(path).execute("SELECT value FROM kdebug_meta").fetchone() == (str(SCHEMA_VERSION),)
+
+
+# A kernel without CONFIG_KALLSYMS (or before v6.0, whose VMCOREINFO names no
+# kallsyms tables): drgn's loader raises MissingDebugInfoError, which the
+# report takes as "no symbols" (it crashed kdebug before). The program is a
+# fake (no dump file); what it says comes from NoDebugProgram.facts itself.
+class _NoKallsyms(NoDebugProgram):
+    MESSAGE = ("The symbols: kallsyms_names, kallsyms_token_table, kallsyms_token_index, and "
+               "kallsyms_num_syms were not found in VMCOREINFO.")
+    records: list[PrintkRecord] = []
+
+    def __init__(self, path, vmcoreinfo):
+        self.di = VmcoreinfoDebuginfo(vmcoreinfo)
+        try:
+            raise drgn.MissingDebugInfoError(self.MESSAGE)  # what load_vmlinux_kallsyms raises there
+        except READ_ERRORS as e:
+            self.kallsyms, self.kallsyms_error = False, str(e)
+
+    def read(self, address: int, size: int) -> bytes:
+        raise drgn.FaultError("not in this fake dump", address)
+
+    def _log(self) -> list[PrintkRecord]:
+        return self.records  # the ring's decoding is test_read_ring_decodes_records_through_a_reader's
+
+
+def test_a_dump_without_kallsyms_gets_the_log_only_report(monkeypatch, tmp_path):
+    vmci = {k: v for k, v in _vmcoreinfo("6.1").items() if "kallsyms" not in k}
+    assert len(vmci) < len(_vmcoreinfo("6.1"))  # the fixture had them
+    lines, frames = _recorded("oops")
+    monkeypatch.setattr(_NoKallsyms, "records", [PrintkRecord(i, 1000 * i, 4, t) for i, t in enumerate(lines)])
+    monkeypatch.setattr(tier0, "NoDebugProgram", _NoKallsyms)
+    dump = tmp_path / "vmcore"  # not there: the registers' notes are unreadable too
+    r = tier0.tier0_report(DumpSite(dump, "file"), VmcoreInfo(dump, "kdump", 0, vmci), dump)
+    msg = panic_message(lines)
+    assert r.tier == 0 and r.signature == signature(classify(msg, lines), msg, lines, frames)
+    assert r.signature == "BUG: kernel NULL pointer dereference in kdebug_trigger_oops"
+    assert (r.nodebug.symbols, r.nodebug.pc, r.nodebug.task) == ("none", None, "104 sh")
+    assert [f.function for f in r.panic.backtrace[:2]] == ["kdebug_trigger_oops", "kdebug_trigger_write"]
+    assert (r.system.taint, r.system.cpus, r.system.memory_kb) == ("GOE", 0, 0)  # taint from the oops header
+    assert r.system.release == vmci["OSRELEASE"] and r.system.build_id == vmci["BUILD-ID"]
+    assert any(w.startswith("tier 0: kallsyms: not in this dump (The symbols: kallsyms_names") for w in r.warnings)
+    text = render(r, "text")
+    assert "saved RIP  -" in text and "#0  kdebug_trigger_oops+" in text
