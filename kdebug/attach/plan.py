@@ -36,9 +36,9 @@ class GdbPlan:
     module_dirs: list[Path] = field(default_factory=list)  # module debug files (kd-symbols)
     python_path: list[str] = field(default_factory=list)  # where gdb's Python finds kdebug (host_python_path)
     core: Path | None = None  # post-mortem: this ELF core instead of a gdbstub (port unused)
-    #: post-mortem: a command gdb starts as its remote target over a pipe
-    #: (`target remote | CMD`: kdebug.analysis.dumpstub on a dump; port unused)
-    stub: str | None = None
+    #: post-mortem: gdb's remote target instead of the gdbstub's port (`target remote REMOTE`:
+    #: the Unix socket kdebug's dump stub listens on, or `| CMD` for a pipe)
+    remote: str | None = None
     await_fd: int | None = None  # gdb loads symbols, then waits for "go" on this fd before connecting
 
 
@@ -66,15 +66,15 @@ def gdb_argv(plan: GdbPlan, gdb: str = GDB) -> list[str]:
         cmds.append(f"kd-await {plan.await_fd}")
     if plan.core:
         cmds.append(f"core-file {plan.core}")
-    elif plan.stub:
-        cmds.append(f"target remote | {plan.stub}")
+    elif plan.remote:
+        cmds.append(f"target remote {plan.remote}")
     else:
         cmds.append(f"target remote 127.0.0.1:{plan.port}")
     if plan.ram_file:
         where = f" --base {plan.ram_base:#x} --size {plan.ram_size:#x}" if plan.ram_size else ""
         cmds.append(f"kd-memory {plan.ram_file}{where}")
     if plan.module_dirs and plan.kaslr_offset is not None:
-        follow = "" if plan.core or plan.stub else "--follow "  # a dump's module list never changes
+        follow = "" if plan.core or plan.remote else "--follow "  # a dump's module list never changes
         cmds.append(f"kd-symbols {follow}" + " ".join(f"--dir {d}" for d in plan.module_dirs))
     if plan.kernel_scripts:
         cmds += [f"add-auto-load-safe-path {plan.kernel_scripts.parent}", f"source {plan.kernel_scripts}"]

@@ -23,6 +23,7 @@ Reply Packets, General Query Packets).
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -76,7 +77,7 @@ def g_packet(regs: dict[str, int]) -> str:
 
 # --- framing ------------------------------------------------------------------------
 
-_ESCAPED = frozenset(b"#$}*")
+_ESCAPED = re.compile(rb"[#$}*]")
 
 
 def checksum(payload: bytes) -> int:
@@ -84,13 +85,7 @@ def checksum(payload: bytes) -> int:
 
 
 def escape(payload: bytes) -> bytes:
-    out = bytearray()
-    for b in payload:
-        if b in _ESCAPED:
-            out += bytes((0x7D, b ^ 0x20))
-        else:
-            out.append(b)
-    return bytes(out)
+    return _ESCAPED.sub(lambda m: bytes((0x7D, m[0][0] ^ 0x20)), payload)
 
 
 def unescape(payload: bytes) -> bytes:

@@ -1,16 +1,15 @@
 """gdb on a dump through kdebug's stub: the notes the registers come from
-(kdebug.vmcore.notes), the gdb command line, and the command gdb starts."""
+(kdebug.vmcore.notes), the gdb command line and the stub's command."""
 
 from __future__ import annotations
 
-import shlex
 import struct
 from pathlib import Path
 
 import pytest
 
 from kdebug.attach.plan import LOADER, GdbPlan, gdb_argv
-from kdebug.attach.postmortem import STUB_MODULE, stub_command
+from kdebug.attach.postmortem import STUB_MODULE, stub_argv, stub_env
 from kdebug.errors import VmcoreError
 from kdebug.vmcore.info import VmcoreInfo
 from kdebug.vmcore.locate import Dump
@@ -53,21 +52,23 @@ def test_old_or_cut_kdump_headers_say_so(tmp_path):
 
 def test_gdb_connects_through_the_stub_and_reads_modules_once():
     plan = GdbPlan(vmlinux=Path("/v/vmlinux"), port=0, kaslr_offset=0x8200000, batch=True,
-                   module_dirs=[Path("/own"), Path("/dbg")], stub="exec python -m kdebug.analysis.dumpstub /d/vmcore",
+                   module_dirs=[Path("/own"), Path("/dbg")], remote="/run/kdebug/gdbstub-x/dump.sock",
                    commands=["kd-ps"])
     argv = gdb_argv(plan)
     ex = [argv[i + 1] for i, a in enumerate(argv) if a == "-ex"]
     assert ex == [f"source {LOADER}", "kd-symbol-file /v/vmlinux --offset 0x8200000",
-                  "target remote | exec python -m kdebug.analysis.dumpstub /d/vmcore",
+                  "target remote /run/kdebug/gdbstub-x/dump.sock",
                   "kd-symbols --dir /own --dir /dbg", "kd-ps"]
 
 
-def test_the_stub_command_quotes_paths_and_finds_this_kdebug(tmp_path):
+def test_the_stub_runs_this_kdebug_on_the_dump(tmp_path, monkeypatch):
     odd = tmp_path / "a dump; rm -rf x" / "vmcore"
     dump = Dump(VmcoreInfo(odd, "kdump", 0), vmlinux=Path("/v/vm linux"), module_debug_dir=None, original=odd)
-    words = shlex.split(stub_command(dump, python="/venv/bin/python"))
-    assert words[0].startswith("PYTHONPATH=") and Path(words[0].partition("=")[2], "kdebug", "analysis").is_dir()
-    assert words[1:] == ["exec", "/venv/bin/python", "-m", STUB_MODULE, str(odd), "--vmlinux", "/v/vm linux"]
+    assert stub_argv(dump, 7, python="/venv/bin/python") == [
+        "/venv/bin/python", "-m", STUB_MODULE, str(odd), "--vmlinux", "/v/vm linux", "--fd", "7"]
+    monkeypatch.setenv("PYTHONPATH", "/user/path")
+    first, rest = stub_env()["PYTHONPATH"].split(":", 1)
+    assert Path(first, "kdebug", "analysis", "dumpstub.py").is_file() and rest == "/user/path"
 
 
 def test_symbol_search_finds_shared_suffixes_and_the_first_definition():
