@@ -16,7 +16,7 @@ from kdebug.report.classify import oops_block, signature, snapshot_signature
 from kdebug.report.model import CrossCheck, DumpCheck, DumpGap, EngineRun, PanicInfo, Report, SnapshotInfo
 from kdebug.vmcore.debuginfod import CacheError
 from kdebug.vmcore.filter import explain_missing
-from kdebug.vmcore.locate import Dump, open_dump
+from kdebug.vmcore.locate import Dump, open_dump, recorded_start
 from kdebug.vmcore.search import DebugInfoMissing
 
 LOG_TAIL = 60
@@ -102,7 +102,7 @@ def assemble(dump: Dump, read: DrgnRead, opinion: CrashOpinion | None = None) ->
                   tasks=read.summary, log_tail=read.log[-LOG_TAIL:], modules=read.modules, memory=read.memory,
                   log_source=read.log_source, kind=kind, snapshot=snap, dump=check, splat=read.splat,
                   tainting_modules=read.tainting, crosscheck=opinion.crosscheck if opinion else [],
-                  engines=engines, warnings=warnings)
+                  engines=engines, warnings=warnings, start=recorded_start(dump.site))
 
 
 def dump_check(dump: Dump, gaps: list[DumpGap], tasks: int, tasks_complete: bool, panic: PanicInfo,

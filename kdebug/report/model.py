@@ -11,8 +11,10 @@ from dataclasses import asdict, dataclass, field
 
 from kdebug.model import FrameRecord, ModuleRecord, PrintkRecord, TaskRecord
 
-SCHEMA_VERSION = "1.6"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete; 1.3: engines[].unsupported;
-# 1.4: splat; 1.5: tainting_modules; 1.6: tier, nodebug
+SCHEMA_VERSION = "1.8"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.complete; 1.3: engines[].unsupported;
+# 1.4: splat; 1.5: tainting_modules; 1.6: tier, nodebug; 1.7: panic.reason kasan, kfence, ubsan, lockdep,
+# list-corruption, atomic-sleep, rcu-stall, stack-overflow
+# 1.8: start (cold or warm: a guest restored from a saved state, kdebug.warm)
 
 #: Classified panic reasons, in the order the classifier tries them.
 REASONS = ("sysrq", "null-deref", "bug", "warn", "hung-task", "soft-lockup", "hard-lockup",
@@ -233,6 +235,11 @@ class Report:
     #: alone, because no debug info was found or --no-debuginfo (see ``nodebug``).
     tier: int = 1
     nodebug: NoDebugInfo | None = None
+    #: How the crashed guest started, from the kdebug capture's record:
+    #: "cold", or "warm (state KEY, saved TIME)" (kdebug.warm: every warm start
+    #: of one state shares its KASLR offset, boot log and random state);
+    #: None for a dump kdebug did not capture. Since 1.8.
+    start: str | None = None
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict:

@@ -40,7 +40,8 @@ def system_rows(r: Report) -> list[tuple[str, str]]:
             ("taint", s.taint or "not tainted"),
             ("command line", s.cmdline), ("KASLR offset", f"{s.kaslr_offset:#x}" if s.kaslr_offset else "-"),
             ("vmcore", f"{s.vmcore} ({s.vmcore_format})"),
-            ("vmlinux", s.vmlinux or ("none: " + r.nodebug.key if r.nodebug else "-"))]
+            ("vmlinux", s.vmlinux or ("none: " + r.nodebug.key if r.nodebug else "-")),
+            *([("guest start", r.start)] if r.start else [])]
 
 
 def panic_rows(r: Report) -> list[tuple[str, str]]:

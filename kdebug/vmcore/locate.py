@@ -101,6 +101,18 @@ def _path_text(v) -> bool:
 MODULE_SUFFIXES = (".ko", ".ko.debug")
 
 
+def recorded_start(site: DumpSite | None) -> str | None:
+    """How the guest of a kdebug capture started ("cold", "warm (state ...)"),
+    from its capture.json; None for other dumps and older captures."""
+    if site is None or site.layout != "kdebug":
+        return None
+    try:
+        start = json.loads((site.vmcore.parent / "capture.json").read_text()).get("start")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return start if isinstance(start, str) else None
+
+
 def find_module_files(site: DumpSite | None, module_dirs: tuple[Path, ...] = ()) -> tuple[Path, ...]:
     """Module files for a dump: those a kdebug capture recorded (its copy
     beside the dump, then the path it was added from) and every module file

@@ -68,6 +68,21 @@ def test_json_validates_against_schema():
         jsonschema.validate(doc, schema)
 
 
+def test_start_of_a_warm_capture_in_json_and_text():
+    """Schema 1.8: how the crashed guest started (kdebug.warm), from capture.json."""
+    jsonschema = _jsonschema()
+    r = sample_report()
+    r.start = "warm (state 0123456789abcdef0123, saved 2026-12-07 15:28:31)"
+    doc = json.loads(render(r, "json"))
+    jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
+    assert doc["start"] == r.start and tuple(map(int, doc["schema_version"].split("."))) >= (1, 8)
+    assert "guest start" in render(r, "text") and r.start in render(r, "text")
+    assert "guest start" not in render(sample_report(), "text")  # not a kdebug capture: no row
+    doc["start"] = 3
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, json.loads(SCHEMA.read_text()))
+
+
 def test_text_has_every_section_and_shared_formatters():
     text = render(sample_report(), "text")
     for title in ("System", "Panic", "CPU 0", "Tasks", "Log (tail)", "Modules", "Memory",
