@@ -6,7 +6,6 @@ guest runs; the report adopts that crash (or ends it)."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from kdebug.crash.index import index_ahead
 from kdebug.crash.runner import CrashProcess, have_crash
 from kdebug.errors import CaptureError
 from kdebug.kernel import find_kernel
+from kdebug.output import write_file
 from kdebug.plan.prepare import LaunchOptions
 from kdebug.postmortem.build import postmortem
 from kdebug.report.model import Report
@@ -126,6 +126,5 @@ def save_reports(directory: Path, report: Report) -> None:
     """The report beside the dump it describes, 0600 like the dump: the log
     and tasks in it come from guest memory."""
     for f in SAVED_FORMATS:
-        fd = os.open(directory / f"report.{f}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(render(report, f))
+        # Whole or not at all; a full or read-only disk is one line (exit 74).
+        write_file(directory / f"report.{f}", render(report, f), mode=0o600, what=f"report.{f}")

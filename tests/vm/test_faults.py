@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from kdebug.vmcore.info import read_dump
 from tests.conftest import need, need_tool, qemu_pids_for
 
 pytestmark = pytest.mark.one_kernel
@@ -174,3 +175,27 @@ def test_sigint_at_the_trigger(tmp_path):
     data = _record(out)
     assert data["failed_stage"] == "interrupted"
     assert [s["name"] for s in data["stages"]][-1] in ("arm", "load")  # the panic stage never ended
+
+
+#: --setup for a cold capture: an /init hook appended to the capture
+#: kernel's initramfs (a cpio member, 4-byte aligned, after the gzip one)
+#: that kills makedumpfile with SIGKILL as soon as it runs.
+KILL_MAKEDUMPFILE = (
+    "mkdir -p /tmp/k/etc/kdebug/init.d && "
+    "echo '(while ! pidof makedumpfile >/dev/null; do sleep 0.05; done; kill -9 $(pidof makedumpfile)) &' "
+    "> /tmp/k/etc/kdebug/init.d/40-kill && "
+    "s=$(stat -c %s /kdump/initrd.img) && head -c $(( (4 - s % 4) % 4 )) /dev/zero >> /kdump/initrd.img && "
+    "cd /tmp/k && find etc | cpio -o -H newc >> /kdump/initrd.img")
+
+
+def test_makedumpfile_killed_in_the_capture_kernel(tmp_path):
+    out = tmp_path / "c"
+    # --cold: a warm start loads the capture kernel before --setup runs.
+    rc, err = _finish(_kdebug("capture", "--cold", "--out", str(out), "--setup", KILL_MAKEDUMPFILE))
+    assert rc == 1, err
+    assert err.startswith("kdebug: error: stage dump: makedumpfile in the capture kernel failed (status 137)"), err
+    data = _record(out)
+    assert data["failed_stage"] == "dump"
+    assert "Killed" in (out / "console-capture.log").read_text() or "137" in data["error"]["message"]
+    if (out / "vmcore.partial").exists():  # what arrived before the kill, never called vmcore
+        assert data["partial"] == "vmcore.partial" and not read_dump(out / "vmcore.partial").complete
