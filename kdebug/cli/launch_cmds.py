@@ -71,7 +71,8 @@ def run(kw):
         late, why = late_files(lopts, cold)
         prep = prepare(lopts, session)
         _announce(prep, None)
-        warm = WarmStart(prep.plan, release=prep.kernel.release, vmlinux=prep.kernel.vmlinux,
+        # No vmlinux: a run never needs the state's KASLR offset (attach saves its own states).
+        warm = WarmStart(prep.plan, release=prep.kernel.release, vmlinux=None,
                          enabled=not cold and why is None, reseed=reseed)
         if why:
             warm.notes.append(why)
