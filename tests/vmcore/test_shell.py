@@ -103,12 +103,14 @@ def test_gdb_on_the_default_kdump_capture_equals_drgn(kdump_oops, report_of):
     facts = drgn_facts(kdump_oops.directory)
     assert facts["excluded"], "no excluded page found in the first GiB: was the dump filtered?"
     # (not last: gdb -batch exits 1 when its last command fails)
-    r = kdebug("shell", str(kdump_oops.directory), "--gdb", "--batch", "--ex", "kd-ps --json",
+    r = kdebug("shell", str(kdump_oops.directory), "--gdb", "--batch", "--ex", "p $pc", "--ex", "kd-ps --json",
                "--ex", f"x/2gx {facts['excluded']:#x}", "--ex", f"kd-bt {facts['crashed']}",
                "--ex", "kd-lsmod", "--ex", "kd-dmesg")
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"kdump dump, makedumpfile -d {kdump_oops.dump_level}" in r.stderr
     tasks, end = gdb_tasks(r.stdout)
+    # gdb starts on the CPU that crashed, at the oopsing instruction.
+    assert re.search(r"^\$1 = .* <kdebug_trigger_oops\+\d+>$", r.stdout, re.M), r.stdout[:2000]
     drgn_tasks = {pid: (ppid, state, comm) for pid, ppid, state, comm in facts["tasks"]}
     assert tasks == drgn_tasks
     report = report_of(kdump_oops.directory).tasks
