@@ -74,6 +74,11 @@ def sessions_root() -> Path:
     return d
 
 
+#: A session directory without its session.json younger than this is one
+#: another kdebug is starting (it writes session.json once QEMU runs).
+STARTING = 120.0
+
+
 def new_session(name: str | None = None) -> Session:
     root = sessions_root()
     if name is not None:
@@ -83,11 +88,19 @@ def new_session(name: str | None = None) -> Session:
         old = _load(d) if d.exists() else None
         if old is not None and old.alive():
             raise UsageError(f"session {name!r} is already running (QEMU pid {old.qemu_pid})")
+        if old is None and d.exists() and time.time() - d.stat().st_mtime < STARTING:
+            # Made, but QEMU not started yet: another kdebug is starting it.
+            raise UsageError(f"session {name!r} is being started by another kdebug command",
+                             hint="wait for it, or choose another --name")
         shutil.rmtree(d, ignore_errors=True)
     else:
         name = time.strftime("kd-%Y%m%d-%H%M%S-") + str(os.getpid())
         d = root / name
-    d.mkdir(mode=0o700)
+    try:
+        d.mkdir(mode=0o700)
+    except FileExistsError:  # two commands starting the same name at once
+        raise UsageError(f"session {name!r} is being started by another kdebug command",
+                         hint="wait for it, or choose another --name") from None
     return Session(name=name, dir=d)
 
 
