@@ -199,3 +199,14 @@ def test_makedumpfile_killed_in_the_capture_kernel(tmp_path):
     assert "Killed" in (out / "console-capture.log").read_text() or "137" in data["error"]["message"]
     if (out / "vmcore.partial").exists():  # what arrived before the kill, never called vmcore
         assert data["partial"] == "vmcore.partial" and not read_dump(out / "vmcore.partial").complete
+
+
+def test_qemu_dump_that_cannot_fit_is_refused_before_it_starts(small_fs):
+    out = small_fs / "c"
+    rc, err = _finish(_kdebug("capture", "--method", "qemu", "--memory", "512M", "--out", str(out)))
+    assert rc == 74, err
+    assert err.startswith(f"kdebug: error: stage dump: no space left on {out} while writing the dump: "
+                          "it needs about 537 MB (free space or choose --out elsewhere)"), err
+    data = _record(out)
+    assert data["failed_stage"] == "dump" and data["error"]["diagnoses"][0]["code"] == "output-full"
+    assert not (out / "vmcore.partial").exists() and (out / "console-main.log").stat().st_size > 0
