@@ -132,8 +132,8 @@ def start(plan: Plan, say: Say) -> _State:
     if plan.kernel_config is not None:
         config = d / "bisect.config"
         ktree.make_config(st.worktree, plan.kernel_config, config, d / "config.log")
-        st.data["config"] = str(config)
         st.data["seed"] = ktree.seed(top, st.worktree, bad, config, say)
+        st.data["config"] = str(config)  # set up: a --resume before this point cannot go on
         st.save()
     return st
 
@@ -296,6 +296,9 @@ def _test(plan: Plan, st: _State, commit: str, label: str, target: Target | None
 def _build(plan: Plan, st: _State, commit: str) -> Built:
     """The commit checked out in the worktree, built (or found built)."""
     if plan.kernel_config is not None:
+        if "config" not in st.data:
+            raise BisectError("the bisection was stopped while its worktree was being set up",
+                              hint="kdebug bisect --reset, then start it again")
         config = Path(st.data["config"])
         return ktree.build_commit(st.worktree, ktree.store_for(commit, config), config, jobs=plan.jobs)
     return build(st.worktree, st.dir / "builds" / commit, plan.outputs, headers=plan.headers,

@@ -9,13 +9,14 @@ bisection, built in place and incrementally from commit to commit.
   cache whose sources are exactly a commit S of the history (same git tree
   id, computed once per seed without writing into the user's repository)
   starts the work tree: the worktree is checked out at S and the seed's
-  generated files (everything its sources' .gitignore ignores) are copied
-  in, newer than S's sources. Checking out the next commit then makes only
+  generated files (those newer than kbuild's unpack mark: Debian's
+  .gitignore ignores the whole top level, so it cannot tell) are copied in,
+  newer than S's sources. Checking out the next commit then makes only
   the files it changes newer than their objects, and make rebuilds just
   those: kbuild's own incremental rules, as in a developer's tree. A
   history with no such commit builds from scratch once.
 - **Stored builds**: each built commit's bzImage, vmlinux, System.map,
-  .config and release go to ``bisect/kernels/<commit>-<config digest>/``,
+  .config and release (and its modules, when it has any) go to ``bisect/kernels/<commit>-<config digest>/``,
   so a commit built once (in this or an earlier bisection) is not built again.
 """
 
@@ -35,11 +36,14 @@ from kdebug.bisect.build import BUILD_TIMEOUT, DONE, Built
 from kdebug.bisect.git import BisectError, run
 from kdebug.bisect.verdict import one_line
 from kdebug.errors import ToolMissing, UsageError
-from kdebug.kbuild import BASES, parse_fragment
+from kdebug.initramfs.modules import parse_modules_order
+from kdebug.kbuild import BASES, parse_fragment, wants_modules
 from kdebug.paths import cache_dir
 
 #: What a step keeps of its build: enough for kdebug.kernel.tree_kernel.
 KEPT = ("arch/x86/boot/bzImage", "vmlinux", "System.map", ".config", "include/config/kernel.release")
+#: And, when the configuration has modules (=m), these and the .ko files modules.order lists.
+KEPT_MODULES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
 TARGETS = ("bzImage", "vmlinux")
 
 
@@ -105,16 +109,34 @@ class Seed:
     generated: Path  # file listing its generated files, NUL-separated
 
 
+#: kdebug.kbuild marks a tarball's tree unpacked before building in it: every
+#: file no newer than the mark came from the tarball, every newer one from the build.
+UNPACKED = ".kdebug-unpacked"
+
+
 def seed_candidates(config: dict[str, str]) -> list[Path]:
-    """Cached in-place kernel builds, nearest configuration first."""
+    """Cached in-place kernel builds of unpacked tarballs, nearest configuration first."""
     out = []
     for done in cache_dir("kernels").glob("*/.kdebug-built"):
         tree = Path(done.read_text().strip())
-        if (tree / "init/main.c").is_file() and (tree / ".config").is_file() and (tree / "vmlinux").is_file():
+        if (tree / UNPACKED).is_file() and (tree / ".config").is_file() and (tree / "vmlinux").is_file():
             theirs = parse_fragment((tree / ".config").read_text())
             out.append((sum(config.get(k) != v for k, v in theirs.items()) +
                         sum(k not in theirs for k in config), str(tree)))
     return [Path(t) for _, t in sorted(out)]
+
+
+def split_tree(tree: Path) -> tuple[list[str], list[str]]:
+    """``tree``'s files (and symlinks) as (sources, generated), by the unpack mark's time."""
+    mark = (tree / UNPACKED).stat().st_mtime_ns
+    sources, generated = [], []
+    for d, dirs, files in os.walk(tree):
+        for name in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:
+            full = os.path.join(d, name)
+            rel = os.path.relpath(full, tree)
+            if rel != UNPACKED:
+                (sources if os.lstat(full).st_mtime_ns <= mark else generated).append(rel)
+    return sorted(sources), sorted(generated)
 
 
 def seed_identity(tree: Path, say) -> Seed:
@@ -130,21 +152,18 @@ def seed_identity(tree: Path, say) -> Seed:
     t0 = time.monotonic()
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
+    sources, generated = split_tree(tree)
     gd = d / "git"
     run(["git", "init", "-q", "--bare", str(gd)])
     g = ["git", f"--git-dir={gd}", f"--work-tree={tree}", "-c", "core.quotepath=off"]
-    sources = subprocess.run([*g, "ls-files", "-z", "-o", "--exclude-standard"], capture_output=True,
-                             check=True, timeout=1800).stdout
-    subprocess.run([*g, "update-index", "--add", "--info-only", "-z", "--stdin"], input=sources, check=True,
-                   timeout=1800, capture_output=True)
+    subprocess.run([*g, "update-index", "--add", "--info-only", "-z", "--stdin"], check=True, timeout=1800,
+                   input="".join(f"{s}\0" for s in sources).encode(), capture_output=True)
     tree_id = subprocess.run([*g, "write-tree", "--missing-ok"], capture_output=True, text=True, check=True,
                              timeout=600).stdout.strip()
-    generated = subprocess.run([*g, "ls-files", "-z", "-o", "-i", "--exclude-standard"], capture_output=True,
-                               check=True, timeout=1800).stdout
-    (d / "generated").write_bytes(generated)
+    (d / "generated").write_bytes("".join(f"{s}\0" for s in generated).encode())
     shutil.rmtree(gd)
     meta.write_text(json.dumps({"tree": str(tree), "tree_id": tree_id, "seconds": round(time.monotonic() - t0, 1),
-                                "sources": sources.count(b"\0"), "generated": generated.count(b"\0")}))
+                                "sources": len(sources), "generated": len(generated)}))
     return Seed(tree, tree_id, d / "generated")
 
 
@@ -165,16 +184,46 @@ def seed(top: Path, wt: Path, bad: str, config: Path, say) -> dict:
             continue
         t0 = time.monotonic()
         run(gitargv.git(wt, "checkout", "--detach", "--force", commit), timeout=600)
-        # The generated files, their times now: newer than S's sources, as after a build of S.
-        r = subprocess.run(f"tar -C {_q(tree)} --null -T {_q(s.generated)} -cf - | tar -C {_q(wt)} -xmf -",
+        r = subprocess.run(f"tar -C {_q(tree)} --null -T {_q(s.generated)} -cf - | tar -C {_q(wt)} -xf -",
                            shell=True, capture_output=True, text=True, timeout=1800)
         if r.returncode != 0:
             raise BisectError(f"copying the seed {tree} failed: {one_line(r.stderr, 200)}")
+        moved = relocate(wt, tree, s.generated.read_bytes().decode(errors="surrogateescape").split("\0"))
         secs = time.monotonic() - t0
-        say(f"seed: {tree} is commit {commit[:12]}'s sources built; its objects copied in {secs:.0f} s")
-        return {"tree": str(tree), "commit": commit, "seconds": round(secs, 1)}
+        say(f"seed: {tree} is commit {commit[:12]}'s sources built; its objects copied in {secs:.0f} s "
+            f"({moved} files' paths moved)")
+        return {"tree": str(tree), "commit": commit, "seconds": round(secs, 1), "relocated": moved}
     say("seed: no cached kernel build matches a commit of this history: the first build is a full one")
     return {}
+
+
+def relocate(wt: Path, tree: Path, generated: list[str]) -> int:
+    """Make the copied build ``wt``'s own: its absolute paths into ``tree``
+    (objtool's commands and dependency files, vmlinux-gdb.py's link) point
+    into ``wt``, or kbuild would see changed commands and rebuild objtool, and
+    so every object; then every generated file gets one time, newer than the
+    checked-out sources (make rebuilds a target only when a prerequisite is
+    strictly newer, and the copy's own order must not decide that)."""
+    old, new = str(tree).encode(), str(wt).encode()
+    moved = 0
+    for rel in filter(None, generated):
+        f = wt / rel
+        if f.is_symlink():
+            target = os.readlink(f)
+            if target.startswith(str(tree)):
+                f.unlink()
+                f.symlink_to(str(wt) + target[len(str(tree)):])
+                moved += 1
+        elif rel.endswith((".cmd", ".d")) and f.is_file():
+            data = f.read_bytes()
+            if old in data:
+                f.write_bytes(data.replace(old, new))
+                moved += 1
+    now = time.time_ns()
+    for rel in filter(None, generated):
+        if os.path.lexists(wt / rel):
+            os.utime(wt / rel, ns=(now, now), follow_symlinks=False)
+    return moved
 
 
 def _q(p: Path) -> str:
@@ -206,8 +255,9 @@ def build_commit(wt: Path, store: Path, config: Path, *, jobs: int | None = None
     j = jobs or os.cpu_count() or 1
     with open(store / "build.log", "wb") as log:
         status = _make(wt, log, "olddefconfig", timeout=timeout)
+        modules = wants_modules(parse_fragment((wt / ".config").read_text()))
         if status == 0:
-            status = _make(wt, log, *TARGETS, jobs=j, timeout=timeout)
+            status = _make(wt, log, *TARGETS, *(["modules"] if modules else []), jobs=j, timeout=timeout)
     seconds = time.monotonic() - t0
     if status != 0:
         words = (store / "build.log").read_text(errors="replace").strip().splitlines()
@@ -215,7 +265,11 @@ def build_commit(wt: Path, store: Path, config: Path, *, jobs: int | None = None
         if status is not None:  # a timeout may be the host's load: tried again next time
             done.write_text(json.dumps({"ok": False, "seconds": seconds, "tail": tail}))
         return Built(False, seconds, tail=tail)
-    for k in KEPT:
+    kept = list(KEPT)
+    if modules:
+        kept += [k for k in KEPT_MODULES if (wt / k).is_file()]
+        kept += [f"{m}.ko" for m in parse_modules_order((wt / "modules.order").read_text())]
+    for k in kept:
         dest = store / "tree" / k
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(wt / k, dest)
