@@ -36,6 +36,30 @@ QEMU_ERROR = re.compile(r"qemu-system-\w+: (.*)")
 #: QEMU 10 under a KVM that cannot run the guest (no nested virtualisation)
 #: stops the vCPU with this instead of exiting or hanging silently.
 KVM_INTERNAL_ERROR = re.compile(r"(KVM internal error[^\r\n]*)")
+#: One kernel record as the console prints it (printk timestamps on, as in
+#: every kernel kdebug boots: CONFIG_PRINTK_TIME): the 8250 console writes
+#: a record whole, but anywhere in a process's output, even inside a line
+#: or a marker (a KERN_EMERG flood is printed at any loglevel). Taken out of
+#: a command's output; the console log keeps it. A line of the command's own
+#: in exactly this shape is taken for the kernel's.
+KERNEL_RECORD = r"\[ *\d+\.\d{6}\] [^\r\n]*\r*\n"
+_KERNEL_RECORD = re.compile(KERNEL_RECORD)
+
+
+def cuttable(marker: str) -> str:
+    """A regex for ``marker`` (literal text, or ``(\\d+)`` for a number) that
+    also matches it with kernel records printed into it."""
+    gap = f"(?:{KERNEL_RECORD})*"
+    parts = re.split(r"(\(\\d\+\))", marker)
+    number = rf"(\d(?:{gap}\d)*)"  # its digits read with kernel_free()
+    return gap.join(number if p == r"(\d+)" else gap.join(re.escape(c) for c in p) for p in parts if p)
+
+
+def kernel_free(text: str) -> str:
+    """``text`` without the kernel records printed into it."""
+    return _KERNEL_RECORD.sub("", text)
+
+
 #: What :meth:`Guest.expect` returns instead of an index.
 EOF = "eof"
 TIMEOUT = "timeout"
@@ -216,13 +240,13 @@ class Guest:
         self._seq += 1
         tag = f"{os.getpid()}x{self._seq}"
         begin = f"__KD_B_{tag}__"
-        end = re.compile(rf"__KD_E_{tag}_(\d+)__")
+        end = re.compile(cuttable(f"__KD_E_{tag}_" + r"(\d+)" + "__"))
         t0 = time.monotonic()
         # A subshell: `exit N` in the command ends it, not the guest's shell.
         self.child.sendline(f"echo {begin}; ( {command}\n) </dev/null; echo __KD_E_{tag}_$?__")
         try:
             # The begin marker as printed (not as echoed back, which follows "echo ").
-            self.child.expect(re.compile(rf"(?:^|[\r\n]){begin}\r*\n"), timeout=timeout)
+            self.child.expect(re.compile(rf"(?:^|[\r\n]){cuttable(begin)}\r*\n"), timeout=timeout)
             i = self.child.expect([end, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
         except pexpect.TIMEOUT:
             raise GuestError(f"guest shell did not answer within {timeout:g} s") from None
@@ -234,8 +258,9 @@ class Guest:
                              hint=f"see {self.session.console_log}")
         if i == 2:
             raise GuestError(f"command {command!r} did not finish within {timeout:g} s")
-        out = self.child.before.replace("\r\n", "\n").replace("\r", "")
-        return CommandResult(command, out, int(self.child.match.group(1)), time.monotonic() - t0)
+        # The command's own output: the kernel's records printed into it go (to the console log only).
+        out = kernel_free(self.child.before).replace("\r\n", "\n").replace("\r", "")
+        return CommandResult(command, out, int(kernel_free(self.child.match.group(1))), time.monotonic() - t0)
 
     def run(self, command: str, timeout: float = 30.0) -> CommandResult:
         """Run a shell command in the guest; return its output and exit status."""

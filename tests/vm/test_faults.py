@@ -210,3 +210,16 @@ def test_qemu_dump_that_cannot_fit_is_refused_before_it_starts(small_fs):
     data = _record(out)
     assert data["failed_stage"] == "dump" and data["error"]["diagnoses"][0]["code"] == "output-full"
     assert not (out / "vmcore.partial").exists() and (out / "console-main.log").stat().st_size > 0
+
+
+def test_a_kernel_flood_stays_out_of_a_commands_output(shared_guest):
+    """300 KERN_EMERG records written while a command prints: its output has
+    none of them and every line of its own; the console log has all 300."""
+    g = shared_guest
+    start = len(g.transcript)
+    r = g.run('(for i in $(seq 300); do echo "<0>kdebug flood line $i" > /dev/kmsg; done) & '
+              'for i in $(seq 200); do echo "own line $i"; done; wait; exit 3', timeout=120)
+    assert r.status == 3
+    assert r.output.splitlines() == [f"own line {i}" for i in range(1, 201)], r.output[-2000:]
+    console = g.transcript[start:]
+    assert all(f"kdebug flood line {i}\r" in console for i in range(1, 301))
