@@ -12,6 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
 #: Set by .ci/run: a missing tool fails the test instead of skipping it.
 STRICT = os.environ.get("KDEBUG_REQUIRE_TOOLS") == "1"
+#: The suite's guests boot (what most tests check is the boot and what follows
+#: it); tests/vm/test_warm.py turns warm starts (kdebug.warm) back on in its
+#: own state directory, and compares them with cold boots.
+os.environ.setdefault("KDEBUG_WARM", "0")
 
 
 def pytest_collection_modifyitems(config, items):
