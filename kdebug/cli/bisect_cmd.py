@@ -12,7 +12,7 @@ from kdebug.errors import UsageError
 
 _path = click.Path(path_type=Path)
 #: Options kept in the state file for --resume (paths as strings there).
-_PATHS = ("module_src", "kernel", "vmlinux", "tree", "initrd", "rootfs")
+_PATHS = ("module_src", "src", "config", "kernel", "vmlinux", "tree", "initrd", "rootfs")
 _NOT_KEPT = ("resume", "reset", "fmt", "output", "quiet")
 
 
@@ -20,6 +20,16 @@ _NOT_KEPT = ("resume", "reset", "fmt", "output", "quiet")
 @click.option("--module-src", type=_path, metavar="DIR",
               help="An out-of-tree module's git work tree: its history is bisected against a fixed kernel "
                    "(--release, --kernel, --tree).")
+@click.option("--src", type=_path, metavar="DIR",
+              help="A kernel's git work tree: its history is bisected, each commit built (incrementally, in a "
+                   "worktree of kdebug's own) and booted.")
+@click.option("--config", type=_path, metavar="FILE",
+              help="With --src: the .config every commit is built with (make olddefconfig at each).")
+@click.option("--preset", metavar="NAME", help="With --src: debug.config plus a preset's fragments (as kdebug "
+              "kernel build).")
+@click.option("--fragment", "fragments", multiple=True, metavar="FILE|NAME",
+              help="With --src: kconfig fragments on tinyconfig (default: debug), made once at the bad end.")
+@click.option("-j", "jobs", type=int, help="With --src: make's parallel jobs (default: all CPUs).")
 @click.option("--good", multiple=True, metavar="REF", help="A commit without the crash (repeatable).")
 @click.option("--bad", metavar="REF", help="A later commit with the crash.")
 @click.option("--runs", type=click.IntRange(1, 100), default=3, show_default=True,
@@ -49,9 +59,12 @@ _NOT_KEPT = ("resume", "reset", "fmt", "output", "quiet")
 def bisect(kw):
     """Find the commit that brought a crash, by the crash's own title.
 
-    Bisects an out-of-tree module's history (--module-src DIR) against a
-    fixed kernel. Each step builds the commit (a relative --add path is a
-    file the build makes), boots the guest up to --runs times with the
+    Bisects a kernel's history (--src DIR: each commit built with kdebug's
+    fragments or --config FILE, incrementally in one worktree, starting from
+    a cached `kdebug kernel build` of one of its commits when there is one)
+    or an out-of-tree module's history (--module-src DIR) against a fixed
+    kernel (a relative --add path is a file the module's build makes).
+    Each step builds the commit, boots the guest up to --runs times with the
     reproducer and reads the kernel's report on the console (no dump): bad
     when the target title appears, good after --runs clean runs, skip when
     the build fails or only another crash appears. The target is the bad
@@ -62,7 +75,9 @@ def bisect(kw):
     bisect log` shows the steps. Exits 1 when the range cannot be bisected
     (the bad end does not crash, a good end does, every commit skipped).
 
-    Example: kdebug bisect --module-src ~/m --good v1.0 --bad HEAD --add m.ko:/m.ko --run 'insmod /m.ko' --runs 5
+    Examples: kdebug bisect --module-src ~/m --good v1.0 --bad HEAD --add m.ko:/m.ko --run 'insmod /m.ko' --runs 5
+
+    kdebug bisect --src ~/linux --good v6.1 --bad HEAD --run 'cat /proc/version'
     """
     from kdebug.bisect import drive
 
@@ -73,7 +88,9 @@ def bisect(kw):
         if not quiet:
             click.echo(f"kdebug: [{time.monotonic() - t0:6.1f} s] {msg}", err=True)
 
-    source = kw["module_src"] or Path(".")
+    if kw["src"] is not None and kw["module_src"] is not None:
+        raise UsageError("--src (a kernel's history) and --module-src (a module's) cannot be combined")
+    source = kw["src"] or kw["module_src"] or Path(".")
     if kw["reset"]:
         click.echo(f"kdebug: {drive.reset(source)}", err=True)
         return
@@ -135,8 +152,10 @@ def _plan(kw: dict):
     from kdebug.capture.triggers import get_trigger
     from kdebug.kernel import find_kernel
 
-    if kw["module_src"] is None:
-        raise UsageError("give --module-src DIR: the module tree whose history is bisected")
+    if kw["module_src"] is None and kw["src"] is None:
+        raise UsageError("give --src DIR (a kernel's history) or --module-src DIR (a module's)")
+    if kw["src"] is None and (kw["config"] or kw["preset"] or kw["fragments"]):
+        raise UsageError("--config, --preset and --fragment configure a kernel history: they need --src")
     if not kw["bad"] or not kw["good"]:
         raise UsageError("give the range: --bad REF and at least one --good REF")
     if kw["run_cmd"] is None and kw["trigger"] is None:
@@ -148,6 +167,8 @@ def _plan(kw: dict):
             outputs[guest or host] = Path(host)
         else:
             fixed.append(a)
+    if kw["src"] is not None:
+        return _kernel_plan(kw, list(kw["adds"]))
     if not outputs and not kw["build_cmd"]:
         raise UsageError("nothing to take from the build: add what it makes with a relative --add, "
                          "e.g. --add m.ko:/m.ko")
@@ -161,6 +182,34 @@ def _plan(kw: dict):
     return Plan(kw["module_src"], list(kw["good"]), kw["bad"], rep, kernel, outputs,
                 None if kw["build_cmd"] else headers_dir(kernel), kw["build_cmd"], kw["runs"],
                 kw["signature"], kw["dump"], kept)
+
+
+def _kernel_plan(kw: dict, adds: list[str]):
+    from kdebug.bisect.drive import Plan
+    from kdebug.bisect.ktree import KernelConfig
+    from kdebug.bisect.runs import Reproducer
+    from kdebug.capture.panicon import parse_panic_on
+    from kdebug.capture.triggers import get_trigger
+    from kdebug.kbuild import DEFAULT_FRAGMENT, fragment_path, preset_fragments
+
+    if kw["tree"] or kw["kernel"] or kw["vmlinux"] or kw["release"]:
+        raise UsageError("--src boots each commit's own build: --tree, --kernel, --vmlinux and --release "
+                         "do not apply")
+    if kw["build_cmd"]:
+        raise UsageError("--build is for --module-src; a kernel history is built with make")
+    if kw["config"] and (kw["preset"] or kw["fragments"]):
+        raise UsageError("--config FILE is the whole configuration: no --preset or --fragment with it")
+    extra = tuple(fragment_path(f) for f in kw["fragments"])
+    frags = (*preset_fragments(kw["preset"]), *extra) if kw["preset"] else extra or (DEFAULT_FRAGMENT,)
+    cfg = KernelConfig(() if kw["config"] else frags, kw["config"])
+    cfg.check()
+    kept = _keep(kw)
+    lopts = to_launch_options(dict(kw, adds=tuple(adds)))
+    trigger = get_trigger(kw["trigger"] or "sysrq", kw["run_cmd"])
+    rep = Reproducer(lopts, trigger, tuple(kw["setup"]), parse_panic_on(kw["panic_on"] or None),
+                     kw["boot_timeout"], kw["panic_timeout"])
+    return Plan(kw["src"], list(kw["good"]), kw["bad"], rep, None, {}, None, None, kw["runs"],
+                kw["signature"], kw["dump"], kept, kernel_config=cfg, jobs=kw["jobs"])
 
 
 COMMANDS = [bisect]

@@ -111,3 +111,19 @@ def test_interrupted_mid_build_then_resume_and_reset(repo, tmp_path):
     p = kdebug(tmp_path, "--module-src", "m", "--reset")
     assert p.wait(60) == 0
     assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--src", "m", "--module-src", "m"), "--src (a kernel's history) and --module-src (a module's) cannot be"),
+    (("--src", "m", "--release", "6.1"), "--src boots each commit's own build: --tree, --kernel"),
+    (("--src", "m", "--config", "nope.config"), "kernel config nope.config does not exist"),
+    (("--src", "m", "--config", "m/m.c", "--fragment", "debug"), "--config FILE is the whole configuration"),
+    (("--module-src", "m", "--fragment", "debug", "--add", "m.ko:/m.ko"), "configure a kernel history: they need"),
+    (("--src", "m", "--build", "make"), "--build is for --module-src"),
+])
+def test_kernel_history_refusals(repo, tmp_path, args, words):
+    """--src's own refusals, before any worktree or build."""
+    before = snapshot(repo)
+    assert words in refused(tmp_path, *args, "--good", "main~3", "--bad", "main", "--run", "cat /proc/version")
+    assert snapshot(repo) == before
+    assert not list((tmp_path / "cache").glob("bisect/*/worktree"))
