@@ -16,9 +16,16 @@ SCHEMA_VERSION = "1.8"  # 1.1: log_source; 1.2: kind, snapshot, dump, tasks.comp
 # list-corruption, atomic-sleep, rcu-stall, stack-overflow
 # 1.8: start (cold or warm: a guest restored from a saved state, kdebug.warm)
 
-#: Classified panic reasons, in the order the classifier tries them.
+#: Classified panic reasons. A crash the kernel explained with a report gets
+#: its kind's (kdebug.report.taxonomy.KINDS, the one mapping from kind to
+#: reason); sysrq, nmi and other name crashes without one.
 REASONS = ("sysrq", "null-deref", "bug", "warn", "hung-task", "soft-lockup", "hard-lockup",
-           "oom", "nmi", "oops", "other")
+           "oom", "nmi", "oops", "other",
+           # 1.7: the detectors that used to hide behind the switch they
+           # panic through ("warn") or the BUG() they end in ("bug"), or
+           # fell to "other"
+           "kasan", "kfence", "ubsan", "lockdep", "list-corruption", "atomic-sleep", "rcu-stall",
+           "stack-overflow")
 
 
 @dataclass
