@@ -39,9 +39,12 @@ KVM_INTERNAL_ERROR = re.compile(r"(KVM internal error[^\r\n]*)")
 #: One kernel record as the console prints it (printk timestamps on, as in
 #: every kernel kdebug boots: CONFIG_PRINTK_TIME): the 8250 console writes
 #: a record whole, but anywhere in a process's output, even inside a line
-#: or a marker (a KERN_EMERG flood is printed at any loglevel). Taken out of
-#: a command's output; the console log keeps it. A line of the command's own
-#: in exactly this shape is taken for the kernel's.
+#: or a marker (a KERN_EMERG flood is printed at any loglevel). kdebug's
+#: markers are matched across such records. A command's output keeps them:
+#: on one serial line a record cannot be told from a line of the command's
+#: own in the same shape (``dmesg`` prints nothing else), so taking them out
+#: would take the output of ``dmesg`` too; a channel of the shell's own is
+#: the real answer.
 KERNEL_RECORD = r"\[ *\d+\.\d{6}\] [^\r\n]*\r*\n"
 _KERNEL_RECORD = re.compile(KERNEL_RECORD)
 
@@ -56,7 +59,8 @@ def cuttable(marker: str) -> str:
 
 
 def kernel_free(text: str) -> str:
-    """``text`` without the kernel records printed into it."""
+    """``text`` without the kernel records printed into it (for kdebug's own
+    markers, never a command's output)."""
     return _KERNEL_RECORD.sub("", text)
 
 
@@ -258,8 +262,7 @@ class Guest:
                              hint=f"see {self.session.console_log}")
         if i == 2:
             raise GuestError(f"command {command!r} did not finish within {timeout:g} s")
-        # The command's own output: the kernel's records printed into it go (to the console log only).
-        out = kernel_free(self.child.before).replace("\r\n", "\n").replace("\r", "")
+        out = self.child.before.replace("\r\n", "\n").replace("\r", "")
         return CommandResult(command, out, int(kernel_free(self.child.match.group(1))), time.monotonic() - t0)
 
     def run(self, command: str, timeout: float = 30.0) -> CommandResult:
