@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pexpect
 
 from kdebug.errors import BootError, GuestError, LaunchError, ToolMissing
+from kdebug.guest.console import cuttable, kernel_free
 from kdebug.model import PANIC_PREFIX
 from kdebug.plan.argv import build_argv
 from kdebug.plan.diagnose import Diagnosis, diagnose
@@ -36,34 +37,6 @@ QEMU_ERROR = re.compile(r"qemu-system-\w+: (.*)")
 #: QEMU 10 under a KVM that cannot run the guest (no nested virtualisation)
 #: stops the vCPU with this instead of exiting or hanging silently.
 KVM_INTERNAL_ERROR = re.compile(r"(KVM internal error[^\r\n]*)")
-#: One kernel record as the console prints it (printk timestamps on, as in
-#: every kernel kdebug boots: CONFIG_PRINTK_TIME): the 8250 console writes
-#: a record whole, but anywhere in a process's output, even inside a line
-#: or a marker (a KERN_EMERG flood is printed at any loglevel). kdebug's
-#: markers are matched across such records. A command's output keeps them:
-#: on one serial line a record cannot be told from a line of the command's
-#: own in the same shape (``dmesg`` prints nothing else), so taking them out
-#: would take the output of ``dmesg`` too; a channel of the shell's own is
-#: the real answer.
-KERNEL_RECORD = r"\[ *\d+\.\d{6}\] [^\r\n]*\r*\n"
-_KERNEL_RECORD = re.compile(KERNEL_RECORD)
-
-
-def cuttable(marker: str) -> str:
-    """A regex for ``marker`` (literal text, or ``(\\d+)`` for a number) that
-    also matches it with kernel records printed into it."""
-    gap = f"(?:{KERNEL_RECORD})*"
-    parts = re.split(r"(\(\\d\+\))", marker)
-    number = rf"(\d(?:{gap}\d)*)"  # its digits read with kernel_free()
-    return gap.join(number if p == r"(\d+)" else gap.join(re.escape(c) for c in p) for p in parts if p)
-
-
-def kernel_free(text: str) -> str:
-    """``text`` without the kernel records printed into it (for kdebug's own
-    markers, never a command's output)."""
-    return _KERNEL_RECORD.sub("", text)
-
-
 #: What :meth:`Guest.expect` returns instead of an index.
 EOF = "eof"
 TIMEOUT = "timeout"

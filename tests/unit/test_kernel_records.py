@@ -1,12 +1,12 @@
 """Kernel records printed into a command's output on the serial console
-(kdebug.guest.qemu: cuttable markers, kernel_free): the 8250 console writes
+(kdebug.guest.console: cuttable markers, kernel_free): the 8250 console writes
 a record whole, anywhere, even inside a marker."""
 
 from __future__ import annotations
 
 import re
 
-from kdebug.guest.qemu import cuttable, kernel_free
+from kdebug.guest.console import cuttable, kernel_free
 
 REC = "[    2.990000] flood line 1\r\n"
 
