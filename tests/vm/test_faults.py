@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from kdebug.guest.qemu import kernel_free
+from kdebug.guest.console import kernel_free
 from kdebug.vmcore.info import read_dump
 from tests.conftest import need, need_tool, qemu_pids_for
 
