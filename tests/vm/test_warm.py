@@ -171,3 +171,52 @@ def test_warm_capture_gives_the_cold_report(warm_dir, tmp_path):
     # subshells since the save are the only tasks that may differ.
     assert abs(a.tasks.total - b.tasks.total) <= 2, (a.tasks, b.tasks)
     assert a.system.release == b.system.release
+
+
+def attach(*args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+    need_tool("gdb")
+    return subprocess.run([*KDEBUG, "attach", "--batch", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_warm_attach_sees_the_saved_guest_at_the_saved_offset(warm_dir, kernel):
+    """An attach restored from the state the first attach saved: the same
+    kernel threads and init, gdb's symbols at the offset the state recorded,
+    which is the one the restored guest's IDT gives (no mismatch said), and
+    the guest's memory at those symbols holds its own banner."""
+    cmds = ["kd-ps --json", "p (char *)linux_banner"]
+    ex = [a for c in cmds for a in ("--ex", c)]
+    first = attach(*ex)
+    assert first.returncode == 0, first.stderr
+    [state] = states(warm_dir)
+    assert f"cold (state {state.name} saved)" in first.stderr, first.stderr
+    warm = attach(*ex)
+    assert warm.returncode == 0, warm.stderr
+    assert "guest restored in " in warm.stderr and f"(warm (state {state.name}, saved " in warm.stderr, warm.stderr
+    assert "the saved state says KASLR offset" not in warm.stderr, warm.stderr
+    assert "Traceback" not in first.stderr + warm.stderr
+    recorded = json.loads((state / "record.json").read_text())["kaslr_offset"]
+    offsets = [[int(m, 16) for m in re.findall(r"KASLR offset (0x[0-9a-f]+)", r.stderr)] for r in (first, warm)]
+    assert recorded and offsets == [[recorded], [recorded]], (recorded, first.stderr, warm.stderr)
+    banner = rf'^\$1 = 0x[0-9a-f]+ <linux_banner> "Linux version {re.escape(kernel.release)} '
+    ps = []
+    for r in (first, warm):
+        assert re.search(banner, r.stdout, re.M), r.stdout[-1500:]
+        [tasks] = [b for b in _json_arrays(r.stdout) if b and "comm" in b[0]]
+        ps.append(tasks)
+    # The tasks there at the save: kernel threads and init. The shell's
+    # commands since (the restore's clock set, gdb's stop) may differ.
+    kept = [{(t["pid"], t["comm"]) for t in tasks if t["is_kthread"] or t["pid"] == 1} for tasks in ps]
+    assert kept[0] == kept[1], (kept[0] ^ kept[1])
+    assert (1, "init") in kept[1] and len(kept[1]) > 20, kept[1]
+
+
+def _json_arrays(text: str) -> list:
+    """The top-level JSON arrays gdb printed in ``text``, decoded."""
+    dec, out, i = json.JSONDecoder(), [], 0
+    while (i := text.find("\n[", i)) >= 0:
+        try:
+            val, i = dec.raw_decode(text, i + 1)
+            out.append(val)
+        except ValueError:  # gdb's own "[Inferior 1 ... detached]"
+            i += 1
+    return out
