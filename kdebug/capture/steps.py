@@ -32,7 +32,7 @@ from kdebug.guest.qmp import Qmp
 from kdebug.kernel import Kernel
 from kdebug.output import write_file
 from kdebug.plan.cmdline import cmdline_value
-from kdebug.plan.plan import SerialPort
+from kdebug.plan.plan import LaunchPlan, SerialPort
 from kdebug.plan.prepare import LaunchOptions, prepare
 from kdebug.resources import launch_path
 from kdebug.session import Session
@@ -78,16 +78,22 @@ def record_modules(cap: Capture, lopts: LaunchOptions) -> None:
                                    cap.directory)
 
 
-def boot_recorded(lopts: LaunchOptions, session: Session, kernel: Kernel, cap: Capture,
-                  clock: StageClock, timeout: float) -> Guest:
-    """The prepare and boot stages every capture starts with; the guest's
-    shape (memory, CPUs, crashkernel=, command line) goes into capture.json."""
+def prepare_recorded(lopts: LaunchOptions, session: Session, kernel: Kernel, cap: Capture,
+                     clock: StageClock) -> LaunchPlan:
+    """The prepare stage every capture starts with; the guest's shape
+    (memory, CPUs, crashkernel=, command line) goes into capture.json."""
     with clock.stage("prepare"):
-        prep = prepare(lopts, session, resolve_kernel=lambda *a: kernel)
-    plan = prep.plan
+        plan = prepare(lopts, session, resolve_kernel=lambda *a: kernel).plan
     cap.guest = {"memory_mb": plan.memory_mb, "cpus": plan.cpus,
                  "crashkernel": cmdline_value(plan.cmdline, "crashkernel")}
     cap.kernel["cmdline"] = plan.cmdline
+    return plan
+
+
+def boot_recorded(lopts: LaunchOptions, session: Session, kernel: Kernel, cap: Capture,
+                  clock: StageClock, timeout: float) -> Guest:
+    """:func:`prepare_recorded`, then the boot."""
+    plan = prepare_recorded(lopts, session, kernel, cap, clock)
     with clock.stage("boot"):
         return boot(plan, session, timeout=timeout)
 

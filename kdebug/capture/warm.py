@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 from kdebug.capture.plan import CaptureOptions, StageClock, capture_cmdline
 from kdebug.capture.record import Capture
+from kdebug.capture.steps import prepare_recorded
 from kdebug.guest.qemu import Guest, boot
 from kdebug.kernel import Kernel
-from kdebug.plan.cmdline import cmdline_value
-from kdebug.plan.prepare import LaunchOptions, prepare
+from kdebug.plan.prepare import LaunchOptions
 from kdebug.session import Session
 from kdebug.warm.start import WarmStart, add_files, late_files
 
@@ -36,12 +36,7 @@ def start_armed(lopts: LaunchOptions, session: Session, kernel: Kernel, cap: Cap
     ``user_files``: the guest paths of the user's --add files (copied in
     after the restore; kdebug's own hook and trigger module are in the state)."""
     late, why = late_files(lopts, not warm_ok, only=user_files)
-    with clock.stage("prepare"):
-        prep = prepare(lopts, session, resolve_kernel=lambda *a: kernel)
-    plan = prep.plan
-    cap.guest = {"memory_mb": plan.memory_mb, "cpus": plan.cpus,
-                 "crashkernel": cmdline_value(plan.cmdline, "crashkernel")}
-    cap.kernel["cmdline"] = plan.cmdline
+    plan = prepare_recorded(lopts, session, kernel, cap, clock)
     append = capture_cmdline(plan.cmdline, raw=opts.raw, dump_level=level, compression=opts.compression)
     warm = WarmStart(plan, stage=f"armed {append}", release=kernel.release, vmlinux=kernel.vmlinux,
                      enabled=warm_ok and why is None, reseed=opts.reseed)
