@@ -43,9 +43,6 @@ def history():
     t0 = time.monotonic()
     repo, hashes, times = kernel_history(say=lambda m: print(f"history: {m}", file=sys.stderr))
     print(f"history: {time.monotonic() - t0:.1f} s {times}", file=sys.stderr)
-    for h in hashes:  # builds left by an earlier session: this one builds them itself
-        for d in cache_dir("bisect", "kernels").glob(f"{h}-*"):
-            shutil.rmtree(d)
     return repo, hashes
 
 
@@ -70,6 +67,9 @@ def compiled(commit: str) -> set[str]:
 
 def test_kernel_history_bisected(history, tmp_path):
     repo, hashes = history
+    for h in hashes:  # builds left by an earlier session: this test builds them itself
+        for d in cache_dir("bisect", "kernels").glob(f"{h}-*"):
+            shutil.rmtree(d)
     before = (git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain"))
     out = tmp_path / "result.json"
     try:
@@ -108,7 +108,8 @@ def test_kernel_history_bisected(history, tmp_path):
 
 
 def test_kernel_history_resumed_from_cached_builds(history, tmp_path):
-    """Runs after the test above: every commit is built. Ctrl-C after the
+    """Runs after the test above (or any earlier bisection of this history):
+    every commit is built. Ctrl-C after the
     first verdict, then --resume: the same first bad commit, the interrupted
     step's row kept, nothing built again."""
     repo, hashes = history
