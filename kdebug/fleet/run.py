@@ -50,34 +50,8 @@ def fleet_triage(sites: list[DumpSite], *, db: str | None, broker: str | None, j
 def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jobs: int, timeout: float,
          options: TriageOptions, progress: Callable[[TriageEntry], None] | None) -> FleetRun:
     """``app`` is the queue's client (kdebug.fleet.queue.connect), None for a local run."""
-    entries: dict[int, TriageEntry] = {}
-    hashes: dict[int, str] = {}
-    stored: dict[int, DumpRow] = {}  # tier-0 rows being analysed again
-    if crash_db is not None:
-        for i, s in enumerate(sites):
-            try:
-                hashes[i] = fingerprint(s.vmcore)
-            except OSError as e:
-                entries[i] = TriageEntry(s, 0.0, error=TriageError(f"cannot read {s.vmcore}: {e.strerror}", "input"))
-        rows = crash_db.known(hashes.values())
-        for i, h in hashes.items():
-            # A tier-0 row is analysed again: the debug info may have arrived since.
-            # So is a failed one: the cause may be gone (a timeout, a missing vmlinux).
-            if h in rows and rows[h].status == "ok" and (rows[h].tier >= 1 or not options.debuginfo):
-                entries[i] = _known(sites[i], rows[h])
-            elif h in rows:
-                stored[i] = rows[h]
-    # One analysis per content: a copy of a dump under another name shares it.
-    first: dict[str, int] = {}
-    todo = []
-    for i in range(len(sites)):
-        if i in entries:
-            continue
-        h = hashes.get(i)
-        if h is None or h not in first:
-            if h is not None:
-                first[h] = i
-            todo.append(i)
+    entries, hashes, stored = _on_record(sites, crash_db, options)
+    first, todo = _to_analyse(len(sites), entries, hashes)
     # Each report is recorded as it arrives: a run cut short keeps what it analysed.
     where = {id(sites[i]): i for i in todo}
     recorded = upgraded = 0
@@ -127,6 +101,48 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
             entries[i] = TriageEntry(sites[i], e.seconds, report=e.report, error=e.error, known=e.ok)
     out = [entries[i] for i in range(len(sites))]
     return FleetRun(out, len(todo), sum(e.known for e in out), recorded, upgraded)
+
+
+def _on_record(sites: list[DumpSite], crash_db: CrashDB | None, options: TriageOptions
+               ) -> tuple[dict[int, TriageEntry], dict[int, str], dict[int, DumpRow]]:
+    """(entries of dumps the database already answers or that cannot be
+    read, each readable dump's fingerprint, stored rows to analyse again)."""
+    entries: dict[int, TriageEntry] = {}
+    hashes: dict[int, str] = {}
+    stored: dict[int, DumpRow] = {}  # tier-0 and failed rows being analysed again
+    if crash_db is None:
+        return entries, hashes, stored
+    for i, s in enumerate(sites):
+        try:
+            hashes[i] = fingerprint(s.vmcore)
+        except OSError as e:
+            entries[i] = TriageEntry(s, 0.0, error=TriageError(f"cannot read {s.vmcore}: {e.strerror}", "input"))
+    rows = crash_db.known(hashes.values())
+    for i, h in hashes.items():
+        # A tier-0 row is analysed again: the debug info may have arrived since.
+        # So is a failed one: the cause may be gone (a timeout, a missing vmlinux).
+        if h in rows and rows[h].status == "ok" and (rows[h].tier >= 1 or not options.debuginfo):
+            entries[i] = _known(sites[i], rows[h])
+        elif h in rows:
+            stored[i] = rows[h]
+    return entries, hashes, stored
+
+
+def _to_analyse(count: int, entries: dict[int, TriageEntry], hashes: dict[int, str]
+                ) -> tuple[dict[str, int], list[int]]:
+    """One analysis per content: a copy of a dump under another name shares
+    the first one's ({fingerprint: first index}, the indexes to analyse)."""
+    first: dict[str, int] = {}
+    todo = []
+    for i in range(count):
+        if i in entries:
+            continue
+        h = hashes.get(i)
+        if h is None or h not in first:
+            if h is not None:
+                first[h] = i
+            todo.append(i)
+    return first, todo
 
 
 def _known(site: DumpSite, row: DumpRow) -> TriageEntry:

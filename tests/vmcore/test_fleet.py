@@ -283,7 +283,8 @@ def test_worker_killed_mid_dump_loses_nothing(fleet_dir, truth, broker, workers,
 def test_unreadable_and_bad_dumps_are_listed_with_the_workers_error(tmp_path, qemu_dump, broker, workers):
     """A worker on a machine without one dump's path, and a file that is no
     dump: both are listed with the worker's own error, the other dump goes on,
-    and only it is recorded."""
+    and the crash database records each as it ended: the good one ok, the
+    other two failed with the worker's error as the cause (schema 3)."""
     d = tmp_path / "dumps"
     _link(Path(qemu_dump("sysrq").path), d / "good" / "vmcore")
     _link(Path(qemu_dump("nmi").path), d / "elsewhere" / "vmcore")
@@ -300,7 +301,12 @@ def test_unreadable_and_bad_dumps_are_listed_with_the_workers_error(tmp_path, qe
     assert by["elsewhere"]["error"] == f"{d / 'elsewhere' / 'vmcore'} does not exist"
     assert not by["junk"]["ok"] and by["junk"]["error_stage"] == "vmcore"
     assert "is not a vmcore" in by["junk"]["error"]
-    assert [row["path"] for row in _rows(db)] == [str(d / "good" / "vmcore")]
+    rows = {Path(row["path"]).parent.name: row for row in _rows(db)}
+    assert set(rows) == {"good", "elsewhere", "junk"}
+    assert rows["good"]["status"] == "ok" and rows["good"]["error"] is None
+    for name in ("elsewhere", "junk"):
+        # The cause with the stage that failed ("vmcore: ...").
+        assert rows[name]["status"] == "failed" and rows[name]["error"] == f"vmcore: {by[name]['error']}", rows[name]
 
 
 def test_dumps_are_routed_by_release(tmp_path, qemu_dump, kernel, broker, workers):
