@@ -97,8 +97,10 @@ def _program(cap):
 
 
 def crash_says(cap) -> str | None:
-    """crash's ``sys`` on the dump; None where this crash cannot open the
-    kernel, which kdebug's crash runner must then recognise (unsupported)."""
+    """crash's ``sys`` on the dump, from the crash kdebug picks for it (setup
+    builds a current one: both generations open); None where even that one
+    cannot open the kernel, which kdebug's crash runner must then recognise
+    (unsupported)."""
     out = _crash_sys(cap)
     if "RELEASE:" in out:
         return out
@@ -110,10 +112,15 @@ def crash_says(cap) -> str | None:
 
 
 def _crash_sys(cap) -> str:
+    """crash's ``sys``, from the crash kdebug picks for this kernel (else PATH's)."""
+    from kdebug.crash.runner import pick_crash
+
     need_tool("crash")
+    chosen = pick_crash(Path(cap.vmlinux)).binary
+    crash = str(chosen.path) if chosen is not None else shutil.which("crash") or "crash"
     cmds = cap.directory / "crash.in"
     cmds.write_text("sys\nquit\n")
-    r = subprocess.run(["timeout", "120", shutil.which("crash") or "crash", "-s", "-i", str(cmds),
+    r = subprocess.run(["timeout", "120", crash, "-s", "-i", str(cmds),
                         cap.vmlinux, str(cap.vmcore_path)], capture_output=True, text=True, timeout=150)
     return r.stdout + r.stderr
 
@@ -142,7 +149,7 @@ def test_kdump_trigger_panic_in_dump(captured, trigger, kernel):
     # the disk route writes kdump-compressed at once: nothing to convert
     stages = KDUMP_STAGES if via == "serial" else [*KDUMP_STAGES[:10], "read-disk", "verify"]
     if trigger == "sysrq":  # the default capture lists the guest's tasks first (PROC_LIST)
-        stages = [*stages[:4], "setup", *stages[4:]]
+        stages = [*stages[:5], "setup", *stages[5:]]  # after the load, cold or warm
     assert [s.name for s in cap.stages] == stages and all(s.ok for s in cap.stages)
     assert not (cap.directory / ".vmcore.disk").exists()
     if via == "disk":
