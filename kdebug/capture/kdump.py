@@ -137,18 +137,18 @@ def run_kdump(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kerne
 
 def _boot_and_load(lopts: LaunchOptions, session, kernel: Kernel, cap: Capture, clock: StageClock,
                    opts: CaptureOptions, route: _Route) -> Guest:
-    """The cold start: boot, check crashkernel=, kexec -p, --setup (after the
-    load, as on the warm path, where the state holds the loaded kernel)."""
+    """The cold start: boot, check crashkernel=, --setup, kexec -p (a --setup
+    may set what the load meets, e.g. kexec_load_disabled)."""
     guest = boot_recorded(lopts, session, kernel, cap, clock, opts.timeouts.boot)
     try:
         with clock.stage("reserve"):
             _check_reserved(guest, cap.guest["crashkernel"])
-        if not opts.skip_kexec:
-            with clock.stage("load") as st:
-                st.detail = _load_capture_kernel(guest, guest.plan.cmdline, opts, route.disk_dev, route.level)
         if opts.setup:
             with clock.stage("setup"):
                 run_setup(guest, opts.setup)
+        if not opts.skip_kexec:
+            with clock.stage("load") as st:
+                st.detail = _load_capture_kernel(guest, guest.plan.cmdline, opts, route.disk_dev, route.level)
     except BaseException:
         guest.close()
         raise

@@ -19,13 +19,13 @@ from kdebug.guest.qemu import Guest, boot
 from kdebug.kernel import Kernel
 from kdebug.plan.prepare import LaunchOptions
 from kdebug.session import Session
-from kdebug.warm.start import WarmStart, add_files, late_files
+from kdebug.warm.start import WarmStart, add_files, late_files, warm_off
 
 
 def may_start_warm(opts: CaptureOptions, unsafe: str | None) -> bool:
     """Warm starts serve the default route: the dump over virtio-serial, a
     capture kernel loaded, a crashkernel= the CLI checked."""
-    return opts.warm and opts.via == "serial" and not opts.skip_kexec and not unsafe
+    return opts.warm and not warm_off() and opts.via == "serial" and not opts.skip_kexec and not unsafe
 
 
 def start_armed(lopts: LaunchOptions, session: Session, kernel: Kernel, cap: Capture, clock: StageClock,

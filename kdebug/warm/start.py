@@ -39,6 +39,11 @@ from kdebug.warm.key import Fingerprint, StateRecord, changed_image, fingerprint
 MIN_FREE_BYTES = 256 << 20
 
 
+def warm_off() -> bool:
+    """KDEBUG_WARM=0: every start is cold, as with --cold."""
+    return os.environ.get("KDEBUG_WARM", "1") == "0"
+
+
 @dataclass
 class WarmStart:
     """One command's warm start: ``restore`` (a guest, or None to boot cold),
@@ -63,7 +68,7 @@ class WarmStart:
     def __post_init__(self) -> None:
         if self.plan.freeze or self.plan.incoming:
             self.enabled = False
-        if os.environ.get("KDEBUG_WARM", "1") == "0":
+        if warm_off():
             self.enabled = False
         if self.enabled and self.plan.drives:
             # A restored guest's page cache and file systems expect the disk as
