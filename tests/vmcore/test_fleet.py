@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from kdebug.fleet.db import SCHEMA_VERSION
 from tests.conftest import ROOT, need, need_tool
 
 KDEBUG = [sys.executable, "-m", "kdebug.cli.main"]
@@ -393,7 +394,7 @@ def test_postgresql_database(fleet_dir, truth, postgres):
     refused = _kdebug("triage", "--db", url, "--summary")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.strip() == (f"kdebug: error: crash database {url} has schema version 99; "
-                                      "this kdebug reads version 1 (upgrade kdebug)")
+                                      f"this kdebug reads version {SCHEMA_VERSION} (upgrade kdebug)")
 
 
 def test_per_dump_time_limit_is_the_local_runs(tmp_path, qemu_dump, broker, workers):
