@@ -115,6 +115,10 @@ def check_broker(app: Celery) -> None:
         raise UsageError(f"cannot use the broker {_redact(url)}: {_first_line(e)}") from None
 
 
+#: How long the second ask for the workers' queues waits (the first: 1 s).
+RECHECK_TIMEOUT = 4.0
+
+
 def worker_queues(app: Celery, timeout: float = 1.0) -> dict[str, set[str]]:
     """Live workers and the queues each consumes."""
     replies = app.control.inspect(timeout=timeout).active_queues() or {}
@@ -143,6 +147,10 @@ def analyse(app: Celery, sites: list[tuple[DumpSite, str | None]], *, options: T
     than left waiting."""
     broker = app.conf.broker_url
     subscribed = set().union(*worker_queues(app).values())
+    if not {queue_for(r) for _, r in sites} <= subscribed:
+        # A worker busy or loaded may answer after the first second: ask once
+        # more, longer, before a release is said to have no worker.
+        subscribed |= set().union(*worker_queues(app, timeout=RECHECK_TIMEOUT).values())
     if not subscribed:
         raise UsageError(f"no kdebug worker is listening on {_redact(broker)}",
                          hint=f"start one: kdebug worker --broker {_redact(broker)}")

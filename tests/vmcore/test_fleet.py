@@ -407,7 +407,7 @@ def test_per_dump_time_limit_is_the_local_runs(tmp_path, qemu_dump, broker, work
     local = _kdebug("triage", str(d), "--json", "--timeout", "0.5")
     remote = _kdebug("triage", str(d), "--json", "--timeout", "0.5", "--broker", broker)
     (want,), (got,) = json.loads(local.stdout)["dumps"], json.loads(remote.stdout)["dumps"]
-    assert local.returncode == remote.returncode == 1
+    assert local.returncode == remote.returncode == 1, (remote.stdout[-1500:], remote.stderr[-1500:])
     assert (got["ok"], got["error"], got["error_stage"]) == (False, want["error"], want["error_stage"]) == (
         False, "timed out after 0.5 s", "timeout")
 
