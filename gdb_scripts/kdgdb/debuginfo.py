@@ -64,22 +64,22 @@ def has_field(type_name: str, path: str) -> bool:
     return cached(("has", type_name, path), lambda: _field_path(lookup_type(type_name), path) is not None)
 
 
-def offsetof(type_name: str, path: str) -> int:
+def _member(type_name: str, path: str) -> tuple[int, gdb.Field]:
+    """(offset, field) of a member path; one line when there is none."""
     def get():
         r = _field_path(lookup_type(type_name), path)
         if r is None:
             raise gdb.GdbError(f"{type_name} has no member {path}")
-        return r[0]
-    return cached(("off", type_name, path), get)
+        return r
+    return cached(("member-at", type_name, path), get)
+
+
+def offsetof(type_name: str, path: str) -> int:
+    return _member(type_name, path)[0]
 
 
 def field_of(type_name: str, path: str) -> gdb.Field:
-    def get():
-        r = _field_path(lookup_type(type_name), path)
-        if r is None:
-            raise gdb.GdbError(f"{type_name} has no member {path}")
-        return r[1]
-    return cached(("field", type_name, path), get)
+    return _member(type_name, path)[1]
 
 
 def sizeof(type_name: str, path: str | None = None) -> int:

@@ -69,11 +69,7 @@ def lookup(sections: list[Section], read_at, names) -> dict[str, int]:
     if len(want) > SEARCH_NAMES:
         return _walk(sections, read_at, want)
     found: dict[str, int] = {}
-    for sec in sections:
-        if sec.type != SHT_SYMTAB:
-            continue
-        data = read_at(sec.offset, sec.size)
-        strs = read_at(sections[sec.link].offset, sections[sec.link].size)
+    for data, strs in _symtabs(sections, read_at):
         for name in want:
             if name not in found and name:
                 hit = _first_definition(data, strs, name.encode())
@@ -84,14 +80,17 @@ def lookup(sections: list[Section], read_at, names) -> dict[str, int]:
     return found
 
 
+def _symtabs(sections: list[Section], read_at):
+    """(symbol entries, their string table) of each SHT_SYMTAB section."""
+    for sec in sections:
+        if sec.type == SHT_SYMTAB:
+            yield read_at(sec.offset, sec.size), read_at(sections[sec.link].offset, sections[sec.link].size)
+
+
 def _walk(sections: list[Section], read_at, names) -> dict[str, int]:
     want = {n.encode() for n in names}
     found: dict[str, int] = {}
-    for sec in sections:
-        if sec.type != SHT_SYMTAB:
-            continue
-        data = read_at(sec.offset, sec.size)
-        strs = read_at(sections[sec.link].offset, sections[sec.link].size)
+    for data, strs in _symtabs(sections, read_at):
         for i in range(0, len(data) - _SYM.size + 1, _SYM.size):
             name, _info, _other, shndx, value, _size = _SYM.unpack_from(data, i)
             if not shndx or not name:
