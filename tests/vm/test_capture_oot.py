@@ -120,7 +120,7 @@ def test_panic_on_none_stops_at_the_oops(module, tmp_path):
     r = kdebug("crash-loop", "--add", f"{module}:/m.ko", "--run", "insmod /m.ko", "--panic-on", "none",
                "--out", str(out), cwd=tmp_path)
     line = error_line(r)
-    assert f"the kernel printed {OOPS!r} (Oops) and went on without a panic" in line
+    assert f"the kernel printed {OOPS!r} (NULL pointer dereference) and went on without a panic" in line
     assert "kernel.panic_on_oops is off (--panic-on none)" in line
     assert "--panic-on oops (kernel.panic_on_oops=1; boot: oops=panic) would have captured it" in line
     console = (out / "console-main.log").read_text()
