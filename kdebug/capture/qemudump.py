@@ -28,6 +28,7 @@ from kdebug.capture.steps import (
     record_modules,
     run_setup,
     save_log,
+    save_shell_log,
     watch,
 )
 from kdebug.capture.triggers import Trigger
@@ -118,6 +119,7 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
         if guest is not None:
             guest.close()
             save_log(cap, "main", "console-main.log", guest.transcript.replace("\r\n", "\n"))
+            save_shell_log(cap, guest)
         else:
             keep_boot_log(cap, session)
         session.remove()
@@ -162,4 +164,5 @@ def snapshot_fresh(base: LaunchOptions, cap: Capture, clock: StageClock, kernel:
         if guest is not None:
             guest.close()
             save_log(cap, "main", "console-main.log", guest.transcript.replace("\r\n", "\n"))
+            save_shell_log(cap, guest)
         session.remove()
