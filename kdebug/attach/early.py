@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 
 from kdebug.attach.plan import GdbPlan, gdb_argv
+from kdebug.attach.runner import gdb_status
 from kdebug.errors import DebuggerError, KdebugError
 from kdebug.guest.introspect import kaslr_link_addresses, kaslr_offset_at
 from kdebug.guest.qmp import Qmp
@@ -104,7 +105,7 @@ class EarlyGdb:
             os.close(self._go_fd)
             self._go_fd = None
             try:
-                return self.proc.wait(timeout)
+                return gdb_status(self.proc.wait(timeout))
             except subprocess.TimeoutExpired:
                 raise DebuggerError(f"gdb did not finish within {timeout:g} s") from None
         finally:

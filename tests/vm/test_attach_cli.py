@@ -115,6 +115,19 @@ def json_blocks(text: str) -> list:
     return out
 
 
+def test_gdb_killed_mid_session_stops_the_guest(kernel):
+    """gdb dies under kdebug attach (SIGKILL, from its own shell command):
+    one line naming it, exit 1, and no QEMU left."""
+    r = kdebug("attach", "--batch", "--ex", "kd-version", "--ex", "shell kill -KILL $PPID", "--ex", "kd-ps")
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kdebug: error:")]
+    assert errors == ["kdebug: error: gdb was killed by SIGKILL (the guest was stopped; run kdebug attach again)"], \
+        r.stderr
+    assert "Linux version" in r.stdout and "PID" not in r.stdout  # it ran up to the kill
+    assert no_qemu_left(r.pid)
+
+
 def test_attach_nokaslr(kernel):
     r = kdebug("attach", "--nokaslr", "--batch", "--ex", "kd-cmdline", "--ex", 'p $kd_per_cpu("runqueues", 1).cpu')
     assert r.returncode == 0, r.stderr
