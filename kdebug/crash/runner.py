@@ -166,6 +166,11 @@ class CrashProcess:
             secs = time.monotonic() - self.started
             outputs = self._outputs()
             rc = self.proc.returncode
+            if rc < 0:
+                # Killed from outside (a user, the OOM killer): says nothing
+                # about whether crash can read this kernel.
+                return self._run(False, seconds=secs, outputs=outputs, console=console,
+                                 error=f"crash was killed by {signal.Signals(-rc).name}")
             if not outputs and rc != 0:
                 # Not one command ran: crash could not set up a session on
                 # this vmlinux and dump, and would fail the same way again.

@@ -12,8 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
@@ -153,11 +157,6 @@ def _drgn_tasks(path):
     return list(for_each_task(drgn_program(path)))
 
 
-def _kdebug(*args):
-    return subprocess.run([sys.executable, "-m", "kdebug.cli.main", *args], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, env=dict(os.environ))
-
-
 #: A row of crash's ps: [>] PID PPID CPU TASK ST %MEM VSZ RSS COMM
 _PS = re.compile(r"^[> ]\s*(\d+)\s+(\d+)\s+(\d+)\s+([0-9a-f]{16})\s+[A-Z]{2}\s+\S+\s+\d+\s+\d+\s+(.+)$", re.M)
 #: A row of crash's mod: MODULE NAME TEXT_BASE SIZE OBJECT_FILE
@@ -192,3 +191,47 @@ def test_crash_shell_bt_ps_mod_log_on_the_default_capture(kdump_oops, report_of,
         assert PID_FLEX_ARRAY.message in res.stderr, res.stderr
         need(False, f"{chosen.name} misses tasks in ps ({PID_FLEX_ARRAY.change}): scripts/setup.d/crash.sh")
     assert {t for t in ps if t[0] != 0} == truth, sorted(ps ^ truth)[:20]
+
+
+def test_crash_killed_mid_report_leaves_drgns_report(qemu_dump, crash_sys):
+    """crash killed (SIGKILL) while the report runs it: the report comes from
+    drgn with exit 0, says crash was killed (not that it cannot read the
+    kernel), and crash's scratch directory is gone."""
+    path = qemu_dump("sysrq").path
+    need(crash_sys(path) is not None, "no crash here reads this kernel")
+    before = set(Path(tempfile.gettempdir()).glob("kdebug-crash-*"))
+    p = subprocess.Popen([sys.executable, "-m", "kdebug.cli.main", "postmortem", str(path), "--json"], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = None
+    try:
+        deadline = time.monotonic() + 120
+        while killed is None and p.poll() is None and time.monotonic() < deadline:
+            for pid in _crash_pids(str(path)):
+                os.kill(pid, signal.SIGKILL)
+                killed = pid
+            time.sleep(0.02)
+        out, err = p.communicate(timeout=600)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert killed is not None, "crash never started"
+    assert p.returncode == 0, err
+    doc = json.loads(out)
+    (engine,) = [e for e in doc["engines"] if e["name"] == "crash"]
+    assert not engine["ok"] and engine["unsupported"] is None
+    assert engine["error"] == "crash was killed by SIGKILL", engine
+    assert doc["tasks"]["total"] > 0 and {row["verdict"] for row in doc["crosscheck"]} == {"unavailable"}
+    assert set(Path(tempfile.gettempdir()).glob("kdebug-crash-*")) == before
+
+
+def _crash_pids(vmcore: str) -> list[int]:
+    """crash processes reading ``vmcore`` (argv: crash -s VMLINUX VMCORE ...)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            argv = (d / "cmdline").read_bytes().split(b"\0") if d.name.isdigit() else []
+        except OSError:
+            continue
+        if argv and Path(argv[0].decode(errors="replace")).name == "crash" and vmcore.encode() in argv:
+            out.append(int(d.name))
+    return out
