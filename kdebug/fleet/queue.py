@@ -43,6 +43,11 @@ HARD_GRACE = 30.0
 MAX_ATTEMPTS = 3
 #: How often the client asks whether any worker is left, and after how many silent asks it gives up.
 PING_EVERY, PING_MISSES = 20.0, 3
+#: How long the client waits for a broker that went away mid-run (restarted) to come back.
+BROKER_GRACE = 60.0
+#: How often the client asks the broker whether it still holds each pending dump's task: a broker
+#: restarted without its data has lost them, and nothing would ever answer for them.
+HELD_EVERY = 5.0
 
 
 def queue_for(release: str | None) -> str:
@@ -84,8 +89,11 @@ def _analyse(task, site: dict, options: dict) -> dict:
     # back for ever with reject_on_worker_lost: count the deliveries.
     key = f"kdebug.attempts.{task.request.id}"
     client = task.app.backend.client
-    attempts = client.incr(key)
-    client.expire(key, 7 * 86400)
+    try:
+        attempts = client.incr(key)
+        client.expire(key, 7 * 86400)
+    except RedisError:  # the broker restarting: the count is lost with it, the dump is not
+        attempts = 1
     if attempts > MAX_ATTEMPTS:
         return failed(TriageError(f"the process analysing this dump died {attempts - 1} times (killed, or a "
                                   "crash in the analysis); not tried again", "internal"), 0.0, worker)
@@ -130,6 +138,7 @@ class _Pending:
     site: DumpSite
     result: object  # celery AsyncResult
     sent: float
+    site_release: str | None = None  # the release whose queue it went to
 
 
 def connect(broker: str) -> Celery:
@@ -171,10 +180,10 @@ def analyse(app: Celery, sites: list[tuple[DumpSite, str | None]], *, options: T
                 continue
             res = app.send_task(TASK, args=[site.to_dict(), opts], queue=q, soft_time_limit=timeout,
                                 time_limit=timeout + HARD_GRACE, retry=False)
-            pending[i] = _Pending(site, res, time.monotonic())
+            pending[i] = _Pending(site, res, time.monotonic(), release)
         _collect(app, pending, done, timeout, progress)
     except (OperationalError, OSError, RedisError) as e:
-        raise UsageError(f"lost the broker {_redact(broker)}: {_first_line(e)}",
+        raise UsageError(f"lost the broker {_redact(broker)} for {BROKER_GRACE:g} s: {_first_line(e)}",
                          hint="queued dumps stay queued; run the same triage again once it is back") from None
     except BaseException:
         if pending:  # Ctrl-C: the queued dumps are not analysed for nobody
@@ -188,27 +197,69 @@ def analyse(app: Celery, sites: list[tuple[DumpSite, str | None]], *, options: T
 
 def _collect(app: Celery, pending: dict[int, _Pending], done: dict[int, tuple[TriageEntry, str]],
              timeout: float, progress) -> None:
-    last_ping, misses = time.monotonic(), 0
-    while pending:
-        finished = [i for i, p in pending.items() if p.result.ready()]
-        for i in finished:
+    last_ping = last_held = time.monotonic()
+    misses = 0
+    away: float | None = None  # when the broker stopped answering
+    unheld: set[str] = set()  # tasks the broker held nowhere at the last look
+
+    def give_up(indexes, why: str) -> None:
+        for i in list(indexes):
             p = pending.pop(i)
-            done[i] = _entry(p, timeout)
-            p.result.forget()
+            done[i] = (TriageEntry(p.site, time.monotonic() - p.sent, error=TriageError(why, "fleet")), "")
             if progress:
                 progress(*done[i])
+
+    while pending:
+        try:
+            finished = [i for i, p in pending.items() if p.result.ready()]
+            for i in finished:
+                done[i] = _entry(pending[i], timeout)
+                pending.pop(i).result.forget()
+                if progress:
+                    progress(*done[i])
+            if pending and time.monotonic() - last_held > HELD_EVERY:
+                last_held = time.monotonic()
+                # Missing at two looks in a row: a worker's take of a task moves
+                # it from the queue to its unacked record, not quite at once.
+                now_unheld = {p.result.id for p in pending.values()} - _held(app, pending.values())
+                give_up([i for i, p in pending.items() if p.result.id in now_unheld & unheld],
+                        "the broker lost this dump's task (restarted without its data?); run the same triage again")
+                unheld = now_unheld
+            if pending and time.monotonic() - last_ping > PING_EVERY:
+                last_ping = time.monotonic()
+                misses = 0 if app.control.ping(timeout=2.0) else misses + 1
+                if misses >= PING_MISSES:
+                    give_up(list(pending), "no kdebug worker answers on the broker any more; the dump stays queued")
+            away = None
+        except (OperationalError, OSError, RedisError):
+            # A restart: the workers ride it out, and so does the client, for a while.
+            away = away or time.monotonic()
+            if time.monotonic() - away > BROKER_GRACE:
+                raise
+            time.sleep(1.0)
+            continue
         if pending and not finished:
             time.sleep(0.5)
-        if pending and time.monotonic() - last_ping > PING_EVERY:
-            last_ping = time.monotonic()
-            misses = 0 if app.control.ping(timeout=2.0) else misses + 1
-            if misses >= PING_MISSES:
-                for i, p in pending.items():
-                    done[i] = (TriageEntry(p.site, time.monotonic() - p.sent, error=TriageError(
-                        "no kdebug worker answers on the broker any more; the dump stays queued", "fleet")), "")
-                    if progress:
-                        progress(*done[i])
-                pending.clear()
+
+
+#: kombu's Redis transport: where a delivered, not yet acknowledged message waits.
+UNACKED_KEY = "unacked"
+
+
+def _held(app: Celery, pending) -> set[str]:
+    """The ids of ``pending`` tasks the broker still holds somewhere: queued
+    (the queue's lists, one per priority), delivered and not acknowledged,
+    or with a state of their own (started, or done)."""
+    client = app.backend.client  # the broker's Redis: make_app gives both one URL
+    ids = {p.result.id for p in pending}
+    held = {i for i in ids if client.exists(app.backend.get_key_for_task(i))}
+    texts = [v for v in client.hvals(UNACKED_KEY)]
+    for q in {queue_for(p.site_release) for p in pending}:
+        for key in client.scan_iter(match=f"{q}*"):
+            if client.type(key) == b"list":
+                texts += client.lrange(key, 0, -1)
+    blob = b"\n".join(t if isinstance(t, bytes) else str(t).encode() for t in texts)
+    return held | {i for i in ids - held if i.encode() in blob}
 
 
 def _entry(p: _Pending, timeout: float) -> tuple[TriageEntry, str]:
@@ -220,6 +271,9 @@ def _entry(p: _Pending, timeout: float) -> tuple[TriageEntry, str]:
     secs = time.monotonic() - p.sent
     if isinstance(exc, TimeLimitExceeded):
         return TriageEntry(p.site, secs, error=TriageError(f"timed out after {timeout:g} s", "timeout")), ""
+    if isinstance(exc, (OperationalError, OSError, RedisError)):
+        return TriageEntry(p.site, secs, error=TriageError(
+            f"the worker lost the broker: {_first_line(exc)}; run the same triage again", "fleet")), ""
     return TriageEntry(p.site, secs, error=TriageError(
         f"the worker failed: {type(exc).__name__}: {_first_line(exc)}", "internal")), ""
 

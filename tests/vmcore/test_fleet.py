@@ -61,27 +61,32 @@ def _stop(proc: subprocess.Popen, grace: float = 20) -> None:
 
 # --- servers -----------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
+def _redis(d: Path, port: int) -> subprocess.Popen:
+    """redis-server on loopback, nothing saved (a restart loses every key), once it answers PING."""
     need_tool("redis-server")
-    d = tmp_path_factory.mktemp("redis")
-    port = _free_port()
-    with open(d / "redis.log", "w") as log:
+    with open(d / "redis.log", "a") as log:
         proc = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
                                  "--appendonly", "no", "--dir", str(d), "--databases", "64"],
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return proc
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            pytest.fail((d / "redis.log").read_text())
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    proc = _redis(tmp_path_factory.mktemp("redis"), port := _free_port())
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (d / "redis.log").read_text()
-            time.sleep(0.1)
         yield {"port": port, "next_db": iter(range(64))}
     finally:
         _stop(proc)
@@ -105,14 +110,14 @@ class Worker:
 
 @pytest.fixture
 def workers(tmp_path, broker):
-    """start(name, *args, hide=DIR) -> a running `kdebug worker`; all are stopped at the end.
+    """start(name, *args, hide=DIR, on=URL) -> a running `kdebug worker`; all are stopped at the end.
     ``hide`` runs it in a mount namespace where DIR is an empty tmpfs, as on a
-    machine that does not have that path."""
+    machine that does not have that path; ``on``: another broker than the test's."""
     started: list[Worker] = []
 
-    def start(name: str, *args: str, hide: Path | None = None) -> Worker:
+    def start(name: str, *args: str, hide: Path | None = None, on: str | None = None) -> Worker:
         log = tmp_path / f"worker-{name}.log"
-        argv = [*KDEBUG, "worker", "--broker", broker, "--name", f"{name}@test", "--concurrency", "1",
+        argv = [*KDEBUG, "worker", "--broker", on or broker, "--name", f"{name}@test", "--concurrency", "1",
                 "--redeliver-after", str(REDELIVER), *args]
         if hide is not None:
             need(shutil.which("unshare") is not None and subprocess.run(
@@ -279,6 +284,61 @@ def test_worker_killed_mid_dump_loses_nothing(fleet_dir, truth, broker, workers,
     assert _groups(doc2) == truth["groups"] and all(d["known"] for d in doc2["dumps"])
     assert (doc2["total"], doc2["analysed"], doc2["known"], doc2["failed"]) == (4, 0, 4, 0)
     assert _rows(db) == rows  # not one row touched
+
+
+def test_broker_restarted_mid_triage(fleet_dir, truth, workers, tmp_path):
+    """Redis killed and started again with nothing saved while the worker
+    analyses the first dump: the worker and the client ride the restart out.
+    The dumps whose task the broker lost (or whose worker lost the broker)
+    end failed with that cause, in the summary and in the database; one finished after the restart is whole; a
+    second run analyses the failed ones again and completes the record."""
+    d = tmp_path / "redis"
+    d.mkdir()
+    port = _free_port()
+    server = _redis(d, port)
+    url = f"redis://127.0.0.1:{port}/0"
+    db = tmp_path / "c.sqlite"
+    client = None
+    try:
+        w = workers("r", on=url)
+        client = subprocess.Popen([*KDEBUG, "triage", str(fleet_dir), "--broker", url, "--db", str(db), "--json",
+                                   "--no-crash", "--timeout", str(TIMEOUT)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        deadline = time.monotonic() + 300
+        while "] received" not in w.text():
+            assert client.poll() is None and time.monotonic() < deadline, w.text()[-2000:]
+            time.sleep(0.02)
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        server = _redis(d, port)
+        out, err = client.communicate(timeout=300)
+        assert client.returncode == 1, err  # some dumps failed
+        assert "Traceback" not in err
+        doc = json.loads(out)
+        lost = [x for x in doc["dumps"] if not x["ok"]]
+        assert lost, out
+        for x in lost:
+            assert x["error_stage"] == "fleet", x["error"]
+            assert x["error"].startswith(("the broker lost this dump's task", "the worker lost the broker")), x["error"]
+        for x in doc["dumps"]:
+            if x["ok"]:
+                assert _facts(x) == _facts(truth["dumps"][x["path"]]), x["path"]
+        rows = {r["path"]: r for r in _rows(db)}
+        for x in lost:
+            if x["path"] in rows:  # (a copy of a dump is on record once, under the first path)
+                row = rows[x["path"]]
+                assert row["status"] == "failed" and row["error"] == f"fleet: {x['error']}", row
+        # The worker is back on the restarted broker: the same run completes the record.
+        again = _kdebug("triage", str(fleet_dir), "--broker", url, "--db", str(db), "--json", "--no-crash",
+                        "--timeout", str(TIMEOUT))
+        assert again.returncode == 0, again.stderr
+        assert all(x["ok"] for x in json.loads(again.stdout)["dumps"])
+        assert {r["status"] for r in _rows(db)} == {"ok"}
+    finally:
+        if client is not None and client.poll() is None:
+            client.kill()
+            client.wait()
+        _stop(server)
 
 
 def test_unreadable_and_bad_dumps_are_listed_with_the_workers_error(tmp_path, qemu_dump, broker, workers):
