@@ -325,27 +325,11 @@ class Guest:
         The shell's own channel is read too (into :attr:`shell_transcript`)."""
         if self.shell_apart:
             drain(self.shell)
-        try:
-            i = self.child.expect([*patterns, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
-        except OSError:
-            return EOF, None
-        if i == len(patterns):
-            return EOF, None
-        if i == len(patterns) + 1:
-            return TIMEOUT, None
-        return i, self.child.match
+        return _outcome(lambda ps: self.child.expect(ps, timeout=timeout), patterns, self.child)
 
     def expect_shell(self, patterns: list[re.Pattern], timeout: float) -> tuple[int | str, re.Match | None]:
         """:meth:`expect` on what the shell prints (after a :meth:`send`)."""
-        try:
-            i = self._expect_shell([*patterns, pexpect.EOF, pexpect.TIMEOUT], timeout)
-        except OSError:
-            return EOF, None
-        if i == len(patterns):
-            return EOF, None
-        if i == len(patterns) + 1:
-            return TIMEOUT, None
-        return i, self.shell.match
+        return _outcome(lambda ps: self._expect_shell(ps, timeout), patterns, self.shell)
 
     @contextlib.contextmanager
     def draining(self) -> Iterator[None]:
@@ -383,6 +367,19 @@ class Guest:
             except GuestError:
                 pass
         self.close()
+
+
+def _outcome(expect, patterns: list[re.Pattern], line) -> tuple[int | str, re.Match | None]:
+    """``expect(patterns + [EOF, TIMEOUT])`` as (index, match), (EOF, None) or (TIMEOUT, None)."""
+    try:
+        i = expect([*patterns, pexpect.EOF, pexpect.TIMEOUT])
+    except OSError:
+        return EOF, None
+    if i == len(patterns):
+        return EOF, None
+    if i == len(patterns) + 1:
+        return TIMEOUT, None
+    return i, line.match
 
 
 def _which(cmd: str) -> bool:

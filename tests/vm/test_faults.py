@@ -243,3 +243,16 @@ def test_kdebug_run_prints_the_commands_output_alone():
     out, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     assert out.splitlines() == [f"out {i}" for i in range(1, 101)], out[-2000:]
+
+
+def test_a_shell_that_stops_reading_is_a_timeout_not_a_hang():
+    """The guest's shell stops (SIGSTOP from the command itself): nothing reads
+    the shell's line any more. `kdebug run` ends at --cmd-timeout with one
+    line and exit 125 (kdebug's own failure), and no QEMU is left."""
+    p = _kdebug("run", "--cold", "--cmd-timeout", "10", "--", "echo before; kill -STOP $$")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 125, err
+    errors = [ln for ln in err.splitlines() if ln.startswith("kdebug: error:")]
+    assert len(errors) == 1 and "did not finish within 10 s" in errors[0], err
+    assert "Traceback" not in err
+    assert not qemu_pids_for(f"-{p.pid}\0")  # -name kdebug-kd-DATE-PID
