@@ -14,8 +14,9 @@ After every iteration: no QEMU process left (ours or any kdebug session's),
 no session directory, no new entry in the temporary directory, and this
 process's file descriptors (sockets among them), threads and children as
 after the first iteration. Prints RSS first/max/last and the leak counts;
-exits 1 when something leaked. Run it on an otherwise idle machine: another
-kdebug's QEMU, session or temporary file would count as a leak.
+exits 1 when something leaked. The soak's kdebug runs with a runtime and a
+temporary directory of its own (KDEBUG_RUNTIME_DIR, TMPDIR), so another
+kdebug on the machine is not taken for a leak.
 
     .venv/bin/python bench/soak.py [--captures 50] [--runs 50] [--release 6.1]
 """
@@ -83,7 +84,7 @@ def _children() -> int:
 
 @dataclass
 class Soak:
-    tmp_before: set[str]
+    private: Path  # the soak's runtime and temporary directories live here
     samples: list[Sample] = field(default_factory=list)
     #: What the process holds once a phase's first iterations made their
     #: one-time allocations (qemu.qmp's event loop and its socketpair,
@@ -92,8 +93,10 @@ class Soak:
     leaks: list[str] = field(default_factory=list)
     seconds: dict[str, list[float]] = field(default_factory=dict)
 
-    def check(self, what: str, keep: set[str] = frozenset()) -> None:
-        if (q := qemu_pids_for("kdebug-")):
+    tmp_seen: set[str] = field(default_factory=set)
+
+    def check(self, what: str) -> None:
+        if (q := qemu_pids_for(str(self.private))):
             self.leaks.append(f"{what}: QEMU left running: {q}")
             for pid in q:
                 try:
@@ -102,11 +105,9 @@ class Soak:
                     pass
         if (s := [d.name for d in sessions_root().iterdir()]):
             self.leaks.append(f"{what}: session directories left: {s}")
-        new = {e for e in os.listdir(tempfile.gettempdir()) if e.startswith(("tmp", "kdebug"))}
-        new -= self.tmp_before | keep
-        if new:
+        if (new := set(os.listdir(self.private / "tmp")) - self.tmp_seen):
             self.leaks.append(f"{what}: new temporary entries: {sorted(new)[:5]}")
-            self.tmp_before |= new  # report each once
+            self.tmp_seen |= new  # report each once
         now = sample()
         if self.baseline is not None:
             for name in ("fds", "sockets", "threads", "children"):
@@ -181,14 +182,19 @@ def main() -> int:
     ap.add_argument("--release", default=None, help="kernel release (prefix); default: the distribution's")
     a = ap.parse_args()
     os.environ.setdefault("KDEBUG_WARM", "1")
-    work = Path(tempfile.mkdtemp(prefix="kdebug-soak-"))
-    s = Soak(tmp_before=set(os.listdir(tempfile.gettempdir())))
+    private = Path(tempfile.mkdtemp(prefix="kdebug-soak-"))
+    for d in ("run", "tmp", "caps"):
+        (private / d).mkdir(mode=0o700)
+    os.environ["KDEBUG_RUNTIME_DIR"] = str(private / "run")
+    os.environ["TMPDIR"] = str(private / "tmp")
+    tempfile.tempdir = None  # read TMPDIR again
+    s = Soak(private)
     s.check("start")
     try:
         soak_runs(s, a.runs, a.release)
-        soak_captures(s, a.captures, a.release, work)
+        soak_captures(s, a.captures, a.release, private / "caps")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(private, ignore_errors=True)
     rss = [x.rss_kb // 1024 for x in s.samples]
     half = rss[len(rss) // 2:]
     print(f"\nRSS MiB: at start {rss[0]}, after the first iteration {rss[min(1, len(rss) - 1)]}, max {max(rss)}, "
