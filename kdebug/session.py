@@ -37,10 +37,6 @@ class Session:
         return self.dir / "qmp.sock"
 
     @property
-    def shell_socket(self) -> Path:
-        return self.dir / "shell.sock"
-
-    @property
     def console_log(self) -> Path:
         return self.dir / "console.log"
 
@@ -52,7 +48,6 @@ class Session:
         d = asdict(self)
         d["dir"] = str(self.dir)
         d["qmp_socket"] = str(self.qmp_socket)
-        d["shell_socket"] = str(self.shell_socket)
         d["console_log"] = str(self.console_log)
         tmp = self.json_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(d, indent=2))

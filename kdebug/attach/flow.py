@@ -19,7 +19,6 @@ from kdebug.guest.introspect import kaslr_offset_from_qmp, read_vmcoreinfo
 from kdebug.guest.memory import open_guest_memory
 from kdebug.guest.qemu import boot
 from kdebug.guest.qmp import Qmp
-from kdebug.plan.plan import FREE_TTY
 from kdebug.plan.ports import free_port
 from kdebug.plan.prepare import prepare
 from kdebug.session import find_session, new_session
@@ -67,14 +66,14 @@ def _session_memory(qmp, qemu_pid: int, vmlinux: Path, offset: int, echo) -> dic
 
 
 def attach_kgdb(launch, a: AttachOptions, echo=print) -> int:
-    """gdb over KGDB (kgdboc= the serial line after the shell's), the way
-    one debugs real hardware: no gdbstub and no QEMU help; the KASLR offset
-    comes from the guest's own /proc/kallsyms, read before it stops."""
+    """gdb over KGDB (kgdboc=ttyS1), the way one debugs real hardware: no
+    gdbstub and no QEMU help; the KASLR offset comes from the guest's own
+    /proc/kallsyms, read over its console before it stops."""
     check_gdb()
     if launch.freeze:
         raise DebuggerError("--kgdb cannot --freeze: KGDB starts with the kernel", hint="use the gdbstub")
     launch.gdb_port = 0
-    launch.append = [*launch.append, f"kgdboc={FREE_TTY},115200"]
+    launch.append = [*launch.append, "kgdboc=ttyS1,115200"]
     session = new_session()
     try:
         prep = prepare(launch, session)
@@ -85,7 +84,7 @@ def attach_kgdb(launch, a: AttachOptions, echo=print) -> int:
         port = free_port()
         plan = dataclasses.replace(prep.plan, extra_args=tuple(prep.plan.extra_args) + kgdb_serial_args(port))
         k = KernelFiles.from_kernel(prep.kernel)
-        echo(f"kdebug: kernel {prep.kernel.release}, accel {prep.accel.name}, KGDB on {FREE_TTY} = 127.0.0.1:{port}")
+        echo(f"kdebug: kernel {prep.kernel.release}, accel {prep.accel.name}, KGDB on ttyS1 = 127.0.0.1:{port}")
         with boot(plan, session, timeout=a.boot_timeout) as guest:
             line = guest.run("grep -w _stext /proc/kallsyms").output.split()
             if not line or int(line[0], 16) == 0:

@@ -180,5 +180,5 @@ def plan_for(kernel: KernelFiles, port: int, offset: int | None, a: AttachOption
 
 
 def kgdb_serial_args(port: int) -> tuple[str, ...]:
-    """The 8250 port after the shell's (FREE_TTY) as a TCP server on loopback: gdb's line to KGDB."""
+    """A second 8250 port (ttyS1) as a TCP server on loopback: gdb's line to KGDB."""
     return ("-serial", f"tcp:127.0.0.1:{port},server=on,wait=off")

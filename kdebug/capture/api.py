@@ -145,7 +145,7 @@ def capture(base: LaunchOptions, opts: CaptureOptions, *, say=lambda msg: None) 
 
 
 def _keep_kdump_logs(cap: Capture) -> None:
-    for kind in ("main", "capture", "shell"):
+    for kind in ("main", "capture"):
         name = cap.logs.pop(kind, None)
         if name and (cap.directory / name).exists():
             os.replace(cap.directory / name, cap.directory / f"kdump-{name}")

@@ -172,20 +172,18 @@ _VERMAGIC = re.compile(r"(\S+): version magic '([^']*)' should be '([^']*)'")
 
 
 def run_returned(status: int, output: str, *, waited: float, release: str | None = None,
-                 modules: list[dict] | tuple = (), kernel: str = "") -> Diagnosis:
+                 modules: list[dict] | tuple = ()) -> Diagnosis:
     """The --run command ended and nothing crashed: its status and last output.
     ``waited``: how long after it returned kdebug watched for a late crash;
-    ``modules``: capture.json's record of the modules given to the guest;
-    ``kernel``: the console meanwhile (the kernel's side of a refused insmod),
-    when the command's output came on a line of its own."""
+    ``modules``: capture.json's record of the modules given to the guest."""
     tail = _last_lines(output, 4)
     last = _last_lines(output, 2)[-200:] or "nothing"
     later = f" in the {waited:.0f} s after" if waited >= 1 else ""
     if (m := _INSMOD.search(output)):
         why = m.group(2).strip()
         fix = "read the kernel's reason above insmod's line in console-main.log"
-        v = _VERMAGIC.search(output) or _VERMAGIC.search(kernel)
-        if "invalid module format" in why.lower() or v:
+        if "invalid module format" in why.lower() or _VERMAGIC.search(output):
+            v = _VERMAGIC.search(output)
             # insmod checks the version magic against the running kernel's
             # release: the same string compare, made on the host's record.
             path = "/" + m.group(1).lstrip("/")

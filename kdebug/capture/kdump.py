@@ -49,7 +49,6 @@ from kdebug.capture.steps import (
     record_modules,
     run_setup,
     save_log,
-    save_shell_log,
     watch,
 )
 from kdebug.capture.triggers import Trigger
@@ -398,6 +397,5 @@ def _save_logs(cap: Capture, guest: Guest) -> None:
     main, capture = cdiag.split_logs(text, offset if offset is not None else len(text))
     main, capture = main.replace("\r\n", "\n"), capture.replace("\r\n", "\n")
     save_log(cap, "main", "console-main.log", main)
-    save_shell_log(cap, guest)
     if capture:
         save_log(cap, "capture", "console-capture.log", capture)

@@ -28,7 +28,6 @@ from kdebug.capture.steps import (
     record_modules,
     run_setup,
     save_log,
-    save_shell_log,
     watch,
 )
 from kdebug.capture.triggers import Trigger
@@ -119,7 +118,6 @@ def run_qemu(base: LaunchOptions, opts: CaptureOptions, trigger: Trigger, kernel
         if guest is not None:
             guest.close()
             save_log(cap, "main", "console-main.log", guest.transcript.replace("\r\n", "\n"))
-            save_shell_log(cap, guest)
         else:
             keep_boot_log(cap, session)
         session.remove()
@@ -164,5 +162,4 @@ def snapshot_fresh(base: LaunchOptions, cap: Capture, clock: StageClock, kernel:
         if guest is not None:
             guest.close()
             save_log(cap, "main", "console-main.log", guest.transcript.replace("\r\n", "\n"))
-            save_shell_log(cap, guest)
         session.remove()

@@ -185,9 +185,9 @@ _ESC = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def run_output(console: str) -> str:
-    """What a --run command printed, from its shell's output after the
-    trigger (the console's, kernel lines among it, when the shell is there):
-    between the markers, without the shell's prompt and echo."""
+    """What a --run command printed (kernel lines among it), from the
+    console after the trigger: between the markers, without the shell's
+    prompt and echo."""
     text = _ESC.sub("", console.replace("\r", ""))
     if (start := RUN_START.search(text)):
         text = text[start.end():]
@@ -288,8 +288,8 @@ def no_crash_error(w: Watched, guest: Guest, offset: int, panic_on: tuple[str, .
     if w.splat is not None:
         d = cdiag.splat_without_panic(w.splat, panic_on, w.waited)
     elif w.status is not None and not w.timed_out and not w.exited:
-        d = cdiag.run_returned(w.status, run_output(guest.sent_output()), waited=w.waited,
-                               release=release, modules=modules, kernel=guest.transcript[offset:])
+        d = cdiag.run_returned(w.status, run_output(guest.transcript[offset:]), waited=w.waited,
+                               release=release, modules=modules)
     else:
         return None
     return CaptureError(d.cause, hint=d.fix, diagnoses=[d])
@@ -322,13 +322,6 @@ def save_log(cap: Capture, kind: str, name: str, text: str) -> None:
         cap.unwritten[name] = e.message
         return
     cap.logs[kind] = name
-
-
-def save_shell_log(cap: Capture, guest: Guest) -> None:
-    """The shell's own line (kdebug's commands, a --run command's output),
-    when it had one, beside the console's."""
-    if guest.shell_apart and guest.shell_transcript:
-        save_log(cap, "shell", "shell-main.log", guest.shell_transcript.replace("\r\n", "\n"))
 
 
 def write_private(path: Path, text: str) -> None:

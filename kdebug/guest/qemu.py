@@ -1,9 +1,4 @@
-"""Run QEMU from a plan, watch the guest's console and drive its shell (pexpect).
-
-A driven guest has two serial lines: the kernel's console (QEMU's stdio)
-and the shell's own (a unix socket, LaunchPlan.shell_socket), so a
-command's output never meets the kernel's records. An interactive guest,
-or a kernel without the second port, has its shell on the console.
+"""Run QEMU from a plan and drive the guest's serial console (pexpect).
 
 The one place that owns a QEMU process. It dies with us: the child gets
 PR_SET_PDEATHSIG(SIGKILL), and :meth:`Guest.close` (called on every exit
@@ -14,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
+import io
 import os
 import re
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -27,19 +23,20 @@ import pexpect
 
 from kdebug.errors import BootError, GuestError, LaunchError, ToolMissing
 from kdebug.guest.console import cuttable, kernel_free
-from kdebug.guest.kvm import QEMU_ERROR, tcg_if_kvm_silent
-from kdebug.guest.lines import Tee, connect, drain, expect_reading, open_line
 from kdebug.model import PANIC_PREFIX
 from kdebug.plan.argv import build_argv
 from kdebug.plan.diagnose import Diagnosis, diagnose
 from kdebug.plan.plan import LaunchPlan
 from kdebug.session import Session
 
-#: Printed by kdebug's busybox init once the shell is about to start, with
-#: the serial line the shell runs on when it is not the console.
-READY = re.compile(r"kdebug-init: ready role=(\w+)(?: shell=(\w+))?\r*\n")
+#: Printed by kdebug's busybox init once the shell is about to start.
+READY = re.compile(r"kdebug-init: ready role=(\w+)")
 #: Boot failures worth stopping for at once instead of waiting for the timeout.
 PANIC = re.compile(re.escape(PANIC_PREFIX.rstrip()) + r"|Attempted to kill init|Failed to execute \S+ \(error")
+QEMU_ERROR = re.compile(r"qemu-system-\w+: (.*)")
+#: QEMU 10 under a KVM that cannot run the guest (no nested virtualisation)
+#: stops the vCPU with this instead of exiting or hanging silently.
+KVM_INTERNAL_ERROR = re.compile(r"(KVM internal error[^\r\n]*)")
 #: What :meth:`Guest.expect` returns instead of an index.
 EOF = "eof"
 TIMEOUT = "timeout"
@@ -52,6 +49,10 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except Exception:
         pass
+
+
+class _Tee(io.StringIO):
+    """Keeps everything pexpect read, for diagnosis and for callers."""
 
 
 @dataclass
@@ -69,11 +70,6 @@ class Guest:
         self.plan = plan
         self.session = session
         self.child = child
-        #: The shell's channel: the console until the ready line names a line
-        #: of its own (then a connection to plan.shell_socket).
-        self.shell: pexpect.spawnbase.SpawnBase = child
-        self._shell_conn: socket.socket | None = None
-        self._sent_at = 0
         self.argv = argv
         self.started = time.monotonic()
         self.boot_seconds: float | None = None
@@ -102,36 +98,18 @@ class Guest:
         child.delaybeforesend = None
         child.delayafterclose = child.delayafterterminate = 0
         child.ptyproc.delayafterclose = child.ptyproc.delayafterterminate = 0
-        child.logfile_read = Tee()
+        child.logfile_read = _Tee()
         session.qemu_pid = child.pid
         session.argv = argv
         session.cmdline = plan.cmdline
         session.gdb_port = plan.gdb_port
         session.accel = plan.accel
         session.save()
-        guest = cls(plan, session, child, argv)
-        if plan.shell_socket is not None:
-            guest._shell_conn = connect(plan.shell_socket, child)
-        return guest
+        return cls(plan, session, child, argv)
 
     @property
     def transcript(self) -> str:
-        """Everything the console printed (the shell's too when it is there)."""
         return self.child.logfile_read.getvalue()
-
-    @property
-    def shell_transcript(self) -> str:
-        """Everything the shell's channel carried."""
-        return self.shell.logfile_read.getvalue()
-
-    @property
-    def shell_apart(self) -> bool:
-        """Whether the shell has a serial line of its own (not the console)."""
-        return self.shell is not self.child
-
-    def sent_output(self) -> str:
-        """What the shell printed since the last :meth:`send`."""
-        return self.shell_transcript[self._sent_at:]
 
     def alive(self) -> bool:
         return self.child.isalive()
@@ -153,8 +131,6 @@ class Guest:
             c.close(force=True)
         except Exception:
             pass
-        if self._shell_conn is not None:
-            self._shell_conn.close()
 
     def __enter__(self) -> Guest:
         return self
@@ -212,7 +188,6 @@ class Guest:
         m = self.wait_for(READY, timeout)
         self.boot_seconds = time.monotonic() - self.started
         self.role = m.group(1)
-        self._shell_on(m.group(2))
         self.warnings += [d for d in diagnose(self.transcript,
                                              expect_crashkernel="crashkernel=" in self.plan.cmdline)
                          if d.code in ("crashkernel-not-reserved", "initramfs-unpack")]
@@ -225,28 +200,9 @@ class Guest:
         self.child.logfile_read.write(boot_log)
         self.boot_seconds = time.monotonic() - self.started
         self.role = "main"
-        m = READY.search(boot_log)
-        self._shell_on(m.group(2) if m else None)
         self._shell_ready = True
 
-    def _shell_on(self, tty: str | None) -> None:
-        """Speak to the shell where /init started it: ``tty`` (the plan's
-        shell socket) or, without one, the console."""
-        if tty is None:
-            self.shell = self.child
-            return
-        if self._shell_conn is None:
-            raise GuestError(f"the guest's shell is on {tty}, but QEMU's socket for it could not be reached",
-                             hint=f"see {self.session.console_log}")
-        if not self.shell_apart:
-            self.shell = open_line(self._shell_conn)
-
-    def _expect_shell(self, patterns: list, timeout: float) -> int:
-        """``shell.expect`` that keeps reading the console meanwhile, so a
-        kernel printing while a command runs never stalls the guest."""
-        if not self.shell_apart:
-            return self.shell.expect(patterns, timeout=timeout)
-        return expect_reading(self.shell, self.child, patterns, timeout)
+    # --- shell ------------------------------------------------------------------
 
     def _setup_shell(self) -> None:
         # No echo, no prompt, no line editing surprises. Kernel messages are
@@ -254,7 +210,7 @@ class Guest:
         # ahead of the first command, in the shell itself (a subshell would
         # keep the exports), with no round trip of its own: echoed text never
         # matches a marker, which must start its line.
-        self.shell.sendline("stty -echo cols 1000 2>/dev/null; export TERM=dumb PS1='' PS2=''")
+        self.child.sendline("stty -echo cols 1000 2>/dev/null; export TERM=dumb PS1='' PS2=''")
         self._shell_ready = True
 
     def _raw_run(self, command: str, timeout: float) -> CommandResult:
@@ -264,11 +220,11 @@ class Guest:
         end = re.compile(cuttable(f"__KD_E_{tag}_" + r"(\d+)" + "__"))
         t0 = time.monotonic()
         # A subshell: `exit N` in the command ends it, not the guest's shell.
-        self.shell.sendline(f"echo {begin}; ( {command}\n) </dev/null; echo __KD_E_{tag}_$?__")
+        self.child.sendline(f"echo {begin}; ( {command}\n) </dev/null; echo __KD_E_{tag}_$?__")
         try:
             # The begin marker as printed (not as echoed back, which follows "echo ").
-            self._expect_shell([re.compile(rf"(?:^|[\r\n]){cuttable(begin)}\r*\n")], timeout)
-            i = self._expect_shell([end, pexpect.EOF, pexpect.TIMEOUT], timeout)
+            self.child.expect(re.compile(rf"(?:^|[\r\n]){cuttable(begin)}\r*\n"), timeout=timeout)
+            i = self.child.expect([end, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
         except pexpect.TIMEOUT:
             raise GuestError(f"guest shell did not answer within {timeout:g} s") from None
         except pexpect.EOF:
@@ -279,8 +235,8 @@ class Guest:
                              hint=f"see {self.session.console_log}")
         if i == 2:
             raise GuestError(f"command {command!r} did not finish within {timeout:g} s")
-        out = self.shell.before.replace("\r\n", "\n").replace("\r", "")
-        return CommandResult(command, out, int(kernel_free(self.shell.match.group(1))), time.monotonic() - t0)
+        out = self.child.before.replace("\r\n", "\n").replace("\r", "")
+        return CommandResult(command, out, int(kernel_free(self.child.match.group(1))), time.monotonic() - t0)
 
     def run(self, command: str, timeout: float = 30.0) -> CommandResult:
         """Run a shell command in the guest; return its output and exit status."""
@@ -297,9 +253,9 @@ class Guest:
         expansion: no fork, and the typed line's echo cannot match."""
         self._seq += 1
         tag = f"{os.getpid()}x{self._seq}"
-        self.shell.sendline(f"echo __KD_W_{tag}_$((6*7))__")
+        self.child.sendline(f"echo __KD_W_{tag}_$((6*7))__")
         try:
-            self._expect_shell([re.compile(rf"__KD_W_{tag}_42__")], timeout)
+            self.child.expect(re.compile(rf"__KD_W_{tag}_42__"), timeout=timeout)
         except pexpect.TIMEOUT:
             raise GuestError(f"guest shell did not answer within {timeout:g} s") from None
         except pexpect.EOF:
@@ -314,22 +270,21 @@ class Guest:
         return self.child.pid
 
     def send(self, line: str) -> None:
-        """Type ``line`` into the shell without waiting for it to finish
-        (:meth:`sent_output` has what it prints)."""
-        self._sent_at = len(self.shell_transcript)
-        self.shell.sendline(line)
+        """Type ``line`` into the console without waiting for it to finish."""
+        self.child.sendline(line)
 
     def expect(self, patterns: list[re.Pattern], timeout: float) -> tuple[int | str, re.Match | None]:
         """Index of the first of ``patterns`` seen on the console with its match,
-        or (EOF, None) when QEMU exited, (TIMEOUT, None) after ``timeout``.
-        The shell's own channel is read too (into :attr:`shell_transcript`)."""
-        if self.shell_apart:
-            drain(self.shell)
-        return _outcome(lambda ps: self.child.expect(ps, timeout=timeout), patterns, self.child)
-
-    def expect_shell(self, patterns: list[re.Pattern], timeout: float) -> tuple[int | str, re.Match | None]:
-        """:meth:`expect` on what the shell prints (after a :meth:`send`)."""
-        return _outcome(lambda ps: self._expect_shell(ps, timeout), patterns, self.shell)
+        or (EOF, None) when QEMU exited, (TIMEOUT, None) after ``timeout``."""
+        try:
+            i = self.child.expect([*patterns, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
+        except OSError:
+            return EOF, None
+        if i == len(patterns):
+            return EOF, None
+        if i == len(patterns) + 1:
+            return TIMEOUT, None
+        return i, self.child.match
 
     @contextlib.contextmanager
     def draining(self) -> Iterator[None]:
@@ -344,8 +299,6 @@ class Guest:
             while not stop.is_set() and self.alive():
                 try:
                     self.child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.05)
-                    if self.shell_apart:
-                        self.shell.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0)
                 except Exception:
                     return
 
@@ -369,19 +322,6 @@ class Guest:
         self.close()
 
 
-def _outcome(expect, patterns: list[re.Pattern], line) -> tuple[int | str, re.Match | None]:
-    """``expect(patterns + [EOF, TIMEOUT])`` as (index, match), (EOF, None) or (TIMEOUT, None)."""
-    try:
-        i = expect([*patterns, pexpect.EOF, pexpect.TIMEOUT])
-    except OSError:
-        return EOF, None
-    if i == len(patterns):
-        return EOF, None
-    if i == len(patterns) + 1:
-        return TIMEOUT, None
-    return i, line.match
-
-
 def _which(cmd: str) -> bool:
     import shutil
 
@@ -393,7 +333,7 @@ def boot(plan: LaunchPlan, session: Session, *, ready: re.Pattern | str | None =
     """Start QEMU and wait until the guest is ready (or diagnose why not)."""
     guest = Guest.start(plan, session)
     if plan.accel_fallback and not plan.freeze:
-        guest = tcg_if_kvm_silent(guest, Guest.start)
+        guest = _tcg_if_kvm_silent(guest, session)
     try:
         if ready is not None:
             if ready is READY:
@@ -405,6 +345,39 @@ def boot(plan: LaunchPlan, session: Session, *, ready: re.Pattern | str | None =
         guest.close()
         raise
     return guest
+
+
+#: A working KVM guest prints its first kernel line well within this.
+KVM_SILENCE_SECONDS = 8.0
+
+
+def _tcg_if_kvm_silent(guest: Guest, session: Session) -> Guest:
+    """KVM that opens but hangs (broken nested virtualisation) prints nothing,
+    or QEMU refuses it at once: restart the same plan under TCG rather than
+    wait for the boot timeout."""
+    try:
+        i = guest.child.expect([re.compile(r"\S[^\n]*\n"), pexpect.EOF, pexpect.TIMEOUT],
+                               timeout=KVM_SILENCE_SECONDS)
+    except OSError:
+        i = 2
+    if i == 0 and not QEMU_ERROR.search(guest.child.after) and not KVM_INTERNAL_ERROR.search(guest.child.after):
+        return guest
+    if i == 2:
+        why = f"KVM guest printed nothing in {KVM_SILENCE_SECONDS:g} s"
+    else:
+        # e.g. "failed to set MSR 0x10a": QEMU gives up on KVM at once
+        try:
+            guest.child.expect(pexpect.EOF, timeout=5)
+        except (pexpect.TIMEOUT, OSError):
+            pass
+        msgs = QEMU_ERROR.findall(guest.transcript) or KVM_INTERNAL_ERROR.findall(guest.transcript)
+        why = "QEMU failed under KVM" + (f" ({msgs[0].strip()})" if msgs else "")
+    guest.close()
+    plan = dataclasses.replace(guest.plan, accel="tcg", accel_fallback=False)
+    retry = Guest.start(plan, session)
+    retry.warnings.append(Diagnosis("kvm-failed", f"{why}: restarted under TCG",
+                                    "use --accel tcg to skip the KVM try"))
+    return retry
 
 
 __all__ = ["EOF", "READY", "TIMEOUT", "CommandResult", "Guest", "boot"]

@@ -4,7 +4,7 @@ On these machines /dev/kvm opens but a KVM guest hangs right after the BIOS
 (nested virtualisation without vmx/svm exposed to us). The sound signal is
 the CPU flags: KVM needs vmx (Intel) or svm (AMD) on the host CPU, and a
 kernel that hides them cannot run a KVM guest properly whatever /dev/kvm
-says. A second, runtime guard lives in the launcher (kdebug.guest.kvm.tcg_if_kvm_silent):
+says. A second, runtime guard lives in the launcher (qemu._tcg_if_kvm_silent):
 a KVM guest that prints nothing within a few seconds, or that QEMU refuses at
 once (seen here with -cpu host: "failed to set MSR 0x10a"), is restarted
 under TCG.

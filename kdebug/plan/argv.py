@@ -37,12 +37,7 @@ def _console(p: LaunchPlan) -> list[str]:
         # The user's terminal; Ctrl-A x quits, Ctrl-A c toggles the HMP monitor.
         return ["-chardev", f"stdio,id=con0,mux=on,signal=off{log}",
                 "-serial", "chardev:con0", "-mon", "chardev=con0,mode=readline"]
-    args = ["-chardev", f"stdio,id=con0,signal=off{log}", "-serial", "chardev:con0"]
-    if p.shell_socket is not None:
-        # The second -serial: the guest's SHELL_TTY. wait=off: QEMU starts
-        # the guest without waiting for kdebug to connect.
-        args += ["-chardev", f"socket,id=sh0,path={p.shell_socket},server=on,wait=off", "-serial", "chardev:sh0"]
-    return args
+    return ["-chardev", f"stdio,id=con0,signal=off{log}", "-serial", "chardev:con0"]
 
 
 def _control(p: LaunchPlan) -> list[str]:

@@ -5,13 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: The guest's serial lines, in -serial order: the kernel's console, then the
-#: shell's own line (when the plan has one), then the first one left free
-#: (KGDB's, in attach --kgdb).
-CONSOLE_TTY = "ttyS0"
-SHELL_TTY = "ttyS1"
-FREE_TTY = "ttyS2"
-
 
 @dataclass(frozen=True)
 class Drive:
@@ -47,10 +40,6 @@ class LaunchPlan:
     qmp_socket: Path | None = None
     console_log: Path | None = None
     interactive: bool = False  # console on the user's terminal (Ctrl-A x quits)
-    #: The shell's own 8250 port (SHELL_TTY), a unix socket kdebug connects
-    #: to: a command's output never meets the kernel's records, which stay
-    #: on the console. None: the shell shares the console (interactive).
-    shell_socket: Path | None = None
     freeze: bool = False  # -S: stop at the first instruction
     drives: tuple[Drive, ...] = ()
     serial_ports: tuple[SerialPort, ...] = ()

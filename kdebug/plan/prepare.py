@@ -13,7 +13,7 @@ from kdebug.initramfs.recipe import load_recipe
 from kdebug.kernel import Kernel, find_kernel
 from kdebug.plan.accel import AccelChoice, choose_accel
 from kdebug.plan.cmdline import CRASHKERNEL_DEFAULT, build_cmdline, check_crashkernel
-from kdebug.plan.plan import SHELL_TTY, Drive, LaunchPlan, SerialPort
+from kdebug.plan.plan import Drive, LaunchPlan, SerialPort
 from kdebug.plan.ports import check_port, free_port
 from kdebug.plan.profile import find_firmware, load_profile, parse_size_mb
 from kdebug.session import Session
@@ -100,10 +100,8 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
         if not d.path.is_file():
             raise UsageError(f"disk image {d.path} does not exist")
     # kdebug drives the shell of every guest but an interactive one: kdebug's
-    # /init then quiets the console before its ready marker and starts the
-    # shell on a serial line of its own (busybox-init.sh).
-    driven = () if opts.interactive else (f"kdebug.loglevel={DRIVEN_CONSOLE_LOGLEVEL}",
-                                          f"kdebug.shell={SHELL_TTY}")
+    # /init then quiets the console before its ready marker (busybox-init.sh).
+    driven = () if opts.interactive else (f"kdebug.loglevel={DRIVEN_CONSOLE_LOGLEVEL}",)
     cmdline = build_cmdline(profile.cmdline, crashkernel=crash, nokaslr=opts.nokaslr, root=root,
                             extra=[*driven, *opts.append])
     accel = choose_accel(opts.accel)
@@ -130,7 +128,6 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
         qmp_socket=session.qmp_socket if session else Path("SESSION/qmp.sock"),
         console_log=session.console_log if session else Path("SESSION/console.log"),
         interactive=opts.interactive,
-        shell_socket=None if opts.interactive else (session.shell_socket if session else Path("SESSION/shell.sock")),
         freeze=opts.freeze,
         drives=tuple(drives),
         serial_ports=tuple(opts.serial_ports),

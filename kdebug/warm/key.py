@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from kdebug.plan.plan import LaunchPlan
 
 #: Bump when what a state holds or how it is taken changes.
-KEY_VERSION = 2  # 2: the shell on a serial line of its own
+KEY_VERSION = 1
 #: The default cap on the disk the saved states use (KDEBUG_WARM_CAP_MB).
 DEFAULT_CAP_MB = 2048
 
@@ -55,7 +55,6 @@ def devices(plan: LaunchPlan) -> tuple[str, ...]:
     out += [f"port:{s.name}:{s.kind}" for s in plan.serial_ports]
     out += ["pvpanic"] * plan.pvpanic + ["gdbstub"] * (plan.gdb_port is not None)
     out += ["interactive"] * plan.interactive + ["freeze"] * plan.freeze
-    out += ["shell-line"] * (plan.shell_socket is not None)
     out += ["arg:" + _HOST_PATH.sub(r"\1=", a) for a in plan.extra_args]
     return tuple(out)
 

@@ -27,8 +27,7 @@ from pathlib import Path
 
 from kdebug.errors import GuestError, KdebugError
 from kdebug.guest.introspect import kaslr_offset_from_qmp
-from kdebug.guest.kvm import QEMU_ERROR
-from kdebug.guest.qemu import Guest, boot
+from kdebug.guest.qemu import QEMU_ERROR, Guest, boot
 from kdebug.guest.qmp import Qmp
 from kdebug.plan.plan import LaunchPlan
 from kdebug.session import Session

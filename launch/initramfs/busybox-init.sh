@@ -16,14 +16,13 @@ read -r kd_cmdline < /proc/cmdline
 # kdebug.capture_devices=GLOB[,GLOB...]: modaliases of devices a capture adds
 # for its kdump capture kernel alone (the dump port); this kernel leaves them
 # without a driver. The capture kernel's command line does not carry it.
-root= loglevel= kd_later= kd_shell=
+root= loglevel= kd_later=
 set -f  # words, not file names: kdebug.capture_devices= carries globs
 for arg in $kd_cmdline; do
 	case "$arg" in
 	root=*) root=${arg#root=} ;;
 	kdebug.loglevel=*) loglevel=${arg#*=} ;;
 	kdebug.capture_devices=*) kd_later=${arg#*=} ;;
-	kdebug.shell=*) kd_shell=${arg#*=} ;;
 	esac
 done
 set +f
@@ -113,26 +112,9 @@ done
 # markers; the kernel log keeps everything (dmesg).
 # (The first field of kernel.printk is the console loglevel: dmesg -n, no fork.)
 [ -n "$loglevel" ] && echo "$loglevel" > /proc/sys/kernel/printk
-# kdebug.shell=TTY: the shell gets a serial line of its own, so a command's
-# output never meets the kernel's records, which stay on the console. The
-# ready line says where it runs; a kernel without that port (a config with
-# fewer 8250 ports) keeps it on the console.
-# init keeps the line open from before the ready line on: what kdebug types
-# then waits in the tty for the shell (a port's first open resets its FIFO).
-kd_where=
-if [ -n "$kd_shell" ] && exec 9<>"/dev/$kd_shell" 2>/dev/null; then
-	kd_where=" shell=$kd_shell"
-else
-	kd_shell=
-fi
-kd_say "kdebug-init: ready role=$role$kd_where"
+kd_say "kdebug-init: ready role=$role"
 while :; do
-	if [ -n "$kd_shell" ]; then
-		# The session leader opens the line: it becomes the controlling tty.
-		setsid sh -c "exec sh <>/dev/$kd_shell >&0 2>&0 9>&-"
-	else
-		setsid cttyhack sh
-	fi
+	setsid cttyhack sh
 	# The shell ended: power off instead of letting init exit (a panic).
 	poweroff -f
 done

@@ -212,9 +212,9 @@ def test_kd_symbols_follows_rmmod_and_insmod(live, shared_guest):
     shared_guest.send("rmmod pvpanic_pci; insmod /lib/modules/$(grep -o '^[^ ]*pvpanic.pci[^ ]*' /etc/kdebug/modules); "
                       "grep -w pvpanic_pci_probe /proc/kallsyms; echo __KD_FOLLOW_DONE__")
     driver.cont()
-    i, m = shared_guest.expect_shell([re.compile(r"(\w+) t pvpanic_pci_probe\s+\[pvpanic_pci\]\s+__KD_FOLLOW_DONE__")],
-                                     timeout=120)
-    assert i == 0, shared_guest.shell_transcript[-2000:]
+    i, m = shared_guest.expect([re.compile(r"(\w+) t pvpanic_pci_probe\s+\[pvpanic_pci\]\s+__KD_FOLLOW_DONE__")],
+                               timeout=120)
+    assert i == 0, shared_guest.transcript[-2000:]
     probe = int(m.group(1), 16)
     driver.interrupt()
     # gdb reported the reload while the guest ran (unload first, then load at the new place).

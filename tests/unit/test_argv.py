@@ -12,8 +12,8 @@ from tests.golden import check_golden
 PLANS = {
     "default": LaunchPlan(
         name="kdebug-t", image=Path("/boot/vmlinuz"), initrd=Path("/c/initrd.img"),
-        cmdline="console=ttyS0,115200 panic=-1 crashkernel=128M kdebug.shell=ttyS1", gdb_port=1234,
-        firmware=Path("/usr/share/qemu/qboot.rom"), shell_socket=Path("/run/s/shell.sock"),
+        cmdline="console=ttyS0,115200 panic=-1 crashkernel=128M", gdb_port=1234,
+        firmware=Path("/usr/share/qemu/qboot.rom"),
         qmp_socket=Path("/run/s/qmp.sock"), console_log=Path("/run/s/console.log")),
     "interactive-freeze-kvm": LaunchPlan(
         name="kdebug-i", image=Path("/b/bzImage"), initrd=None, cmdline="console=ttyS0 nokaslr",
@@ -28,8 +28,8 @@ PLANS = {
     # A warm start (kdebug.warm): the default guest, waiting for its saved state.
     "warm-incoming": LaunchPlan(
         name="kdebug-w", image=Path("/boot/vmlinuz"), initrd=Path("/c/initrd.img"),
-        cmdline="console=ttyS0,115200 panic=-1 kdebug.shell=ttyS1", gdb_port=1234,
-        firmware=Path("/usr/share/qemu/qboot.rom"), incoming=True, shell_socket=Path("/run/s/shell.sock"),
+        cmdline="console=ttyS0,115200 panic=-1", gdb_port=1234,
+        firmware=Path("/usr/share/qemu/qboot.rom"), incoming=True,
         qmp_socket=Path("/run/s/qmp.sock"), console_log=Path("/run/s/console.log")),
 }
 
@@ -49,18 +49,6 @@ def test_gdbstub_only_on_loopback(name):
             assert argv[i + 1].startswith("tcp:127.0.0.1:")
         if a == "-qmp":
             assert argv[i + 1].startswith("unix:")
-        if a == "-chardev" and argv[i + 1].startswith("socket,"):
-            assert ",path=" in argv[i + 1] and ",host=" not in argv[i + 1]  # a unix socket, never TCP
-
-
-def test_the_shell_has_the_second_serial_line():
-    """The console is ttyS0 and the shell's socket ttyS1: -serial order is
-    the guest's port order, and /init opens the line the command line names."""
-    argv = build_argv(PLANS["default"])
-    serials = [argv[i + 1] for i, a in enumerate(argv) if a == "-serial"]
-    assert serials == ["chardev:con0", "chardev:sh0"]
-    assert "socket,id=sh0,path=/run/s/shell.sock,server=on,wait=off" in argv
-    assert build_argv(PLANS["interactive-freeze-kvm"]).count("-serial") == 1  # the user's terminal has both
 
 
 def test_always_no_reboot_and_vmcoreinfo():

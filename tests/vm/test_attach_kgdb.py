@@ -22,7 +22,7 @@ def test_attach_over_kgdb(tree):  # noqa: F811
                "--ex", 'printf "current=%s\\n", $kd_current()->comm',
                "--ex", "python gdb.execute('kd-bt %d' % int(gdb.parse_and_eval('$kd_current()->pid')))")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "KGDB on ttyS2" in r.stderr and "-gdb" not in r.stderr
+    assert "KGDB on ttyS1" in r.stderr and "-gdb" not in r.stderr
     m = re.search(r"KASLR offset (0x[0-9a-f]+) \(from the guest's /proc/kallsyms\)", r.stderr)
     assert m, r.stderr
     assert re.search(r"^Linux version 6\.1\.\d+ ", r.stdout, re.M), r.stdout

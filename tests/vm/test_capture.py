@@ -67,9 +67,9 @@ PROC_LIST = ("echo kdebug-proc-begin; for d in /proc/[0-9]*/task/[0-9]*; do echo
              "echo kdebug-proc-end")
 
 
-def guest_tasks(shell: str) -> dict[int, str]:
-    """pid -> comm from PROC_LIST's output in a shell log."""
-    block = shell.split("\nkdebug-proc-begin", 1)[1].split("\nkdebug-proc-end", 1)[0]
+def guest_tasks(console: str) -> dict[int, str]:
+    """pid -> comm from PROC_LIST's output in a console log."""
+    block = console.split("\nkdebug-proc-begin", 1)[1].split("\nkdebug-proc-end", 1)[0]
     out = {}
     for line in block.splitlines():
         pid, _, comm = line.strip().partition(" ")
@@ -168,17 +168,14 @@ def test_kdump_vmcoreinfo_build_id_is_vmlinux(captured, kernel):
 def test_kdump_files_private_and_logs_split(captured):
     cap = captured("kdump", "sysrq")
     assert stat.S_IMODE(cap.directory.stat().st_mode) == 0o700
-    for name in ("vmcore", "capture.json", "console-main.log", "console-capture.log", "shell-main.log"):
+    for name in ("vmcore", "capture.json", "console-main.log", "console-capture.log"):
         assert stat.S_IMODE((cap.directory / name).stat().st_mode) == 0o600, name
     main = (cap.directory / "console-main.log").read_text()
     capture_log = (cap.directory / "console-capture.log").read_text()
     assert "sysrq triggered crash" in main and "kdebug-capture: done status=0" not in main
     assert "elfcorehdr=" in capture_log and "kdebug-capture: done status=0" in capture_log
-    # The shell's own line: kdebug's commands' output, none of the kernel's records.
-    shell_log = (cap.directory / "shell-main.log").read_text()
-    assert "sysrq triggered crash" not in shell_log and "Crash kernel" in shell_log
     assert sorted(p.name for p in cap.directory.iterdir()) == [
-        "capture.json", "console-capture.log", "console-main.log", "shell-main.log", "vmcore"]
+        "capture.json", "console-capture.log", "console-main.log", "vmcore"]
 
 
 def test_the_dump_port_is_driven_by_the_capture_kernel_alone(captured):
@@ -221,7 +218,7 @@ def test_kdump_at_default_settings_reports_every_task(captured, kernel):
     from kdebug.postmortem.build import postmortem
 
     cap = captured("kdump", "sysrq")
-    truth = guest_tasks((cap.directory / "shell-main.log").read_text())
+    truth = guest_tasks((cap.directory / "console-main.log").read_text())
     r = postmortem(cap.directory, crash=False)
     assert r.dump.complete and r.tasks.complete and not r.dump.gaps, r.dump
     prog = _program(cap)

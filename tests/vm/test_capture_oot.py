@@ -170,8 +170,8 @@ def test_module_built_for_another_kernel_shows_insmods_error(kernel, tmp_path):
     r = kdebug("crash-loop", "--add", f"{ko}:/m.ko", "--run", "insmod /m.ko", "--out", str(tmp_path / "c"),
                cwd=tmp_path)
     line = error_line(r)
-    shell = (tmp_path / "c" / "shell-main.log").read_text()  # the --run command's own output
-    insmod = re.search(r"insmod: can't insert '/m.ko': (.+)", shell).group(1).strip()
+    console = (tmp_path / "c" / "console-main.log").read_text()
+    insmod = re.search(r"insmod: can't insert '/m.ko': (.+)", console).group(1).strip()
     assert f"insmod refused /m.ko: {insmod}" in line
     assert f"/m.ko was built for {other}, the guest runs {kernel.release}" in line
 
