@@ -94,6 +94,11 @@ class Soak:
     seconds: dict[str, list[float]] = field(default_factory=dict)
 
     tmp_seen: set[str] = field(default_factory=set)
+    #: (when, RSS MiB): after each phase's first iterations and at its end.
+    rss_marks: list[tuple[str, int]] = field(default_factory=list)
+
+    def mark(self, when: str) -> None:
+        self.rss_marks.append((when, self.samples[-1].rss_kb // 1024))
 
     def check(self, what: str) -> None:
         if (q := qemu_pids_for(str(self.private))):
@@ -143,6 +148,7 @@ def soak_captures(s: Soak, n: int, release: str | None, work: Path) -> None:
         s.check(f"capture {i}")
         if i == min(n, 4) - 1:  # each of kdump/QEMU, warm/cold done once
             s.settle()
+            s.mark(f"after {i + 1} captures")
         print(f"capture {i + 1}/{n}: {method}, {'warm' if warm else 'cold'}, "
               f"{s.seconds[f'capture {method} ' + ('warm' if warm else 'cold')][-1]:.1f} s, "
               f"RSS {s.samples[-1].rss_kb // 1024} MiB", flush=True)
@@ -162,6 +168,7 @@ def soak_runs(s: Soak, n: int, release: str | None) -> None:
         s.check(f"api run {i}")
         if i == 0:
             s.settle()
+            s.mark("after 1 API run")
     for i in range(n):
         cold = i % 2 == 0
         t0 = time.monotonic()
@@ -172,6 +179,7 @@ def soak_runs(s: Soak, n: int, release: str | None) -> None:
             s.leaks.append(f"kdebug run {i}: exit {r.returncode}, {r.stdout[-200:]!r} {r.stderr[-300:]!r}")
         s.timed(f"kdebug run ({'cold' if cold else 'warm'})", t0)
         s.check(f"kdebug run {i}")
+    s.mark(f"after {n} API and {n} CLI runs")
     print(f"runs: {n} through the API, {n} through the CLI", flush=True)
 
 
@@ -195,10 +203,9 @@ def main() -> int:
         soak_captures(s, a.captures, a.release, private / "caps")
     finally:
         shutil.rmtree(private, ignore_errors=True)
+    s.mark("at the end")
     rss = [x.rss_kb // 1024 for x in s.samples]
-    half = rss[len(rss) // 2:]
-    print(f"\nRSS MiB: at start {rss[0]}, after the first iteration {rss[min(1, len(rss) - 1)]}, max {max(rss)}, "
-          f"last {rss[-1]}; second half {min(half)}-{max(half)}")
+    print(f"\nRSS MiB: at start {rss[0]}, max {max(rss)}; " + ", ".join(f"{w} {m}" for w, m in s.rss_marks))
     last, base = s.samples[-1], s.baseline or s.samples[-1]
     print(f"held after the captures' first iterations -> at the end: fds {base.fds} -> {last.fds} "
           f"(sockets {base.sockets} -> {last.sockets}), threads {base.threads} -> {last.threads}, "
