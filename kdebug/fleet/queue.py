@@ -214,7 +214,11 @@ def _collect(app: Celery, pending: dict[int, _Pending], done: dict[int, tuple[Tr
             finished = [i for i, p in pending.items() if p.result.ready()]
             for i in finished:
                 done[i] = _entry(pending[i], timeout)
-                pending.pop(i).result.forget()
+                p = pending.pop(i)
+                try:
+                    p.result.forget()
+                except (OperationalError, OSError, RedisError):
+                    pass  # an unread result expires (result_expires)
                 if progress:
                     progress(*done[i])
             if pending and time.monotonic() - last_held > HELD_EVERY:
@@ -256,7 +260,7 @@ def _held(app: Celery, pending) -> set[str]:
     texts = [v for v in client.hvals(UNACKED_KEY)]
     for q in {queue_for(p.site_release) for p in pending}:
         for key in client.scan_iter(match=f"{q}*"):
-            if client.type(key) == b"list":
+            if client.type(key) in (b"list", "list"):
                 texts += client.lrange(key, 0, -1)
     blob = b"\n".join(t if isinstance(t, bytes) else str(t).encode() for t in texts)
     return held | {i for i in ids - held if i.encode() in blob}
