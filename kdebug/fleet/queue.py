@@ -138,7 +138,7 @@ class _Pending:
     site: DumpSite
     result: object  # celery AsyncResult
     sent: float
-    site_release: str | None = None  # the release whose queue it went to
+    queue: str = ANY_QUEUE  # where it was sent (queue_for its release)
 
 
 def connect(broker: str) -> Celery:
@@ -180,7 +180,7 @@ def analyse(app: Celery, sites: list[tuple[DumpSite, str | None]], *, options: T
                 continue
             res = app.send_task(TASK, args=[site.to_dict(), opts], queue=q, soft_time_limit=timeout,
                                 time_limit=timeout + HARD_GRACE, retry=False)
-            pending[i] = _Pending(site, res, time.monotonic(), release)
+            pending[i] = _Pending(site, res, time.monotonic(), q)
         _collect(app, pending, done, timeout, progress)
     except (OperationalError, OSError, RedisError) as e:
         raise UsageError(f"lost the broker {_redact(broker)} for {BROKER_GRACE:g} s: {_first_line(e)}",
@@ -257,8 +257,8 @@ def _held(app: Celery, pending) -> set[str]:
     client = app.backend.client  # the broker's Redis: make_app gives both one URL
     ids = {p.result.id for p in pending}
     held = {i for i in ids if client.exists(app.backend.get_key_for_task(i))}
-    texts = [v for v in client.hvals(UNACKED_KEY)]
-    for q in {queue_for(p.site_release) for p in pending}:
+    texts = list(client.hvals(UNACKED_KEY))
+    for q in {p.queue for p in pending}:
         for key in client.scan_iter(match=f"{q}*"):
             if client.type(key) in (b"list", "list"):
                 texts += client.lrange(key, 0, -1)
