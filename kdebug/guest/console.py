@@ -1,25 +1,35 @@
 """What the guest's serial console carries besides a command's output (pure).
 
 The kernel's console and the shell share one 8250 port (ttyS0): the kernel's
-records land in a command's output, anywhere, whole. kdebug.guest.qemu
-matches its shell markers through them and takes them out of the output.
+records land anywhere in what the shell prints, whole. kdebug's markers are
+matched across them (:func:`cuttable`); a command's output is printed
+escaped so that no line of its own can look like a record
+(:data:`ESCAPE_OUTPUT`), and :func:`command_output` takes the records out
+and undoes the escape.
 """
 
 from __future__ import annotations
 
 import re
 
-#: One kernel record as the console prints it (printk timestamps on, as in
-#: every kernel kdebug boots: CONFIG_PRINTK_TIME): the 8250 console writes
-#: a record whole, but anywhere in a process's output, even inside a line
-#: or a marker (a KERN_EMERG flood is printed at any loglevel). kdebug's
-#: markers are matched across such records. A command's output keeps them:
-#: on one serial line a record cannot be told from a line of the command's
-#: own in the same shape (``dmesg`` prints nothing else), so taking them out
-#: would take the output of ``dmesg`` too; a channel of the shell's own is
-#: the real answer.
-KERNEL_RECORD = r"\[ *\d+\.\d{6}\] [^\r\n]*\r*\n"
+#: One kernel record as the console prints it: a driven guest boots with
+#: printk.time=1, so every record (each line of a multi-line one) starts
+#: with its timestamp, and with CONFIG_PRINTK_CALLER its caller id after it.
+#: The 8250 console writes a record whole, under the port lock, but anywhere
+#: in a process's output, even inside a line or a marker (a KERN_EMERG flood
+#: is printed at any loglevel).
+KERNEL_RECORD = r"\[ *\d+\.\d{6}\](?:\[ *[TC]\d+\])? [^\r\n]*\r*\n"
 _KERNEL_RECORD = re.compile(KERNEL_RECORD)
+
+#: The guest shell's filter for a command's output (busybox or any POSIX
+#: sed): "\" becomes "\\" and "[" becomes "\(", so the output has no "[" and
+#: every "[" on the console between kdebug's markers starts a kernel record.
+#: Lines shaped like records (`dmesg` prints nothing else) stay the
+#: command's. sed keeps a last line without its newline, and NUL bytes.
+ESCAPE_OUTPUT = r"sed -e 's/\\/&&/g' -e 's/\[/\\(/g'"
+#: A kernel record inside escaped output: from its "[" to the end of its line.
+_RECORD_IN_ESCAPED = re.compile(r"\[[^\n]*\n")
+_ESCAPED = re.compile(r"\\([\\(])")
 
 
 def cuttable(marker: str) -> str:
@@ -31,7 +41,25 @@ def cuttable(marker: str) -> str:
     return gap.join(number if p == r"(\d+)" else gap.join(re.escape(c) for c in p) for p in parts if p)
 
 
+def printed_marker(marker: str) -> str:
+    """A regex for ``marker`` as ``echo`` printed it, not as the typed line's
+    echo shows it (after "echo ", before ";"). Not anchored at a line's
+    start: the tty echoes a command typed ahead of the setup's `stty -echo`
+    until that runs, and the echo, cut where it took effect, can end without
+    a newline just before the marker (2 of 120 first commands of a long flood test, under load)."""
+    return rf"(?<!echo ){cuttable(marker)}\r*\n"
+
+
 def kernel_free(text: str) -> str:
     """``text`` without the kernel records printed into it (for kdebug's own
-    markers, never a command's output)."""
+    markers; a command's output goes through :func:`command_output`)."""
     return _KERNEL_RECORD.sub("", text)
+
+
+def command_output(console: str) -> str:
+    """A command's own output from the console text between kdebug's
+    markers: its output as :data:`ESCAPE_OUTPUT` printed it, with kernel
+    records among it. The records are dropped (the console log keeps them),
+    the tty's CRs too, and the escape undone."""
+    text = _RECORD_IN_ESCAPED.sub("", console).replace("\r", "")
+    return _ESCAPED.sub(lambda m: "[" if m.group(1) == "(" else "\\", text)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pexpect
 
 from kdebug.errors import BootError, GuestError, LaunchError, ToolMissing
-from kdebug.guest.console import cuttable, kernel_free
+from kdebug.guest.console import ESCAPE_OUTPUT, command_output, cuttable, kernel_free, printed_marker
 from kdebug.model import PANIC_PREFIX
 from kdebug.plan.argv import build_argv
 from kdebug.plan.diagnose import Diagnosis, diagnose
@@ -37,6 +37,9 @@ QEMU_ERROR = re.compile(r"qemu-system-\w+: (.*)")
 #: QEMU 10 under a KVM that cannot run the guest (no nested virtualisation)
 #: stops the vCPU with this instead of exiting or hanging silently.
 KVM_INTERNAL_ERROR = re.compile(r"(KVM internal error[^\r\n]*)")
+#: Where a command's output waits (one file per command, removed after it is
+#: printed): /init mounts a tmpfs on /tmp in every role.
+OUTPUT_FILE = "/tmp/.kdebug-out"
 #: What :meth:`Guest.expect` returns instead of an index.
 EOF = "eof"
 TIMEOUT = "timeout"
@@ -218,12 +221,17 @@ class Guest:
         tag = f"{os.getpid()}x{self._seq}"
         begin = f"__KD_B_{tag}__"
         end = re.compile(cuttable(f"__KD_E_{tag}_" + r"(\d+)" + "__"))
+        out = f"{OUTPUT_FILE}.{tag}"
         t0 = time.monotonic()
         # A subshell: `exit N` in the command ends it, not the guest's shell.
-        self.child.sendline(f"echo {begin}; ( {command}\n) </dev/null; echo __KD_E_{tag}_$?__")
+        # Its output goes to a file of its own, printed escaped once it is
+        # done (kdebug.guest.console): no kernel record can pass for a line
+        # of it, and what a background job prints later is never another
+        # command's (the file is gone by then).
+        self.child.sendline(f"echo {begin}; ( {command}\n) </dev/null >{out} 2>&1; kd_s=$?; "
+                            f"{ESCAPE_OUTPUT} {out}; rm -f {out}; echo __KD_E_{tag}_${{kd_s}}__")
         try:
-            # The begin marker as printed (not as echoed back, which follows "echo ").
-            self.child.expect(re.compile(rf"(?:^|[\r\n]){cuttable(begin)}\r*\n"), timeout=timeout)
+            self.child.expect(re.compile(printed_marker(begin)), timeout=timeout)
             i = self.child.expect([end, pexpect.EOF, pexpect.TIMEOUT], timeout=timeout)
         except pexpect.TIMEOUT:
             raise GuestError(f"guest shell did not answer within {timeout:g} s") from None
@@ -235,8 +243,8 @@ class Guest:
                              hint=f"see {self.session.console_log}")
         if i == 2:
             raise GuestError(f"command {command!r} did not finish within {timeout:g} s")
-        out = self.child.before.replace("\r\n", "\n").replace("\r", "")
-        return CommandResult(command, out, int(kernel_free(self.child.match.group(1))), time.monotonic() - t0)
+        return CommandResult(command, command_output(self.child.before),
+                             int(kernel_free(self.child.match.group(1))), time.monotonic() - t0)
 
     def run(self, command: str, timeout: float = 30.0) -> CommandResult:
         """Run a shell command in the guest; return its output and exit status."""

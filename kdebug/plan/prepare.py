@@ -100,8 +100,11 @@ def prepare(opts: LaunchOptions, session: Session | None, *, resolve_kernel=find
         if not d.path.is_file():
             raise UsageError(f"disk image {d.path} does not exist")
     # kdebug drives the shell of every guest but an interactive one: kdebug's
-    # /init then quiets the console before its ready marker (busybox-init.sh).
-    driven = () if opts.interactive else (f"kdebug.loglevel={DRIVEN_CONSOLE_LOGLEVEL}",)
+    # /init then quiets the console before its ready marker (busybox-init.sh),
+    # and every console record carries its timestamp, which is how the driver
+    # tells records from a command's output (kdebug.guest.console) on a
+    # kernel built without CONFIG_PRINTK_TIME too.
+    driven = () if opts.interactive else ("printk.time=1", f"kdebug.loglevel={DRIVEN_CONSOLE_LOGLEVEL}")
     cmdline = build_cmdline(profile.cmdline, crashkernel=crash, nokaslr=opts.nokaslr, root=root,
                             extra=[*driven, *opts.append])
     accel = choose_accel(opts.accel)

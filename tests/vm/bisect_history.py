@@ -14,7 +14,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
@@ -86,8 +85,11 @@ def _make(tarball: Path, repo: Path, say) -> dict[str, float]:
     shutil.rmtree(repo, ignore_errors=True)
     t0 = time.monotonic()
     say(f"unpacking {tarball}")
-    with tarfile.open(tarball) as tf:
-        tf.extractall(repo.parent / "unpack", filter="tar")
+    # tar(1), not tarfile: the same files, in a third of the time (tarfile
+    # took 210 s for the 6.1 tarball on a loaded 2-core machine).
+    (repo.parent / "unpack").mkdir(parents=True)
+    subprocess.run(["tar", "-C", str(repo.parent / "unpack"), "--no-same-owner", "-xf", str(tarball)],
+                   check=True, capture_output=True, timeout=3600)
     (real,) = [d for d in (repo.parent / "unpack").iterdir() if d.is_dir()]
     os.rename(real, repo)
     (repo.parent / "unpack").rmdir()

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 
-from kdebug.guest.console import kernel_free
 from kdebug.vmcore.info import read_dump
 from tests.conftest import need, need_tool, qemu_pids_for
 
@@ -213,21 +212,39 @@ def test_qemu_dump_that_cannot_fit_is_refused_before_it_starts(small_fs):
     assert not (out / "vmcore.partial").exists() and (out / "console-main.log").stat().st_size > 0
 
 
-def test_a_kernel_flood_does_not_cut_a_command(shared_guest):
-    """300 KERN_EMERG records written while a command prints: kdebug's markers
-    survive records printed into them, the status is the command's, every
-    line of its own is there in order (records may sit between them: one
-    serial line cannot tell them from the command's), and the console log has
-    all 300."""
+def test_a_kernel_flood_stays_out_of_a_commands_output(shared_guest):
+    """300 KERN_EMERG records written while the shell prints a command's
+    output (600 lines, every third shaped like a kernel record, as dmesg
+    prints): the output is exactly the command's lines, the status is its
+    own, and the console log has all 300 records, some of them printed
+    inside the command's output (else the test proved nothing)."""
     g = shared_guest
     start = len(g.transcript)
-    r = g.run('(for i in $(seq 300); do echo "<0>kdebug flood line $i" > /dev/kmsg; done) & '
-              'for i in $(seq 200); do echo "own line $i"; done; wait; exit 3', timeout=120)
+    r = g.run('for i in $(seq 600); do [ $((i % 3)) = 0 ] && echo "[    1.000000] own line $i \\[" '
+              '|| echo "own line $i"; done; '
+              '(for i in $(seq 300); do echo "<0>kdebug flood line $i" > /dev/kmsg; done; '
+              'touch /tmp/flood.done) & exit 3', timeout=120)
     assert r.status == 3
-    own = kernel_free(r.output.replace("\n", "\r\n")).replace("\r", "").splitlines()
-    assert own == [f"own line {i}" for i in range(1, 201)], r.output[-2000:]
+    want = [f"[    1.000000] own line {i} \\[" if i % 3 == 0 else f"own line {i}" for i in range(1, 601)]
+    assert r.output.splitlines() == want, r.output[-2000:]
+    r = g.run("while [ ! -e /tmp/flood.done ]; do sleep 0.1; done; rm /tmp/flood.done; "
+              "dmesg | grep -c 'kdebug flood line'", timeout=120)
+    assert r.output.split() == ["300"]  # the guest's own log: the records went to the kernel
     console = g.transcript[start:]
     assert all(f"kdebug flood line {i}\r" in console for i in range(1, 301))
+    between = console[console.index("own line 1\r"):console.index("own line 599\r")]
+    assert "kdebug flood line" in between, "no record was printed inside the output"
+
+
+def test_a_background_job_prints_into_no_later_command(shared_guest):
+    """A job left running by one command: that command returns at once with
+    its own output, and what the job prints later is nobody's output."""
+    g = shared_guest
+    r = g.run("(sleep 2; echo late from the job) & echo started", timeout=30)
+    assert (r.status, r.output) == (0, "started\n")
+    assert r.seconds < 2, r.seconds
+    r = g.run("sleep 3; echo next", timeout=30)
+    assert (r.status, r.output) == (0, "next\n")
 
 
 def test_a_shell_that_stops_reading_is_a_timeout_not_a_hang():
