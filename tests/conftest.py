@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,12 @@ STRICT = os.environ.get("KDEBUG_REQUIRE_TOOLS") == "1"
 #: it); tests/vm/test_warm.py turns warm starts (kdebug.warm) back on in its
 #: own state directory, and compares them with cold boots.
 os.environ.setdefault("KDEBUG_WARM", "0")
+#: A suite started in the background of a script (`cmd &`, nohup) inherits
+#: SIGINT ignored, and so would every kdebug it starts: the Ctrl-C tests
+#: would then wait out their timeouts. A kdebug a user runs has the default.
+#: A handler of ours (not SIG_IGN) is reset to the default across exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):

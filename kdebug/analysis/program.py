@@ -15,8 +15,9 @@ from kdebug.errors import KernelError, PostmortemError, VmcoreError
 from kdebug.vmcore.locate import Dump
 
 #: What a collector raises on a dump or kernel it cannot fully read: its
-#: section is lost, not the report.
-COLLECTOR_ERRORS = (drgn.FaultError, LookupError, ValueError, AttributeError, TypeError)
+#: section is lost, not the report. MemoryError: libdrgn's ENOMEM, from a
+#: damaged size or count it was asked to allocate for.
+COLLECTOR_ERRORS = (drgn.FaultError, LookupError, ValueError, AttributeError, TypeError, MemoryError)
 DRGN_VERSION = drgn.__version__
 #: A read of memory the dump does not hold (filtered out, or never written).
 FaultError = drgn.FaultError
@@ -25,7 +26,10 @@ FaultError = drgn.FaultError
 #: drgn's errors for bytes of the dump that cannot be what they claim: a
 #: damaged header, page bitmap or descriptor, or page table. Translated once,
 #: here, into kdebug's VmcoreError naming what was being read (``reading``).
-DATA_ERRORS = (drgn.FaultError, drgn.BadDataError, drgn.OutOfBoundsError)
+#: MemoryError is libdrgn failing to allocate what a damaged size or count
+#: in the dump asked for (seen: a mutated 6.1 kdump dump, loading the
+#: modules' debug info); the allocation fails at once, nothing grows.
+DATA_ERRORS = (drgn.FaultError, drgn.BadDataError, drgn.OutOfBoundsError, MemoryError)
 _DAMAGED_HINT = "its headers, page bitmap or page descriptors are corrupt; copy or capture it again"
 
 
@@ -34,6 +38,8 @@ def damaged(path: Path, what: str, e: Exception) -> VmcoreError:
     msg = " ".join(str(getattr(e, "message", None) or e).split())
     if isinstance(e, drgn.FaultError):
         msg = f"{msg.removesuffix(f': {e.address:#x}')} at {e.address:#x}"
+    elif isinstance(e, MemoryError):
+        msg = "a size or count in it asks for more memory than this machine has"
     return VmcoreError(f"{path} is damaged: drgn cannot read {what}: {msg}", hint=_DAMAGED_HINT)
 
 
