@@ -47,7 +47,9 @@ def printed_marker(marker: str) -> str:
     start: the tty echoes a command typed ahead of the setup's `stty -echo`
     until that runs, and the echo, cut where it took effect, can end without
     a newline just before the marker (2 of 120 first commands of a long flood test, under load)."""
-    return rf"(?<!echo ){cuttable(marker)}\r*\n"
+    # Records can also come between the marker and its line's end, or
+    # between the tty's CR and LF.
+    return rf"(?<!echo ){cuttable(marker)}(?:\r|{KERNEL_RECORD})*\n"
 
 
 def kernel_free(text: str) -> str:

@@ -40,6 +40,9 @@ KVM_INTERNAL_ERROR = re.compile(r"(KVM internal error[^\r\n]*)")
 #: Where a command's output waits (one file per command, removed after it is
 #: printed): /init mounts a tmpfs on /tmp in every role.
 OUTPUT_FILE = "/tmp/.kdebug-out"
+#: How long the first line typed into a new shell waits for its answer
+#: before it is typed again (the shell answers within ~0.1 s under TCG).
+PROBE_SECONDS = 3.0
 #: What :meth:`Guest.expect` returns instead of an index.
 EOF = "eof"
 TIMEOUT = "timeout"
@@ -207,13 +210,12 @@ class Guest:
 
     # --- shell ------------------------------------------------------------------
 
-    def _setup_shell(self) -> None:
+    def _setup_shell(self, timeout: float) -> None:
         # No echo, no prompt, no line editing surprises. Kernel messages are
-        # already off the console: kdebug.loglevel= on the command line. Typed
-        # ahead of the first command, in the shell itself (a subshell would
-        # keep the exports), with no round trip of its own: echoed text never
-        # matches a marker, which must start its line.
-        self.child.sendline("stty -echo cols 1000 2>/dev/null; export TERM=dumb PS1='' PS2=''")
+        # already off the console: kdebug.loglevel= on the command line. In
+        # the shell itself (a subshell would keep the exports), with the
+        # shell's answer awaited: see _answer.
+        self._answer("stty -echo cols 1000 2>/dev/null; export TERM=dumb PS1='' PS2=''; ", timeout)
         self._shell_ready = True
 
     def _raw_run(self, command: str, timeout: float) -> CommandResult:
@@ -252,24 +254,47 @@ class Guest:
         if not self.alive():
             raise GuestError("the guest is not running")
         if not self._shell_ready:
-            self._setup_shell()
+            self._setup_shell(timeout)
         return self._raw_run(command, timeout)
 
     def wait_shell(self, timeout: float = 30.0) -> None:
         """Return once the shell has answered. At the ready line init is
         still starting it; after an answer the shell (and init, waiting for
-        it) sleeps until the next input. A builtin with an arithmetic
-        expansion: no fork, and the typed line's echo cannot match."""
-        self._seq += 1
-        tag = f"{os.getpid()}x{self._seq}"
-        self.child.sendline(f"echo __KD_W_{tag}_$((6*7))__")
-        try:
-            self.child.expect(re.compile(rf"__KD_W_{tag}_42__"), timeout=timeout)
-        except pexpect.TIMEOUT:
-            raise GuestError(f"guest shell did not answer within {timeout:g} s") from None
-        except pexpect.EOF:
-            raise GuestError("QEMU exited before its shell answered",
-                             hint=f"see {self.session.console_log}") from None
+        it) sleeps until the next input."""
+        self._answer("", timeout)
+
+    def _answer(self, prefix: str, timeout: float) -> None:
+        """Type ``prefix`` and an echo of a builtin arithmetic expansion (no
+        fork; the typed line's echo cannot match its answer) until the shell
+        answers: the line is typed again every PROBE_SECONDS, as a line typed
+        while the guest's shell starts has been lost (a first command that
+        got no answer at all, once in a full suite run). Both parts may run
+        twice; neither minds."""
+        deadline = time.monotonic() + timeout
+        tries = 0
+        while True:
+            tries += 1
+            self._seq += 1
+            tag = f"{os.getpid()}x{self._seq}"
+            self.child.sendline(f"{prefix}echo __KD_W_{tag}_$((6*7))__")
+            wait = min(PROBE_SECONDS, max(deadline - time.monotonic(), 0.1))
+            try:
+                i = self.child.expect([re.compile(rf"__KD_W_{tag}_42__"), pexpect.EOF, pexpect.TIMEOUT],
+                                      timeout=wait)
+            except OSError as e:
+                raise GuestError(f"console read failed: {e}") from None
+            if i == 0:
+                break
+            if i == 1:
+                raise GuestError("QEMU exited before its shell answered",
+                                 hint=f"see {self.session.console_log}")
+            if time.monotonic() >= deadline:
+                raise GuestError(f"guest shell did not answer within {timeout:g} s",
+                                 hint=f"typed {tries} times; see {self.session.console_log}")
+        if tries > 1:
+            self.warnings.append(Diagnosis(
+                "shell-retyped", f"the guest's shell answered none of the first {tries - 1} lines kdebug typed",
+                "nothing to do (kdebug typed it again); the console log shows what was lost"))
 
     # --- raw console (for what never returns: a trigger, sysrq-g) ----------------
 

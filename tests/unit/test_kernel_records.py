@@ -33,7 +33,9 @@ def test_the_begin_marker_as_printed_not_as_echoed():
            "sed -e 's/\\[/\\\\(/__KD_B_9x1__\r\r\nown line 1\r\r\n")
     m = begin.search(cut)
     assert m and cut[m.end():].startswith("own line 1")
-    assert begin.search(f"__KD_B{REC}_9x1__\r\n")
+    for printed in (f"__KD_B{REC}_9x1__\r\n", f"__KD_B_9x1__{REC}{CALLER}\r\n", f"__KD_B_9x1__\r{REC}\n"):
+        m = begin.search(printed + "own")
+        assert m and (printed + "own")[m.end():] == "own", printed
     for echoed in ("echo __KD_B_9x1__; ( true\r\n", "echo __KD_B_9x1__\r\r\n; ( true"):
         assert not begin.search(echoed), echoed
 
