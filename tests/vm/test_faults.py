@@ -261,3 +261,23 @@ def test_a_shell_that_stops_reading_is_a_timeout_not_a_hang():
     assert len(errors) == 1 and "did not finish within 10 s" in errors[0], err
     assert "Traceback" not in err
     assert not qemu_pids_for(f"-{p.pid}\0")  # -name kdebug-kd-DATE-PID
+
+
+def test_a_first_line_the_shell_swallows_is_typed_again(kernel):
+    """The first line kdebug types into a new shell is lost (here a `read`
+    typed before it takes it): kdebug types it again until the shell
+    answers, runs the command, and says so in a warning."""
+    from kdebug.guest.qemu import boot
+    from kdebug.plan.prepare import LaunchOptions, prepare
+    from kdebug.session import new_session
+
+    session = new_session()
+    try:
+        with boot(prepare(LaunchOptions(release=kernel.release), session).plan, session, timeout=120) as g:
+            g.send("read -r swallowed")
+            r = g.run("echo hi", timeout=30)
+            assert (r.status, r.output) == (0, "hi\n")
+            assert [w.code for w in g.warnings if w.code == "shell-retyped"] == ["shell-retyped"]
+            assert g.run("echo \"$swallowed\" | grep -c __KD_W_").output == "1\n"  # what the read took
+    finally:
+        session.remove()
