@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from kdebug.cachetrim import cap_bytes, trim, used
 from kdebug.errors import InitramfsError, ToolMissing, UsageError
 from kdebug.initramfs import modules as kmod
 from kdebug.initramfs.cpio import Archive, concat
@@ -331,6 +332,7 @@ def build_initramfs(recipe: Recipe, kernel: Kernel, output: Path | None = None, 
     if use_cache and cached.is_file() and manifest.is_file():
         meta = json.loads(manifest.read_text())
         result = Initramfs(cached, recipe.name, meta["files"], meta["warnings"], cached=True)
+        used(cached)
     else:
         warnings: list[str] = []
         arc = base_archive(recipe, kernel, extra_files, extra_modules, warnings, mdir)
@@ -358,6 +360,9 @@ def build_initramfs(recipe: Recipe, kernel: Kernel, output: Path | None = None, 
         tmp.write_bytes(concat(parts))
         tmp.replace(cached)
         manifest.write_text(json.dumps({"files": names, "warnings": warnings}))
+        # Extra files are keyed by path and mtime: each run of a test suite
+        # (or a user's temporary files) adds images, so the cache is capped.
+        trim(cached.parent, cap_bytes("initramfs"), keep=cached)
         result = Initramfs(cached, recipe.name, names, warnings)
     if output is not None:
         _install(result.path, output)

@@ -10,6 +10,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+from kdebug.cachetrim import cap_bytes, trim, used
 from kdebug.errors import ToolMissing, VmcoreError
 from kdebug.paths import cache_dir, find_tool
 
@@ -24,6 +25,7 @@ def reassemble(path: Path, timeout: float = 300.0) -> Path:
     key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
     out = cache_dir() / "vmcores" / f"{key}.kdump"
     if out.is_file():
+        used(out)
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".part")
@@ -40,4 +42,5 @@ def reassemble(path: Path, timeout: float = 300.0) -> Path:
         last = (res.stderr or res.stdout).strip().splitlines()
         raise VmcoreError(f"cannot reassemble flattened vmcore {path}: {last[-1] if last else res.returncode}")
     tmp.replace(out)
+    trim(out.parent, cap_bytes("vmcores"), keep=out)  # keyed by path and mtime: a new entry per dump
     return out

@@ -136,19 +136,3 @@ def changed_image(records: list[StateRecord], image: str, digest: str, stage: st
         if r.image == image and r.image_digest != digest and r.stage.split()[0] == stage.split()[0]:
             return r
     return None
-
-
-def evictions(entries: list[tuple[str, float, int]], cap_bytes: int, keep: str | None = None) -> list[str]:
-    """Keys to delete so the states fit in ``cap_bytes``, least recently
-    used first. ``entries``: (key, last use, bytes on disk); ``keep``: the
-    state just saved, never evicted for its own sake."""
-    total = sum(b for _, _, b in entries)
-    out = []
-    for key, _, size in sorted(entries, key=lambda e: e[1]):
-        if total <= cap_bytes:
-            break
-        if key == keep:
-            continue
-        out.append(key)
-        total -= size
-    return out

@@ -21,8 +21,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdebug.cachetrim import evictions
 from kdebug.paths import cache_dir
-from kdebug.warm.key import DEFAULT_CAP_MB, StateRecord, evictions
+from kdebug.warm.key import DEFAULT_CAP_MB, StateRecord
 
 STATE = "state"
 RECORD = "record.json"

@@ -1,10 +1,10 @@
-"""The warm-start key, record checks and eviction (kdebug.warm.key, pure)."""
+"""The warm-start key and record checks (kdebug.warm.key, pure)."""
 
 import dataclasses
 from pathlib import Path
 
 from kdebug.plan.plan import Drive, LaunchPlan, SerialPort
-from kdebug.warm.key import StateRecord, changed_image, evictions, fingerprint, refusal, start_line
+from kdebug.warm.key import StateRecord, changed_image, fingerprint, refusal, start_line
 
 PLAN = LaunchPlan(name="kdebug-a", image=Path("/boot/vmlinuz"), initrd=Path("/c/a.img"),
                   cmdline="console=ttyS0 crashkernel=128M", gdb_port=1111,
@@ -79,10 +79,3 @@ def test_record_round_trip_and_start_line():
     assert start_line(rec).startswith(f"warm (state {rec.key}, saved 20")
 
 
-def test_evictions_least_recently_used_until_under_the_cap():
-    entries = [("a", 10.0, 100), ("b", 30.0, 100), ("c", 20.0, 100)]
-    assert evictions(entries, 300) == []
-    assert evictions(entries, 250) == ["a"]
-    assert evictions(entries, 100) == ["a", "c"]
-    assert evictions(entries, 100, keep="a") == ["c", "b"]
-    assert evictions(entries, 0, keep="b") == ["a", "c"]
