@@ -25,6 +25,19 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def pytest_report_header(config):
+    """The suite writes dumps of 0.5 GB (several at once): say the room it has."""
+    where = Path(os.environ.get("TMPDIR", "/tmp"))
+    return f"kdebug: {shutil.disk_usage(where).free / 2**30:.1f} GiB free in {where}"
+
+
+def removed(*paths: Path) -> None:
+    """A fixture's teardown: its dumps go as soon as no test needs them
+    (pytest keeps a passing run's files until the run ends)."""
+    for p in paths:
+        shutil.rmtree(p, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         parts = Path(str(item.fspath)).parts

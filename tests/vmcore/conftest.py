@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import need_tool
+from tests.conftest import need_tool, removed
 
 
 @pytest.fixture(autouse=True)
@@ -20,14 +20,15 @@ def qemu_dump(tmp_path_factory, kernel):
     need_tool("qemu-system-x86_64")
     from tests.vmcore.dumps import make_qemu_dump
 
-    cache = {}
+    cache, dirs = {}, []
 
     def get(trigger: str):
         if trigger not in cache:
-            cache[trigger] = make_qemu_dump(tmp_path_factory.mktemp(f"qemu-{trigger}"), trigger,
-                                            release=kernel.release)
+            dirs.append(tmp_path_factory.mktemp(f"qemu-{trigger}"))
+            cache[trigger] = make_qemu_dump(dirs[-1], trigger, release=kernel.release)
         return cache[trigger]
-    return get
+    yield get
+    removed(*dirs)
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +40,9 @@ def kdump_oops(tmp_path_factory, kernel):
     from kdebug.plan.prepare import LaunchOptions
 
     out = tmp_path_factory.mktemp("kdump-oops") / "cap"
-    return capture(LaunchOptions(release=kernel.release, crashkernel="auto"),
-                   CaptureOptions(method="kdump", trigger="oops", out=out))
+    yield capture(LaunchOptions(release=kernel.release, crashkernel="auto"),
+                  CaptureOptions(method="kdump", trigger="oops", out=out))
+    removed(out.parent)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, need_tool
+from tests.conftest import ROOT, need_tool, removed
 
 STAMP, ERASED_STAMP = "202612020623", "202612020731"
 RHEL_DIR = "127.0.0.1-2026-12-02-06:40:12"
@@ -100,7 +100,8 @@ def var_crash(tmp_path_factory, qemu_dump, kdump_oops, kernel):
     (crash / "kexec_cmd").write_text("/sbin/kexec -p --command-line=...\n")
     (crash / "202612010000").mkdir()
     (crash / "202612010000" / "dmesg.202612010000").write_text("[    0.000000] Linux version\n")
-    return root
+    yield root
+    removed(root)
 
 
 def test_find_every_layout(var_crash):
