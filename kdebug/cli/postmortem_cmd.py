@@ -157,7 +157,12 @@ def _triage_run(directory, jobs, timeout, no_crash, vmlinux, db, broker, debugin
         return run(dumps, jobs=jobs, timeout=timeout, options=options, progress=progress)
     from kdebug.fleet.run import fleet_triage
 
-    res = fleet_triage(dumps, db=db, broker=broker, jobs=jobs, timeout=timeout, options=options,
+    queue = None
+    if broker:  # celery: the optional fleet extra, loaded only with a broker
+        from kdebug.fleet.queue import connect
+
+        queue = connect(broker)
+    res = fleet_triage(dumps, db=db, queue=queue, jobs=jobs, timeout=timeout, options=options,
                        progress=progress)
     if db:
         click.echo(f"kdebug: {res.analysed} analysed, {res.known} already known, "

@@ -141,11 +141,22 @@ class _Pending:
     queue: str = ANY_QUEUE  # where it was sent (queue_for its release)
 
 
-def connect(broker: str) -> Celery:
-    """The client's app, its broker answering (UsageError within seconds if not)."""
+@dataclass
+class BrokerQueue:
+    """The client's side of the queue (kdebug.fleet.run.DumpQueue)."""
+
+    app: Celery
+
+    def analyse(self, sites: list[tuple[DumpSite, str | None]], *, options: TriageOptions, timeout: float,
+                progress: Callable[[TriageEntry, str], None] | None = None) -> list[tuple[TriageEntry, str]]:
+        return analyse(self.app, sites, options=options, timeout=timeout, progress=progress)
+
+
+def connect(broker: str) -> BrokerQueue:
+    """The client's queue, its broker answering (UsageError within seconds if not)."""
     app = make_app(broker)
     check_broker(app)
-    return app
+    return BrokerQueue(app)
 
 
 def analyse(app: Celery, sites: list[tuple[DumpSite, str | None]], *, options: TriageOptions, timeout: float,

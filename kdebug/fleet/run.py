@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from kdebug.errors import KdebugError
 from kdebug.fleet.db import CrashDB, open_db
@@ -32,24 +33,30 @@ class FleetRun:
     upgraded: int = 0  # tier-0 rows this run replaced with the full report
 
 
-def fleet_triage(sites: list[DumpSite], *, db: str | None, broker: str | None, jobs: int, timeout: float,
-                 options: TriageOptions, progress: Callable[[TriageEntry], None] | None = None) -> FleetRun:
-    app = None
-    if broker:  # an unreachable broker is said before any dump is read
-        from kdebug.fleet.queue import connect  # celery: the optional fleet extra, only with a broker
+class DumpQueue(Protocol):
+    """Where dumps go to be analysed by workers (kdebug.fleet.queue.connect
+    gives the Celery one): ``analyse`` hands back (entry, worker name) per
+    (site, release), each also to ``progress`` as it arrives."""
 
-        app = connect(broker)
+    def analyse(self, sites: list[tuple[DumpSite, str | None]], *, options: TriageOptions, timeout: float,
+                progress: Callable[[TriageEntry, str], None] | None = None) -> list[tuple[TriageEntry, str]]: ...
+
+
+def fleet_triage(sites: list[DumpSite], *, db: str | None, queue: DumpQueue | None, jobs: int, timeout: float,
+                 options: TriageOptions, progress: Callable[[TriageEntry], None] | None = None) -> FleetRun:
+    """``queue`` None: every dump is analysed here, as plain triage does.
+    The caller connects it first, so an unreachable broker is said before
+    any dump is read."""
     crash_db = open_db(db) if db else None
     try:
-        return _run(sites, crash_db, app, jobs, timeout, options, progress)
+        return _run(sites, crash_db, queue, jobs, timeout, options, progress)
     finally:
         if crash_db is not None:
             crash_db.close()
 
 
-def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jobs: int, timeout: float,
+def _run(sites: list[DumpSite], crash_db: CrashDB | None, queue: DumpQueue | None, jobs: int, timeout: float,
          options: TriageOptions, progress: Callable[[TriageEntry], None] | None) -> FleetRun:
-    """``app`` is the queue's client (kdebug.fleet.queue.connect), None for a local run."""
     entries, hashes, stored = _on_record(sites, crash_db, options)
     first, todo = _to_analyse(len(sites), entries, hashes)
     # Each report is recorded as it arrives: a run cut short keeps what it analysed.
@@ -82,11 +89,9 @@ def _run(sites: list[DumpSite], crash_db: CrashDB | None, app: object | None, jo
         if progress:
             progress(entry)
 
-    if app is not None and todo:
-        from kdebug.fleet.queue import analyse  # celery: the optional fleet extra, only with a broker
-
-        analyse(app, [(sites[i], _release(sites[i])) for i in todo], options=options, timeout=timeout,
-                progress=arrived)
+    if queue is not None and todo:
+        queue.analyse([(sites[i], _release(sites[i])) for i in todo], options=options, timeout=timeout,
+                      progress=arrived)
         if local:  # a tier-0 report needs no debug info, so no worker: made here
             triage([sites[i] for i in local], jobs=jobs, timeout=timeout,
                    options=replace(options, debuginfo=False),

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from kdebug.errors import KdebugError
+from kdebug.postmortem.build import postmortem
 from kdebug.postmortem.triage import TriageOptions
 from kdebug.report.load import report_from_dict
 from kdebug.report.triage import TriageEntry, TriageError
@@ -38,8 +39,6 @@ def analyse_site(site: dict, options: dict, worker: str) -> dict:
     """Runs on the worker, in its pool process: the analysis the local run
     makes of one dump (postmortem of the dump's path). A KdebugError is this
     dump's answer; anything else propagates to the queue layer."""
-    from kdebug.postmortem.build import postmortem  # drgn: loaded by the pool process that analyses, not the queue's
-
     o = options_of(options)
     t0 = time.monotonic()
     try:

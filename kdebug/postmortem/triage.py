@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kdebug.errors import KdebugError
+from kdebug.postmortem.build import postmortem
 from kdebug.report.triage import TriageEntry, TriageError
 from kdebug.vmcore.layouts import DumpSite
 
@@ -36,8 +37,6 @@ def _worker(site: DumpSite, options: TriageOptions, conn) -> None:
     crash process it started."""
     os.setsid()
     try:
-        from kdebug.postmortem.build import postmortem  # drgn: loaded in the child only, not by the parent
-
         report = postmortem(site.vmcore, vmlinux=options.vmlinux, crash=options.crash,
                             crash_timeout=options.crash_timeout, debuginfo=options.debuginfo)
         result: object = report

@@ -63,7 +63,7 @@ def test_fleet_run_records_a_dump_it_cannot_read(tmp_path):
     (crash / "vmcore").write_bytes(b"\x7fELF" + b"\x00" * 60)  # a cut ELF header
     dbp = tmp_path / "c.sqlite"
     site = DumpSite(crash / "vmcore", "file")
-    res = fleet_triage([site], db=str(dbp), broker=None, jobs=1, timeout=60, options=TriageOptions(crash=False))
+    res = fleet_triage([site], db=str(dbp), queue=None, jobs=1, timeout=60, options=TriageOptions(crash=False))
     (entry,) = res.entries
     assert not entry.ok and res.recorded == 1
     with open_db(dbp) as db:
