@@ -74,5 +74,8 @@ def trim(directory: Path, cap: int, keep: Path | None = None) -> list[str]:
                        entry_key(keep.name) if keep is not None else None)
     for k in doomed:
         for p in groups[k][2]:
-            p.unlink(missing_ok=True)
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:
+                pass  # a cache this user cannot write: it still served, and the next trim tries again
     return doomed
