@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 
 def pytest_report_header(config):
     """The suite writes dumps of 0.5 GB (several at once): say the room it has."""
-    where = Path(os.environ.get("TMPDIR", "/tmp"))
+    where = tempfile.gettempdir()  # where pytest puts its basetemp
     return f"kdebug: {shutil.disk_usage(where).free / 2**30:.1f} GiB free in {where}"
 
 
