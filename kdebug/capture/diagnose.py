@@ -9,6 +9,7 @@ failures provoked for real (tests/vm/test_capture_faults.py).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from kdebug.capture.panicon import SWITCHES, Splat, switch_text
 from kdebug.model import PANIC_PREFIX
@@ -171,19 +172,28 @@ _INSMOD = re.compile(r"insmod: can't insert '([^']+)': (.+)")
 _VERMAGIC = re.compile(r"(\S+): version magic '([^']*)' should be '([^']*)'")
 
 
-def run_returned(status: int, output: str, *, waited: float, release: str | None = None,
+@dataclass(frozen=True)
+class RunOutput:
+    """What the console showed of a --run command that returned: its own
+    lines, and the kernel's records printed while it ran."""
+
+    own: str
+    kernel: str = ""
+
+
+def run_returned(status: int, output: RunOutput, *, waited: float, release: str | None = None,
                  modules: list[dict] | tuple = ()) -> Diagnosis:
     """The --run command ended and nothing crashed: its status and last output.
     ``waited``: how long after it returned kdebug watched for a late crash;
     ``modules``: capture.json's record of the modules given to the guest."""
-    tail = _last_lines(output, 4)
-    last = _last_lines(output, 2)[-200:] or "nothing"
+    tail = _last_lines(output.own, 4)
+    last = _last_lines(output.own, 2)[-200:] or "nothing"
     later = f" in the {waited:.0f} s after" if waited >= 1 else ""
-    if (m := _INSMOD.search(output)):
+    if (m := _INSMOD.search(output.own)):
         why = m.group(2).strip()
         fix = "read the kernel's reason above insmod's line in console-main.log"
-        if "invalid module format" in why.lower() or _VERMAGIC.search(output):
-            v = _VERMAGIC.search(output)
+        v = _VERMAGIC.search(output.kernel)
+        if "invalid module format" in why.lower() or v:
             # insmod checks the version magic against the running kernel's
             # release: the same string compare, made on the host's record.
             path = "/" + m.group(1).lstrip("/")
@@ -192,9 +202,10 @@ def run_returned(status: int, output: str, *, waited: float, release: str | None
             built = (f"{m.group(1)} was built for {magic[0]}, the guest runs {release}"
                      if magic and release and magic[0] != release else f"{m.group(1)} does not fit this kernel")
             fix = f"{built}: build it against the guest kernel's headers, /lib/modules/{release or '<release>'}/build"
+        kernel = _last_lines(output.kernel, 2)
         return Diagnosis("run-insmod-refused",
                          f"the --run command exited with status {status}: insmod refused {m.group(1)}: {why}",
-                         fix, tail)
+                         fix, f"{kernel} | {tail}" if kernel else tail)
     if status == 127:
         return Diagnosis("run-not-found", f"the --run command was not found in the guest (status 127: {last})",
                          "add the program to the guest with --add HOST[:GUEST] (its libraries come along)", tail)

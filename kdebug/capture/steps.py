@@ -27,6 +27,7 @@ from kdebug.capture.plan import (
 from kdebug.capture.record import Capture
 from kdebug.capture.triggers import MODULE_GUEST_PATH, Trigger
 from kdebug.errors import CaptureError, OutputError
+from kdebug.guest.console import cuttable, kernel_free, kernel_records, printed_marker
 from kdebug.guest.qemu import EOF, Guest, boot
 from kdebug.guest.qmp import Qmp
 from kdebug.kernel import Kernel
@@ -152,19 +153,30 @@ def arm(guest: Guest, trigger: Trigger, panic_on: tuple[str, ...] = panicon.DEFA
 #: (whole at any loglevel, see busybox-init.sh kd_say).
 RUN_START = re.compile(r"kdebug-run: start\r*\n")
 RUN_DONE = re.compile(r"kdebug-run: done status=(\d+)\s")
+#: The command's own output lies between two markers the shell prints on
+#: the tty, in line with it. The kernel's start and done records above go
+#: out at once, while the tty's buffer drains later: the done record can
+#: come before the command's last lines (one CI run on 6.12 saw it).
+RUN_OUT_BEGIN = "__KD_RUN_OUT__"
+RUN_OUT_END = "__KD_RUN_END__"
+_RUN_OUT_BEGIN = re.compile(printed_marker(RUN_OUT_BEGIN))
+RUN_OUT_ENDED = re.compile(cuttable(RUN_OUT_END))
 RUN_SCRIPT = "/tmp/kdebug-run.sh"
 #: What is typed to start it: short, so busybox's echo of it (its line
 #: editing echoes with the tty's echo off) is one known line to drop.
 RUN_TYPED = f"sh {RUN_SCRIPT}"
+#: How long the no-crash diagnosis waits for the tty to print the end marker.
+RUN_OUT_WAIT = 10.0
 
 
 def run_script(command: str) -> str:
-    """The reproducer between two markers that go through the kernel log:
-    whole at any loglevel, and never mistaken for the command's own echo."""
+    """The reproducer between two markers that go through the kernel log
+    (whole at any loglevel, never mistaken for the command's own echo), and
+    two on the tty around its own output."""
     # A subshell, so `exit N` ends the command, not the script; the newline
     # before ")" ends a trailing comment.
-    return (f'echo "<0>kdebug-run: start" > /dev/kmsg\n( {command}\n) </dev/null\n'
-            f'echo "<0>kdebug-run: done status=$?" > /dev/kmsg\n')
+    return (f'echo "<0>kdebug-run: start" > /dev/kmsg\necho {RUN_OUT_BEGIN}\n( {command}\n) </dev/null\n'
+            f'kd_s=$?\necho {RUN_OUT_END}\necho "<0>kdebug-run: done status=$kd_s" > /dev/kmsg\n')
 
 
 def write_run_script(guest: Guest, command: str) -> None:
@@ -184,16 +196,35 @@ _STAMP = re.compile(r"\[\s*\d+\.\d+\]\s*$")
 _ESC = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def run_output(console: str) -> str:
-    """What a --run command printed (kernel lines among it), from the
-    console after the trigger: between the markers, without the shell's
-    prompt and echo."""
-    text = _ESC.sub("", console.replace("\r", ""))
-    if (start := RUN_START.search(text)):
-        text = text[start.end():]
-    m = RUN_DONE.search(text)
-    text = _STAMP.sub("", text[:m.start()] if m else text)
-    return "\n".join(ln for ln in text.splitlines() if ln.strip() and not ln.rstrip().endswith(RUN_TYPED))
+def run_output(console: str) -> cdiag.RunOutput:
+    """What a --run command printed, from the console after the trigger,
+    and the kernel's records printed meanwhile. The command's own lines are
+    those between the tty's markers with the records taken out (a record is
+    printed whole, but anywhere in a line). A console of a script without
+    the tty markers: between the kernel's markers."""
+    text = _ESC.sub("", console)
+    if (begin := _RUN_OUT_BEGIN.search(text)):
+        text = text[begin.end():]
+        end = RUN_OUT_ENDED.search(text)
+        text = text[:end.start()] if end else text
+    else:
+        if (start := RUN_START.search(text)):
+            text = text[start.end():]
+        m = RUN_DONE.search(text)
+        text = _STAMP.sub("", text[:m.start()] if m else text)
+    records = [r.strip() for r in kernel_records(text + "\n") if not RUN_DONE.search(r)]
+    own = kernel_free(text + "\n").replace("\r", "")
+    lines = [ln for ln in own.splitlines() if ln.strip() and not ln.rstrip().endswith(RUN_TYPED)]
+    return cdiag.RunOutput("\n".join(lines), "\n".join(records))
+
+
+def wait_run_output(guest: Guest, offset: int, timeout: float = RUN_OUT_WAIT) -> str:
+    """The console after the trigger once the tty has printed the --run
+    command's end marker (or ``timeout`` passed: QEMU gone, a shell that
+    stopped printing); the command returned, so it comes."""
+    if not RUN_OUT_ENDED.search(guest.transcript, offset):
+        guest.expect([RUN_OUT_ENDED], timeout)
+    return guest.transcript[offset:]
 
 
 def fire(guest: Guest, trigger: Trigger, qmp: Qmp | None = None) -> int:
@@ -288,7 +319,7 @@ def no_crash_error(w: Watched, guest: Guest, offset: int, panic_on: tuple[str, .
     if w.splat is not None:
         d = cdiag.splat_without_panic(w.splat, panic_on, w.waited)
     elif w.status is not None and not w.timed_out and not w.exited:
-        d = cdiag.run_returned(w.status, run_output(guest.transcript[offset:]), waited=w.waited,
+        d = cdiag.run_returned(w.status, run_output(wait_run_output(guest, offset)), waited=w.waited,
                                release=release, modules=modules)
     else:
         return None

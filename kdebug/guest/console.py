@@ -58,6 +58,11 @@ def kernel_free(text: str) -> str:
     return _KERNEL_RECORD.sub("", text)
 
 
+def kernel_records(text: str) -> list[str]:
+    """The kernel records printed into ``text``, in order."""
+    return _KERNEL_RECORD.findall(text)
+
+
 def command_output(console: str) -> str:
     """A command's own output from the console text between kdebug's
     markers: its output as :data:`ESCAPE_OUTPUT` printed it, with kernel

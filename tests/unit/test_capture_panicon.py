@@ -14,7 +14,7 @@ import pytest
 from kdebug import elf
 from kdebug.capture import diagnose as cd
 from kdebug.capture import panicon
-from kdebug.capture.steps import RUN_DONE, run_output, run_script
+from kdebug.capture.steps import RUN_DONE, RUN_OUT_BEGIN, RUN_OUT_END, RUN_TYPED, run_output, run_script
 from kdebug.errors import UsageError
 from tests.unit.test_cli import one_line_error, run_kdebug
 
@@ -119,18 +119,24 @@ def _status(log: str) -> int:
 def test_run_not_found():
     log = (FIX / "run-not-found.log").read_text()
     out = run_output(log)
-    assert out == "/tmp/kdebug-run.sh: line 2: nosuchcmd: not found"
+    assert out.own == "/tmp/kdebug-run.sh: line 2: nosuchcmd: not found"
     d = cd.run_returned(_status(log), out, waited=0.5)
     assert d.code == "run-not-found" and "status 127" in d.cause and "nosuchcmd: not found" in d.cause
 
 
 def test_run_that_exits_without_crashing():
     log = (FIX / "run-returned.log").read_text()
-    assert run_output(log) == "hello"  # no prompt, no echo of what was typed, no marker
+    assert run_output(log) == cd.RunOutput("hello")  # no prompt, no echo of what was typed, no marker
     d = cd.run_returned(_status(log), run_output(log), waited=3.0)
     assert d.code == "run-returned"
     assert d.cause == ("the --run command exited with status 0 and the kernel did not crash in the 3 s after; "
                        "its last output: hello")
+
+
+def test_run_that_exits_recorded_with_the_tty_markers():
+    log = (FIX / "run-returned-tty.log").read_text()  # a real 6.12 console of the current script
+    assert run_output(log) == cd.RunOutput("hello-from-run")
+    assert _status(log) == 0
 
 
 def test_module_for_another_kernel_shows_insmods_error():
@@ -147,6 +153,41 @@ def test_run_script_keeps_the_command_whole():
     s = run_script("echo 'a b' # trailing comment")
     assert "( echo 'a b' # trailing comment\n) </dev/null\n" in s
     assert s.startswith('echo "<0>kdebug-run: start" > /dev/kmsg\n')
+
+
+def _tty_run(records_at: dict[int, str], own: str) -> str:
+    """A console of the current run script: ``own`` printed on the tty
+    between the markers, with kernel records cut in at character offsets."""
+    body = f"{RUN_OUT_BEGIN}\r\n{own}{RUN_OUT_END}\r\n"
+    for at in sorted(records_at, reverse=True):
+        body = body[:at] + records_at[at] + body[at:]
+    return f"{RUN_TYPED}\r\n[    6.697301] kdebug-run: start\r\n" + body
+
+
+def test_run_output_when_the_done_record_overtakes_the_tty():
+    """The kernel prints its records at once; the tty's buffer drains later.
+    So the done record (and others) can come before or inside the command's
+    last lines: one CI run on 6.12 lost 'hello-from-run' that way."""
+    done = "[    6.701805] kdebug-run: done status=0\r\n"
+    other = "[    6.702000] random: crng init done\r\n"
+    own = "first line\r\nhello-from-run\r\n"
+    for cut in range(len(RUN_OUT_BEGIN) + 3, len(RUN_OUT_BEGIN) + 2 + len(own) + len(RUN_OUT_END) + 1):
+        log = _tty_run({cut: done, len(RUN_OUT_BEGIN) + 2: other}, own)
+        out = run_output(log)
+        assert out == cd.RunOutput("first line\nhello-from-run", other.strip()), (cut, log)
+        d = cd.run_returned(_status(log), out, waited=3.0)
+        assert d.cause.endswith("its last output: first line | hello-from-run"), d.cause
+    # Output without a final newline: the end marker follows it on its line.
+    assert run_output(_tty_run({}, "no newline")).own == "no newline"
+    assert run_output(_tty_run({}, "")) == cd.RunOutput("")
+    assert cd.run_returned(0, cd.RunOutput(""), waited=3.0).cause.endswith("its last output: nothing")
+
+
+def test_run_output_keeps_the_commands_own_record_shaped_lines_out_of_last_output():
+    """A record-shaped line of the command's (dmesg) cannot be told from the
+    kernel's; it goes with the records, and the last output is the rest."""
+    out = run_output(_tty_run({}, "[    1.000000] from dmesg\r\nafter\r\n"))
+    assert out == cd.RunOutput("after", "[    1.000000] from dmesg")
 
 
 def test_module_identity_matches_kmod_and_binutils(default_kernel):
