@@ -134,7 +134,7 @@ def test_run_that_exits_without_crashing():
 
 
 def test_run_that_exits_recorded_with_the_tty_markers():
-    log = (FIX / "run-returned-tty.log").read_text()  # a real 6.12 console of the current script
+    log = (FIX / "run-returned-tty.log").read_text()  # a real 6.1 console of the current script
     assert run_output(log) == cd.RunOutput("hello-from-run")
     assert _status(log) == 0
 
