@@ -33,11 +33,18 @@ def evictions(entries: list[tuple[str, float, int]], cap_bytes: int, keep: str |
     return out
 
 
+def env_cap_bytes(name: str, default_mb: int) -> int:
+    """A cache's cap: environment variable ``name`` in MiB, else ``default_mb``."""
+    try:
+        mb = int(os.environ.get(name, default_mb))
+    except ValueError:
+        mb = default_mb
+    return max(mb, 0) << 20
+
+
 def cap_bytes(kind: str) -> int:
     """``kind``'s cap: KDEBUG_CACHE_CAP_MB (one figure for every trimmed cache) or its default."""
-    raw = os.environ.get(CAP_ENV, "")
-    mb = int(raw) if raw.isdigit() else CAPS_MB[kind]
-    return mb << 20
+    return env_cap_bytes(CAP_ENV, CAPS_MB[kind])
 
 
 def used(path: Path) -> None:

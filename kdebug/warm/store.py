@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kdebug.cachetrim import evictions
+from kdebug.cachetrim import env_cap_bytes, evictions
 from kdebug.paths import cache_dir
 from kdebug.warm.key import DEFAULT_CAP_MB, StateRecord
 
@@ -40,11 +40,7 @@ def root() -> Path:
 
 
 def cap_bytes() -> int:
-    try:
-        mb = int(os.environ.get("KDEBUG_WARM_CAP_MB", DEFAULT_CAP_MB))
-    except ValueError:
-        mb = DEFAULT_CAP_MB
-    return max(mb, 0) << 20
+    return env_cap_bytes("KDEBUG_WARM_CAP_MB", DEFAULT_CAP_MB)
 
 
 @dataclass
