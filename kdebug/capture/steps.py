@@ -151,10 +151,9 @@ def arm(guest: Guest, trigger: Trigger, panic_on: tuple[str, ...] = panicon.DEFA
 
 #: The end of a --run command, with its exit status, through the kernel log
 #: (whole at any loglevel, see busybox-init.sh kd_say).
-RUN_START = re.compile(r"kdebug-run: start\r*\n")
 RUN_DONE = re.compile(r"kdebug-run: done status=(\d+)\s")
 #: The command's own output lies between two markers the shell prints on
-#: the tty, in line with it. The kernel's start and done records above go
+#: the tty, in line with it. The kernel's start and done records go
 #: out at once, while the tty's buffer drains later: the done record can
 #: come before the command's last lines (one CI run on 6.12 saw it).
 RUN_OUT_BEGIN = "__KD_RUN_OUT__"
@@ -162,8 +161,8 @@ RUN_OUT_END = "__KD_RUN_END__"
 _RUN_OUT_BEGIN = re.compile(printed_marker(RUN_OUT_BEGIN))
 RUN_OUT_ENDED = re.compile(cuttable(RUN_OUT_END))
 RUN_SCRIPT = "/tmp/kdebug-run.sh"
-#: What is typed to start it: short, so busybox's echo of it (its line
-#: editing echoes with the tty's echo off) is one known line to drop.
+#: What is typed to start it (busybox's line editing echoes it with the
+#: tty's echo off, before the output's begin marker).
 RUN_TYPED = f"sh {RUN_SCRIPT}"
 #: How long the no-crash diagnosis waits for the tty to print the end marker.
 RUN_OUT_WAIT = 10.0
@@ -174,9 +173,10 @@ def run_script(command: str) -> str:
     (whole at any loglevel, never mistaken for the command's own echo), and
     two on the tty around its own output."""
     # A subshell, so `exit N` ends the command, not the script; the newline
-    # before ")" ends a trailing comment.
-    return (f'echo "<0>kdebug-run: start" > /dev/kmsg\necho {RUN_OUT_BEGIN}\n( {command}\n) </dev/null\n'
-            f'kd_s=$?\necho {RUN_OUT_END}\necho "<0>kdebug-run: done status=$kd_s" > /dev/kmsg\n')
+    # before ")" ends a trailing comment. The command stays on line 2, where
+    # the shell's messages about it point.
+    return (f'echo "<0>kdebug-run: start" > /dev/kmsg\necho {RUN_OUT_BEGIN}; ( {command}\n) </dev/null\n'
+            f'kd_s=$?; echo {RUN_OUT_END}; echo "<0>kdebug-run: done status=$kd_s" > /dev/kmsg\n')
 
 
 def write_run_script(guest: Guest, command: str) -> None:
@@ -192,30 +192,22 @@ def write_run_script(guest: Guest, command: str) -> None:
             raise CaptureError(f"cannot write the --run script in the guest: {r.output.strip()[-200:]}")
 
 
-_STAMP = re.compile(r"\[\s*\d+\.\d+\]\s*$")
 _ESC = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def run_output(console: str) -> cdiag.RunOutput:
     """What a --run command printed, from the console after the trigger,
-    and the kernel's records printed meanwhile. The command's own lines are
-    those between the tty's markers with the records taken out (a record is
-    printed whole, but anywhere in a line). A console of a script without
-    the tty markers: between the kernel's markers."""
+    and the kernel's records printed meanwhile: its own lines are those
+    between the tty's markers with the records taken out (a record is
+    printed whole, but anywhere in a line)."""
     text = _ESC.sub("", console)
     if (begin := _RUN_OUT_BEGIN.search(text)):
         text = text[begin.end():]
-        end = RUN_OUT_ENDED.search(text)
-        text = text[:end.start()] if end else text
-    else:
-        if (start := RUN_START.search(text)):
-            text = text[start.end():]
-        m = RUN_DONE.search(text)
-        text = _STAMP.sub("", text[:m.start()] if m else text)
+    if (end := RUN_OUT_ENDED.search(text)):
+        text = text[:end.start()]
     records = [r.strip() for r in kernel_records(text + "\n") if not RUN_DONE.search(r)]
     own = kernel_free(text + "\n").replace("\r", "")
-    lines = [ln for ln in own.splitlines() if ln.strip() and not ln.rstrip().endswith(RUN_TYPED)]
-    return cdiag.RunOutput("\n".join(lines), "\n".join(records))
+    return cdiag.RunOutput("\n".join(ln for ln in own.splitlines() if ln.strip()), "\n".join(records))
 
 
 def wait_run_output(guest: Guest, offset: int, timeout: float = RUN_OUT_WAIT) -> str:

@@ -133,12 +133,6 @@ def test_run_that_exits_without_crashing():
                        "its last output: hello")
 
 
-def test_run_that_exits_recorded_with_the_tty_markers():
-    log = (FIX / "run-returned-tty.log").read_text()  # a real 6.1 console of the current script
-    assert run_output(log) == cd.RunOutput("hello-from-run")
-    assert _status(log) == 0
-
-
 def test_module_for_another_kernel_shows_insmods_error():
     log = (FIX / "run-insmod-6.1-ko-on-6.12.log").read_text()
     mods = [{"guest": "/m.ko", "vermagic": "6.1.0-57-cloud-amd64 SMP preempt mod_unload modversions "}]
